@@ -1,0 +1,1 @@
+"""mailsuite: a standalone mail server suite on one asyncio loop."""
