@@ -1,0 +1,305 @@
+"""The one schema of mailsuite's settings.
+
+Every field has a type, a default and a one-line description; the example YAML and
+`mailsuite check-config` are driven from here. Unknown keys are errors everywhere
+(`extra="forbid"`), so a misspelt key never silently falls back to a default.
+
+Paths are relative to the folder that holds the config file; `loader.load_config` makes them
+absolute before anyone else sees them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?i?b?)\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+
+
+def _duration(value: Any) -> Any:
+    """Accept `90`, `"90s"`, `"15m"`, `"72h"`, `"5d"`, `"1w"` and give seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 15m, 72h or 5d")
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, str):
+        match = _DURATION.match(value.lower())
+        if match:
+            return int(match.group(1)) * _UNITS[match.group(2)]
+    raise ValueError("expected a duration such as 30s, 15m, 72h or 5d")
+
+
+def _size(value: Any) -> Any:
+    """Accept `1048576`, `"512K"`, `"25M"`, `"1G"` (powers of 1024) and give bytes."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 512K, 25M or 1G")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        match = _SIZE.match(value)
+        if match:
+            return int(match.group(1)) * _SIZE_UNITS[match.group(2)[:1].lower()]
+    raise ValueError("expected a size such as 512K, 25M or 1G")
+
+
+Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
+Size = Annotated[int, BeforeValidator(_size), Field(ge=0)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
+
+
+def _hostport(value: Any) -> Any:
+    """`HOST:PORT` or `[v6]:PORT`; null disables the listener."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError("expected HOST:PORT (for example 127.0.0.1:1143) or null")
+    host, sep, port = value.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"{value!r} is not HOST:PORT (for example 127.0.0.1:1143)")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"port {port!r} is not a number from 0 to 65535")
+    return (host, int(port))
+
+
+HostPort = Annotated[tuple[str, int] | None, BeforeValidator(_hostport)]
+
+
+class Listen(Section):
+    """Where each service listens; null turns a service off. Port 0 picks a free port."""
+
+    smtp: HostPort = Field(None, description="MX: mail from the internet for our domains (25).")
+    submission: HostPort = Field(
+        None, description="Submission for our users, STARTTLS then AUTH (587)."
+    )
+    submissions: HostPort = Field(None, description="Submission over implicit TLS (465).")
+    imap: HostPort = Field(None, description="IMAP with STARTTLS (143).")
+    imaps: HostPort = Field(None, description="IMAP over implicit TLS (993).")
+    pop3: HostPort = Field(None, description="POP3 with STLS (110).")
+    pop3s: HostPort = Field(None, description="POP3 over implicit TLS (995).")
+    web: HostPort = Field(None, description="The haslo web site (443, or 8080 in the demo).")
+
+
+class Paths(Section):
+    """Files and folders; relative paths are resolved against the config file's folder."""
+
+    maildirs: Path = Field(Path("../maildirs"), description="Root of every user's Maildir.")
+    database: Path = Field(
+        Path("../var/mailsuite.sqlite"), description="The SQLite directory database."
+    )
+    spool: Path = Field(Path("../var/spool"), description="The outbound queue's durable spool.")
+    tls_cert: Path = Field(Path("../var/tls/cert.pem"), description="TLS certificate chain (PEM).")
+    tls_key: Path = Field(Path("../var/tls/key.pem"), description="TLS private key (PEM).")
+    secret_key: Path = Field(
+        Path("../var/secret.key"),
+        description="Key that encrypts external-account passwords at rest (created, mode 0600).",
+    )
+    dkim_keys: Path = Field(Path("../var/dkim"), description="Folder of DKIM private keys.")
+
+
+class Tls(Section):
+    """TLS certificates and how strictly plaintext is refused."""
+
+    self_signed: bool = Field(
+        False,
+        description="Generate a self-signed certificate for `hostname` on first start when "
+        "the cert and key files are missing (the demo's setting). Off: they must exist.",
+    )
+    allow_plaintext_auth_on_loopback: bool = Field(
+        False,
+        description="Allow LOGIN/AUTH before TLS for clients on 127.0.0.0/8 and ::1. "
+        "For the demo and tests only; never on a public server.",
+    )
+
+
+class PasswordPolicy(Section):
+    """Rules new passwords must follow; each broken rule is named to the user."""
+
+    min_length: int = Field(8, ge=1, le=72, description="Fewest characters.")
+    max_length: int = Field(64, ge=1, le=72, description="Most characters (bcrypt reads 72 bytes).")
+    require_upper: bool = Field(False, description="At least one upper-case letter.")
+    require_lower: bool = Field(False, description="At least one lower-case letter.")
+    require_digit: bool = Field(False, description="At least one digit.")
+    require_special: bool = Field(False, description="At least one special character (!@#$…).")
+    forbid_special: bool = Field(False, description="Letters and digits only.")
+    forbid_non_ascii: bool = Field(
+        False, description="No letters outside ASCII (no Polish letters: ą, ę, ł…)."
+    )
+    forbid_login: bool = Field(True, description="Must not contain the login or address.")
+    history: int = Field(0, ge=0, le=50, description="Refuse the last N passwords again.")
+
+
+class Throttle(Section):
+    """Login throttling shared by SMTP, IMAP, POP3 and the web site."""
+
+    max_failures_per_ip: int = Field(
+        10, ge=1, description="Failed logins from one client address within `window`."
+    )
+    max_failures_per_account: int = Field(
+        5, ge=1, description="Failed logins for one account within `window`."
+    )
+    window: Duration = Field(900, description="How far back failures count.")
+    lockout: Duration = Field(900, description="How long logins are refused once over a limit.")
+
+
+class Limits(Section):
+    """Sizes and counts; every one has a clear refusal."""
+
+    message_size: Size = Field(
+        25 * 1024**2, ge=1024, description="Largest message (SMTP SIZE, IMAP APPEND literal)."
+    )
+    line_length: int = Field(8192, ge=512, description="Longest protocol command line in bytes.")
+    connections: int = Field(1000, ge=1, description="Open connections per service.")
+    connections_per_ip: int = Field(50, ge=1, description="Open connections per client address.")
+    recipients: int = Field(100, ge=1, description="Recipients of one SMTP transaction.")
+
+
+class Accounts(Section):
+    """Account lifecycle: temporary passwords, activation links, codes."""
+
+    temporary_password_lifetime: Duration = Field(
+        14 * 86400, description="A temporary password expires this long after it is issued."
+    )
+    activation_link_lifetime: Duration = Field(
+        72 * 3600, description="How long an activation link works (the seed's 72 hours)."
+    )
+    login_code_lifetime: Duration = Field(600, description="How long an e-mailed code works.")
+    login_code_attempts: int = Field(5, ge=1, description="Tries per e-mailed code.")
+    bcrypt_rounds: int = Field(12, ge=4, le=16, description="bcrypt cost factor.")
+    auth_workers: int = Field(
+        4, ge=1, le=64, description="Threads that run bcrypt, so logins never block the loop."
+    )
+
+
+class SmtpSettings(Section):
+    """SMTP receiving, submission and the outbound queue."""
+
+    catch_all: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per-domain catch-all: domain -> address that gets unknown local parts.",
+    )
+    relay_host: HostPort = Field(
+        None, description="Send all outbound mail through this smarthost instead of MX lookup."
+    )
+    relay_username: str | None = Field(None, description="AUTH user for the relay host.")
+    relay_password: str | None = Field(None, description="AUTH password for the relay host.")
+    nameservers: list[str] = Field(
+        default_factory=list, description="DNS resolvers for MX lookups (empty: the system's)."
+    )
+    queue_lifetime: Duration = Field(5 * 86400, description="Give up and bounce after this.")
+    retry_initial: Duration = Field(300, description="First retry delay; doubles each time.")
+    retry_max: Duration = Field(3 * 3600, description="Longest delay between retries.")
+    delivery_workers: int = Field(8, ge=1, description="Outbound deliveries at once.")
+    dkim_selector: str = Field("mail", description="DKIM selector for our domains' keys.")
+
+
+class ImapSettings(Section):
+    """IMAP sessions."""
+
+    idle_timeout: Duration = Field(
+        1800, description="Autologout after this long without a command."
+    )
+    max_connections_per_user: int = Field(20, ge=1, description="Open sessions per account.")
+
+
+class Pop3Settings(Section):
+    """POP3 sessions."""
+
+    idle_timeout: Duration = Field(600, description="Close after this long without a command.")
+
+
+class WebSettings(Section):
+    """The haslo web site."""
+
+    base_url: str | None = Field(
+        None,
+        description="Public address of the site, as users see it (e.g. https://haslo.example.pl). "
+        "Default: derived from `hostname` and `listen.web`.",
+    )
+    tls: bool = Field(True, description="Serve HTTPS with the suite's certificate.")
+    terms: str = Field(
+        "Korzystając z poczty akceptuję regulamin usługi.",
+        description="Terms the user accepts on first login to the account page.",
+    )
+    metrics_allow: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1/32", "::1/128"],
+        description="Client networks allowed to read /metrics.",
+    )
+    mail_from: str | None = Field(
+        None, description="Sender of the site's e-mails (default: postmaster@ first domain)."
+    )
+
+
+class FetcherSettings(Section):
+    """External accounts pulled into users' mailboxes."""
+
+    interval: Duration = Field(300, description="Poll each external account this often.")
+    max_accounts_per_user: int = Field(4, ge=0, description="External accounts per user.")
+    concurrency: int = Field(4, ge=1, description="Accounts fetched at once.")
+    timeout: Duration = Field(60, description="Timeout of every remote call.")
+
+
+class Migration(Section):
+    """Moving users from an old mail system (legacy logins)."""
+
+    window_start: date | None = Field(None, description="First day legacy logins are accepted.")
+    cutoff: date | None = Field(None, description="From this day legacy logins are refused.")
+
+
+class Settings(Section):
+    """mailsuite's whole configuration (config/mailsuite.yaml)."""
+
+    hostname: str = Field(description="This server's host name (HELO, certificates, links).")
+    domains: list[str] = Field(min_length=1, description="Mail domains this server is MX for.")
+    listen: Listen = Field(default_factory=Listen, description="Listener addresses.")
+    paths: Paths = Field(default_factory=Paths, description="Files and folders.")
+    tls: Tls = Field(default_factory=Tls, description="TLS.")
+    password_policy: PasswordPolicy = Field(default_factory=PasswordPolicy, description="Rules.")
+    throttle: Throttle = Field(default_factory=Throttle, description="Login throttling.")
+    limits: Limits = Field(default_factory=Limits, description="Sizes and counts.")
+    accounts: Accounts = Field(default_factory=Accounts, description="Account lifecycle.")
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings, description="SMTP.")
+    imap: ImapSettings = Field(default_factory=ImapSettings, description="IMAP.")
+    pop3: Pop3Settings = Field(default_factory=Pop3Settings, description="POP3.")
+    web: WebSettings = Field(default_factory=WebSettings, description="Web site.")
+    fetcher: FetcherSettings = Field(default_factory=FetcherSettings, description="Fetcher.")
+    migration: Migration = Field(default_factory=Migration, description="Migration.")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
+
+    @field_validator("hostname")
+    @classmethod
+    def _check_hostname(cls, value: str) -> str:
+        if not _HOSTNAME.match(value.lower()):
+            raise ValueError(f"{value!r} is not a valid host name")
+        return value.lower()
+
+    @field_validator("domains")
+    @classmethod
+    def _check_domains(cls, value: list[str]) -> list[str]:
+        bad = [d for d in value if not _HOSTNAME.match(d.lower())]
+        if bad:
+            raise ValueError(f"not valid domain names: {', '.join(map(repr, bad))}")
+        lowered = [d.lower() for d in value]
+        if len(set(lowered)) != len(lowered):
+            raise ValueError("a domain is listed twice")
+        return lowered
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+        return value.upper()
