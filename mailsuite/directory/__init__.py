@@ -1,0 +1,26 @@
+"""The directory of accounts, aliases, tokens, throttling and audit (SQLite)."""
+
+from mailsuite.directory.directory import Directory, token_digest
+from mailsuite.directory.models import (
+    Account,
+    Alias,
+    AlreadyExists,
+    DirectoryError,
+    InvalidAddress,
+    NoSuchAccount,
+    Token,
+    normalize_address,
+)
+
+__all__ = [
+    "Account",
+    "Alias",
+    "AlreadyExists",
+    "Directory",
+    "DirectoryError",
+    "InvalidAddress",
+    "NoSuchAccount",
+    "Token",
+    "normalize_address",
+    "token_digest",
+]

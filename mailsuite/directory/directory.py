@@ -1,0 +1,438 @@
+"""The directory: accounts, aliases, tokens, login throttling and the audit log in SQLite.
+
+This is the only module that speaks SQL about accounts; the web site, the CLI and the auth
+path all call these methods, so a PostgreSQL backend would be a second implementation of this
+class rather than a rewrite. It never touches Maildirs and never sees a plain password:
+callers hash first (`mailsuite.passwords`).
+
+Calls are synchronous. SQLite answers these in well under a millisecond, so the event loop may
+call them directly; a lock makes the one connection safe for the worker threads too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from mailsuite.directory.models import (
+    Account,
+    Alias,
+    AlreadyExists,
+    DirectoryError,
+    InvalidAddress,
+    NoSuchAccount,
+    Token,
+    normalize_address,
+)
+from mailsuite.directory.schema import MIGRATIONS
+
+Clock = Callable[[], float]
+
+
+def token_digest(secret: str) -> str:
+    """Tokens and codes are stored only as this digest, so a copied database opens nothing."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class Directory:
+    """One SQLite directory database; `domains` are the mail domains accounts may live in."""
+
+    def __init__(self, path: Path, domains: list[str], *, clock: Clock = time.time) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.domains = [d.lower() for d in domains]
+        self.clock = clock
+        self._lock = threading.RLock()
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        self.db = sqlite_utils.Database(conn)
+        self._migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.conn.close()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        with self._lock:
+            version = self.db.conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise DirectoryError(
+                    f"{self.path} was written by a newer mailsuite (schema {version}); upgrade"
+                )
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                self.db.conn.executescript(
+                    f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
+                )
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; BEGIN IMMEDIATE so two processes never deadlock upgrading."""
+        with self._lock:
+            conn = self.db.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _rows(self, sql: str, params: tuple | dict = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.db.query(sql, params))
+
+    @staticmethod
+    def _account(row: dict[str, Any] | None) -> Account | None:
+        if row is None:
+            return None
+        row = dict(row)
+        row["must_change"] = bool(row["must_change"])
+        return Account(**row)
+
+    # -- accounts ---------------------------------------------------------------------------
+
+    def check_address(self, address: str) -> str:
+        """Normalise an address and require one of our domains."""
+        address = normalize_address(address)
+        domain = address.rpartition("@")[2]
+        if domain not in self.domains:
+            raise InvalidAddress(
+                f"{domain!r} is not one of this server's domains ({', '.join(self.domains)})"
+            )
+        return address
+
+    def get_account(self, address: str) -> Account | None:
+        rows = self._rows("SELECT * FROM accounts WHERE address = ?", (address.strip().lower(),))
+        return self._account(rows[0] if rows else None)
+
+    def require_account(self, address: str) -> Account:
+        account = self.get_account(address)
+        if account is None:
+            raise NoSuchAccount(f"no account {address.strip().lower()!r}")
+        return account
+
+    def account_by_id(self, account_id: int) -> Account | None:
+        rows = self._rows("SELECT * FROM accounts WHERE id = ?", (account_id,))
+        return self._account(rows[0] if rows else None)
+
+    def list_accounts(self, domain: str | None = None) -> list[Account]:
+        if domain:
+            rows = self._rows(
+                "SELECT * FROM accounts WHERE domain = ? ORDER BY address", (domain.lower(),)
+            )
+        else:
+            rows = self._rows("SELECT * FROM accounts ORDER BY domain, local")
+        return [a for a in map(self._account, rows) if a is not None]
+
+    def add_account(
+        self,
+        address: str,
+        *,
+        password_hash: str | None,
+        name: str = "",
+        contact: str | None = None,
+        temporary: bool = False,
+        temp_expires: float | None = None,
+        legacy_login: str | None = None,
+    ) -> Account:
+        """Create an account; an address taken by an account or alias is refused."""
+        address = self.check_address(address)
+        if contact is not None:
+            contact = normalize_address(contact)
+        local, _, domain = address.rpartition("@")
+        now = self.clock()
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM accounts WHERE address = ?", (address,)).fetchone():
+                raise AlreadyExists(f"account {address!r} already exists")
+            if conn.execute("SELECT 1 FROM aliases WHERE alias = ?", (address,)).fetchone():
+                raise AlreadyExists(f"{address!r} is already an alias")
+            if (
+                legacy_login
+                and conn.execute(
+                    "SELECT 1 FROM accounts WHERE legacy_login = ?", (legacy_login,)
+                ).fetchone()
+            ):
+                raise AlreadyExists(f"legacy login {legacy_login!r} is already in use")
+            conn.execute(
+                "INSERT INTO accounts (address, local, domain, name, contact, password_hash,"
+                " must_change, temp_expires, legacy_login, created, password_changed)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    address,
+                    local,
+                    domain,
+                    name,
+                    contact,
+                    password_hash,
+                    int(temporary),
+                    temp_expires if temporary else None,
+                    legacy_login,
+                    now,
+                    None if temporary else now,
+                ),
+            )
+        self.audit("account.add", address, "temporary password" if temporary else "")
+        return self.require_account(address)
+
+    def set_password(
+        self,
+        address: str,
+        password_hash: str,
+        *,
+        temporary: bool = False,
+        temp_expires: float | None = None,
+    ) -> Account:
+        """Replace the password; a permanent one clears the must-change flag and is remembered
+        in the history so the reuse rule can refuse it later."""
+        account = self.require_account(address)
+        now = self.clock()
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE accounts SET password_hash = ?, must_change = ?, temp_expires = ?,"
+                " password_changed = ? WHERE id = ?",
+                (
+                    password_hash,
+                    int(temporary),
+                    temp_expires if temporary else None,
+                    None if temporary else now,
+                    account.id,
+                ),
+            )
+            if account.password_hash and not account.must_change:
+                conn.execute(
+                    "INSERT INTO password_history (account_id, password_hash, created)"
+                    " VALUES (?, ?, ?)",
+                    (account.id, account.password_hash, now),
+                )
+        self.audit("password.temporary" if temporary else "password.change", account.address)
+        return self.require_account(account.address)
+
+    def password_history(self, address: str, count: int) -> list[str]:
+        """The last `count` permanent password hashes before the current one, newest first."""
+        account = self.require_account(address)
+        rows = self._rows(
+            "SELECT password_hash FROM password_history WHERE account_id = ?"
+            " ORDER BY created DESC, rowid DESC LIMIT ?",
+            (account.id, count),
+        )
+        return [r["password_hash"] for r in rows]
+
+    def set_state(self, address: str, state: str) -> Account:
+        if state not in ("active", "disabled"):
+            raise DirectoryError(f"unknown state {state!r}")
+        account = self.require_account(address)
+        with self.transaction() as conn:
+            conn.execute("UPDATE accounts SET state = ? WHERE id = ?", (state, account.id))
+        self.audit(f"account.{'enable' if state == 'active' else 'disable'}", account.address)
+        return self.require_account(account.address)
+
+    def update_account(self, address: str, **fields: Any) -> Account:
+        """Change profile fields: name, contact, legacy_login, terms_accepted, last_login."""
+        allowed = {"name", "contact", "legacy_login", "terms_accepted", "last_login"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise DirectoryError(f"cannot change {', '.join(sorted(unknown))}")
+        if fields.get("contact"):
+            fields["contact"] = normalize_address(fields["contact"])
+        account = self.require_account(address)
+        if not fields:
+            return account
+        assignments = ", ".join(f"{key} = ?" for key in fields)
+        try:
+            with self.transaction() as conn:
+                conn.execute(
+                    f"UPDATE accounts SET {assignments} WHERE id = ?",
+                    (*fields.values(), account.id),
+                )
+        except sqlite3.IntegrityError:
+            raise AlreadyExists(f"legacy login {fields.get('legacy_login')!r} is in use") from None
+        return self.require_account(account.address)
+
+    def delete_account(self, address: str) -> Account:
+        """Remove the account and the aliases that point at it; its mail is the store's."""
+        account = self.require_account(address)
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM aliases WHERE target = ?", (account.address,))
+            conn.execute("DELETE FROM accounts WHERE id = ?", (account.id,))
+        self.audit("account.delete", account.address)
+        return account
+
+    # -- resolution -------------------------------------------------------------------------
+
+    def resolve_login(self, login: str) -> Account | None:
+        """The account a typed login means: full address, alias, or legacy login."""
+        login = login.strip()
+        if not login or len(login) > 254:
+            return None
+        lowered = login.lower()
+        if "@" in lowered:
+            account = self.get_account(lowered)
+            if account is not None:
+                return account
+            rows = self._rows("SELECT target FROM aliases WHERE alias = ?", (lowered,))
+            return self.get_account(rows[0]["target"]) if rows else None
+        rows = self._rows("SELECT * FROM accounts WHERE legacy_login = ?", (login,))
+        return self._account(rows[0] if rows else None)
+
+    def resolve_recipient(self, address: str) -> list[Account]:
+        """Accounts that receive mail sent to `address` (empty when nobody does)."""
+        address = address.strip().lower()
+        account = self.get_account(address)
+        if account is not None:
+            return [account]
+        rows = self._rows("SELECT target FROM aliases WHERE alias = ?", (address,))
+        targets = [self.get_account(r["target"]) for r in rows]
+        return [t for t in targets if t is not None]
+
+    def addresses_of(self, account: Account) -> list[str]:
+        """The addresses this account may send as: its own and its aliases."""
+        rows = self._rows(
+            "SELECT alias FROM aliases WHERE target = ? ORDER BY alias", (account.address,)
+        )
+        return [account.address, *(r["alias"] for r in rows)]
+
+    # -- aliases ----------------------------------------------------------------------------
+
+    def add_alias(self, alias: str, target: str) -> Alias:
+        alias = self.check_address(alias)
+        target_account = self.require_account(target)
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM accounts WHERE address = ?", (alias,)).fetchone():
+                raise AlreadyExists(f"{alias!r} is an account, not free for an alias")
+            if conn.execute("SELECT 1 FROM aliases WHERE alias = ?", (alias,)).fetchone():
+                raise AlreadyExists(f"alias {alias!r} already exists")
+            conn.execute(
+                "INSERT INTO aliases (alias, target, created) VALUES (?, ?, ?)",
+                (alias, target_account.address, self.clock()),
+            )
+        self.audit("alias.add", target_account.address, alias)
+        return Alias(alias, target_account.address, self.clock())
+
+    def delete_alias(self, alias: str) -> None:
+        alias = alias.strip().lower()
+        with self.transaction() as conn:
+            cursor = conn.execute("DELETE FROM aliases WHERE alias = ?", (alias,))
+            if cursor.rowcount == 0:
+                raise NoSuchAccount(f"no alias {alias!r}")
+        self.audit("alias.delete", None, alias)
+
+    def list_aliases(self) -> list[Alias]:
+        return [Alias(**r) for r in self._rows("SELECT * FROM aliases ORDER BY alias")]
+
+    # -- tokens (activation links, reset links, one-time codes) ------------------------------
+
+    def create_token(self, kind: str, address: str, secret: str, lifetime: float) -> Token:
+        """Store a token by digest only; earlier unused tokens of the same kind stop working,
+        so only the newest link or code in the user's inbox is valid."""
+        account = self.require_account(address)
+        now = self.clock()
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE tokens SET used = ? WHERE account_id = ? AND kind = ? AND used IS NULL",
+                (now, account.id, kind),
+            )
+            cursor = conn.execute(
+                "INSERT INTO tokens (kind, account_id, token_hash, created, expires)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (kind, account.id, token_digest(secret), now, now + lifetime),
+            )
+            token_id = cursor.lastrowid
+        return self._token(token_id)
+
+    def _token(self, token_id: int | None) -> Token:
+        rows = self._rows(
+            "SELECT id, kind, account_id, created, expires, used, attempts FROM tokens"
+            " WHERE id = ?",
+            (token_id,),
+        )
+        return Token(**rows[0])
+
+    def find_token(self, kind: str, secret: str) -> Token | None:
+        """The token with this secret, used or not, expired or not: the caller says which."""
+        rows = self._rows(
+            "SELECT id, kind, account_id, created, expires, used, attempts FROM tokens"
+            " WHERE kind = ? AND token_hash = ?",
+            (kind, token_digest(secret)),
+        )
+        return Token(**rows[0]) if rows else None
+
+    def latest_token(self, kind: str, address: str) -> Token | None:
+        account = self.require_account(address)
+        rows = self._rows(
+            "SELECT id, kind, account_id, created, expires, used, attempts FROM tokens"
+            " WHERE kind = ? AND account_id = ? ORDER BY id DESC LIMIT 1",
+            (kind, account.id),
+        )
+        return Token(**rows[0]) if rows else None
+
+    def token_matches(self, token: Token, secret: str) -> bool:
+        """Compare a secret with a stored token in constant time and count the attempt."""
+        rows = self._rows("SELECT token_hash FROM tokens WHERE id = ?", (token.id,))
+        with self.transaction() as conn:
+            conn.execute("UPDATE tokens SET attempts = attempts + 1 WHERE id = ?", (token.id,))
+        return bool(rows) and hmac.compare_digest(rows[0]["token_hash"], token_digest(secret))
+
+    def use_token(self, token: Token) -> bool:
+        """Mark a token used; False when another request used it first (single use)."""
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE tokens SET used = ? WHERE id = ? AND used IS NULL", (self.clock(), token.id)
+            )
+        return cursor.rowcount == 1
+
+    # -- login throttling -------------------------------------------------------------------
+
+    def record_failure(self, keys: list[str]) -> None:
+        now = self.clock()
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO login_failures (key, at) VALUES (?, ?)", [(k, now) for k in keys]
+            )
+
+    def failures_since(self, key: str, since: float) -> tuple[int, float | None]:
+        """How many failures `key` has had since `since`, and when the newest was."""
+        rows = self._rows(
+            "SELECT count(*) AS n, max(at) AS last FROM login_failures WHERE key = ? AND at >= ?",
+            (key, since),
+        )
+        return rows[0]["n"], rows[0]["last"]
+
+    def clear_failures(self, keys: list[str], *, older_than: float | None = None) -> None:
+        with self.transaction() as conn:
+            for key in keys:
+                conn.execute("DELETE FROM login_failures WHERE key = ?", (key,))
+            if older_than is not None:
+                conn.execute("DELETE FROM login_failures WHERE at < ?", (older_than,))
+
+    # -- audit ------------------------------------------------------------------------------
+
+    def audit(
+        self, event: str, address: str | None = None, detail: str = "", remote_ip: str | None = None
+    ) -> None:
+        """Record who did what; callers never pass secrets in `detail`."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO audit (at, event, address, remote_ip, detail) VALUES (?, ?, ?, ?, ?)",
+                (self.clock(), event, address, remote_ip, detail),
+            )
+
+    def audit_log(self, address: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        if address:
+            return self._rows(
+                "SELECT * FROM audit WHERE address = ? ORDER BY id DESC LIMIT ?",
+                (address.lower(), limit),
+            )
+        return self._rows("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,))

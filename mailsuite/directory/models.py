@@ -1,0 +1,81 @@
+"""What the directory hands out: plain frozen records, never live database rows."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Deliberately narrower than RFC 5321's local part: these names become Maildir folder names
+# and logins typed on phones, so quoted strings and exotic characters are refused up front.
+_LOCAL = re.compile(r"^[a-z0-9!#$%&'*+=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+=?^_`{|}~-]+)*$")
+_DOMAIN = re.compile(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+class DirectoryError(Exception):
+    """A request the directory refuses; the message is fit to show an admin or user."""
+
+
+class NoSuchAccount(DirectoryError):
+    pass
+
+
+class AlreadyExists(DirectoryError):
+    pass
+
+
+class InvalidAddress(DirectoryError):
+    pass
+
+
+def normalize_address(address: str) -> str:
+    """Lower-case and check an address; raise InvalidAddress saying what is wrong."""
+    address = address.strip().lower()
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain:
+        raise InvalidAddress(f"{address!r} is not an e-mail address (expected local@domain)")
+    if len(local) > 64 or not _LOCAL.match(local):
+        raise InvalidAddress(f"{address!r}: the part before @ has characters not allowed here")
+    if len(address) > 254 or not _DOMAIN.match(domain):
+        raise InvalidAddress(f"{address!r}: {domain!r} is not a valid domain")
+    return address
+
+
+@dataclass(frozen=True)
+class Account:
+    id: int
+    address: str
+    local: str
+    domain: str
+    name: str
+    contact: str | None
+    password_hash: str | None
+    must_change: bool
+    temp_expires: float | None
+    state: str
+    legacy_login: str | None
+    created: float
+    password_changed: float | None
+    last_login: float | None
+    terms_accepted: float | None
+
+    @property
+    def active(self) -> bool:
+        return self.state == "active"
+
+
+@dataclass(frozen=True)
+class Alias:
+    alias: str
+    target: str
+    created: float
+
+
+@dataclass(frozen=True)
+class Token:
+    id: int
+    kind: str
+    account_id: int
+    created: float
+    expires: float
+    used: float | None
+    attempts: int
