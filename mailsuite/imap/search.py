@@ -1,0 +1,232 @@
+"""SEARCH evaluation (RFC 3501 6.4.4) over a selected folder's messages.
+
+A search key is compiled once into a predicate. Keys about flags, UIDs, sequence numbers,
+sizes and internal dates are answered from the index entries alone; only HEADER, BODY, TEXT
+and the SENT* keys load the message, and then once per message. Callers run `search` through
+``ctx.run_io`` because it is proportional to the mailbox size.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.errors
+import email.header
+import email.policy
+import email.utils
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from mailsuite.imap.message import Part, parse
+from mailsuite.imap.parser import SearchKey
+
+_FILE_KEYS = frozenset({"HEADER", "BODY", "TEXT", "SENTBEFORE", "SENTON", "SENTSINCE"})
+
+
+class MessageEntry(Protocol):
+    uid: int
+    size: int
+    internal_date: Any
+    flags: frozenset[str]
+
+
+class Candidate:
+    """One message under test; the file is read at most once, and only when a key needs it."""
+
+    __slots__ = ("_data", "_root", "_text", "entry", "loader", "recent", "seq")
+
+    def __init__(
+        self, seq: int, entry: MessageEntry, recent: bool, loader: Callable[[int], bytes]
+    ) -> None:
+        self.seq = seq
+        self.entry = entry
+        self.recent = recent
+        self.loader = loader
+        self._data: bytes | None = None
+        self._root: Part | None = None
+        self._text: str | None = None
+
+    @property
+    def data(self) -> bytes:
+        if self._data is None:
+            self._data = self.loader(self.entry.uid)
+        return self._data
+
+    @property
+    def root(self) -> Part:
+        if self._root is None:
+            self._root = parse(self.data)
+        return self._root
+
+    def body_text(self) -> str:
+        """The body as a reader sees it: raw, plus every text part decoded, lower-cased."""
+        if self._text is None:
+            raw = self.root.body_bytes()
+            chunks = [raw.decode("utf-8", "replace")]
+            try:
+                msg = email.message_from_bytes(self.data, policy=email.policy.default)
+                for part in msg.walk():
+                    if part.get_content_maintype() == "text":
+                        chunks.append(part.get_content())
+            except (LookupError, ValueError, TypeError, AttributeError):
+                pass  # undecodable parts are still searched in their raw form above
+            self._text = "\n".join(chunks).casefold()
+        return self._text
+
+
+def needs_file(key: SearchKey) -> bool:
+    name = key[0]
+    if name in _FILE_KEYS:
+        return True
+    if name == "NOT":
+        return needs_file(key[1])
+    if name == "OR":
+        return needs_file(key[1]) or needs_file(key[2])
+    if name == "AND":
+        return any(needs_file(k) for k in key[1])
+    return False
+
+
+def _date_of(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.datetime.fromtimestamp(float(value), dt.UTC).date()
+
+
+def _decode_header(raw: bytes) -> str:
+    text = raw.decode("utf-8", "replace")
+    try:
+        return str(email.header.make_header(email.header.decode_header(text)))
+    except (LookupError, ValueError, email.errors.HeaderParseError):
+        return text
+
+
+def _sent_date(c: Candidate) -> dt.date | None:
+    raw = c.root.header_value(b"Date")
+    if raw is None:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(raw.decode("ascii", "replace")).date()
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+Predicate = Callable[[Candidate], bool]
+
+
+def compile_key(key: SearchKey, largest_seq: int, largest_uid: int) -> Predicate:
+    """Turn a parsed key into a predicate; `largest_*` give ``*`` its value."""
+    name = key[0]
+    if name == "ALL":
+        return lambda c: True
+    if name in ("FLAG", "NOFLAG"):
+        flag = key[1]
+        want = name == "FLAG"
+        if flag == "\\Recent":
+            return lambda c: c.recent == want
+        folded = flag.casefold()
+        if flag.startswith("\\"):
+            return lambda c: (flag in c.entry.flags) == want
+        # keywords are case-insensitive (RFC 3501 2.3.2 atoms)
+        return lambda c: any(f.casefold() == folded for f in c.entry.flags) == want
+    if name == "SEQ":
+        bounds = key[1].bounds(largest_seq)
+        return lambda c: any(lo <= c.seq <= hi for lo, hi in bounds)
+    if name == "UID":
+        bounds = key[1].bounds(largest_uid)
+        return lambda c: any(lo <= c.entry.uid <= hi for lo, hi in bounds)
+    if name == "LARGER":
+        n = key[1]
+        return lambda c: c.entry.size > n
+    if name == "SMALLER":
+        n = key[1]
+        return lambda c: c.entry.size < n
+    if name in ("BEFORE", "ON", "SINCE"):
+        # RFC 3501 6.4.4: internal date, disregarding time and timezone
+        return _date_predicate(name, key[1], lambda c: _date_of(c.entry.internal_date))
+    if name in ("SENTBEFORE", "SENTON", "SENTSINCE"):
+        return _date_predicate(name[4:], key[1], _sent_date)
+    if name == "HEADER":
+        field, needle = key[1].encode("ascii", "replace"), key[2].casefold()
+
+        def header(c: Candidate) -> bool:
+            for fname, raw in c.root.fields():
+                if fname == field:
+                    if not needle:  # RFC 3501 6.4.4: empty string matches any such header
+                        return True
+                    value = raw.split(b":", 1)[1].replace(b"\r\n", b"").replace(b"\n", b"")
+                    if needle in _decode_header(value.strip()).casefold():
+                        return True
+            return False
+
+        return header
+    if name == "BODY":
+        needle = key[1].casefold()
+        return lambda c: needle in c.body_text()
+    if name == "TEXT":
+        needle = key[1].casefold()
+        return lambda c: (
+            needle in _decode_header(c.root.header_bytes()).casefold() or needle in c.body_text()
+        )
+    if name == "NOT":
+        inner = compile_key(key[1], largest_seq, largest_uid)
+        return lambda c: not inner(c)
+    if name == "OR":
+        a = compile_key(key[1], largest_seq, largest_uid)
+        b = compile_key(key[2], largest_seq, largest_uid)
+        return lambda c: a(c) or b(c)
+    if name == "AND":
+        # cheap index-only keys first, so file keys run only on survivors
+        keys = sorted(key[1], key=needs_file)
+        preds = [compile_key(k, largest_seq, largest_uid) for k in keys]
+        return lambda c: all(p(c) for p in preds)
+    raise ValueError(f"unknown search key {name}")
+
+
+def _date_predicate(op: str, day: dt.date, get: Callable[[Candidate], dt.date | None]) -> Predicate:
+    def check(c: Candidate) -> bool:
+        value = get(c)
+        if value is None:
+            return False
+        if op == "BEFORE":
+            return value < day
+        if op == "ON":
+            return value == day
+        return value >= day
+
+    return check
+
+
+@dataclass
+class SearchResult:
+    seqs: list[int]
+    uids: list[int]
+
+
+def search(
+    key: SearchKey,
+    entries: Sequence[MessageEntry],
+    recent: set[int],
+    loader: Callable[[int], bytes],
+) -> SearchResult:
+    """Messages of `entries` (in sequence order) matching `key`; `loader(uid)` reads a file.
+
+    Messages that vanished from disk since the snapshot are skipped, not reported as errors.
+    """
+    largest_uid = entries[-1].uid if entries else 0
+    pred = compile_key(key, len(entries), largest_uid)
+    seqs: list[int] = []
+    uids: list[int] = []
+    for i, entry in enumerate(entries, 1):
+        c = Candidate(i, entry, entry.uid in recent, loader)
+        try:
+            hit = pred(c)
+        except (FileNotFoundError, KeyError):
+            continue
+        if hit:
+            seqs.append(i)
+            uids.append(entry.uid)
+    return SearchResult(seqs, uids)
