@@ -101,7 +101,7 @@ def test_index_keys_do_not_read_files(program, uids):
     "program, uids",
     [
         ('SUBJECT "hello"', [10, 12]),
-        ("SUBJECT {7}\r\nzażółć", [11]),
+        ("SUBJECT {10}\r\nzażółć", [11]),
         ("FROM ala", [10, 11, 12]),
         ("TO BOB@example.org", [10, 11, 12]),
         ("CC cec", [10, 11, 12]),
