@@ -1,0 +1,3 @@
+from mailsuite.cli import main
+
+main()

@@ -1,0 +1,354 @@
+"""The `mailsuite` command: serve the suite, check the config, manage accounts and aliases.
+
+Admin commands call the same directory functions as the web site. Passwords never appear on
+the command line (they would land in shell history and `ps`): they are read from standard
+input with `--password-stdin`, or generated with `--temporary` and printed once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mailsuite import policy
+from mailsuite.config import ConfigError, Settings, config_path, load_config
+from mailsuite.directory import Directory, DirectoryError
+from mailsuite.passwords import MAX_PASSWORD_BYTES, generate_temporary, hash_password_sync
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def config_option(func: Any) -> Any:
+    return click.option(
+        "--config",
+        "config",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Config file (default: $MAILSUITE_CONFIG, else config/mailsuite.yaml).",
+    )(func)
+
+
+def _settings(path: Path | None, *, check_files: bool = False) -> Settings:
+    try:
+        return load_config(path, check_files=check_files)
+    except ConfigError as exc:
+        click.echo(exc.report(), err=True)
+        sys.exit(1)
+
+
+def _directory(settings: Settings) -> Directory:
+    return Directory(settings.paths.database, settings.domains)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(package_name="mailsuite")
+def main() -> None:
+    """mailsuite: SMTP, IMAP, POP3 and the haslo web site on one Maildir store."""
+
+
+@main.command()
+@config_option
+@click.option(
+    "--ready-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Once every listener is up, write their bound addresses here as JSON.",
+)
+def serve(config: Path | None, ready_file: Path | None) -> None:
+    """Run every configured service until SIGTERM or SIGINT."""
+    from mailsuite.logs import setup_logging
+    from mailsuite.serve import StartupError
+    from mailsuite.serve import serve as run
+
+    path = config_path(config)
+    settings = _settings(path, check_files=True)
+    setup_logging(settings.log_level)
+    try:
+        asyncio.run(run(settings, path.resolve(), ready_file))
+    except StartupError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+@main.command("check-config")
+@config_option
+def check_config(config: Path | None) -> None:
+    """Report every problem in the config at once (exit 1), or summarise a valid one."""
+    path = config_path(config)
+    settings = _settings(path, check_files=True)
+    listeners = [f"{k}={h}:{p}" for k, v in settings.listen if v for h, p in [v]]
+    click.echo(
+        f"{path}: OK: {settings.hostname}, domains {', '.join(settings.domains)}; "
+        f"{len(listeners)} listener(s): {' '.join(listeners) or 'none'}"
+    )
+
+
+@main.command("config-example")
+def config_example() -> None:
+    """Print every config key with its default and description, as YAML."""
+    from mailsuite.config.example import example_yaml
+
+    click.echo(example_yaml(), nl=False)
+
+
+# -- users ----------------------------------------------------------------------------------
+
+
+@main.group(context_settings=CONTEXT)
+def user() -> None:
+    """Add, list, change and remove mail accounts."""
+
+
+def _read_password(settings: Settings, logins: list[str]) -> str:
+    """One line from standard input, checked against the password policy."""
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        _fail("no password on standard input")
+    if len(password.encode()) > MAX_PASSWORD_BYTES:
+        _fail(f"the password is longer than {MAX_PASSWORD_BYTES} bytes")
+    broken = policy.check(settings.password_policy, password, logins)
+    if broken:
+        rules = "; ".join(b.text("en") for b in broken)
+        _fail(f"the password breaks the policy: {rules}")
+    return password
+
+
+def _password_args(settings: Settings, address: str, stdin: bool, temporary: bool) -> tuple:
+    if stdin == temporary:
+        _fail("give exactly one of --password-stdin or --temporary")
+    rounds = settings.accounts.bcrypt_rounds
+    if temporary:
+        password = generate_temporary()
+        expires = time.time() + settings.accounts.temporary_password_lifetime
+        return password, hash_password_sync(password, rounds), expires
+    password = _read_password(settings, [address])
+    return None, hash_password_sync(password, rounds), None
+
+
+@user.command("add")
+@click.argument("address")
+@click.option("--name", default="", help="Display name.")
+@click.option("--contact", help="Contact e-mail outside this server (resets, codes, invites).")
+@click.option("--legacy-login", help="Old login accepted during the migration window.")
+@click.option("--password-stdin", "stdin", is_flag=True, help="Read the password from stdin.")
+@click.option(
+    "--temporary",
+    is_flag=True,
+    help="Generate a temporary password, print it once; the user "
+    "must change it on the web site before any protocol login.",
+)
+@config_option
+def user_add(
+    address: str,
+    name: str,
+    contact: str | None,
+    legacy_login: str | None,
+    stdin: bool,
+    temporary: bool,
+    config: Path | None,
+) -> None:
+    """Create the account ADDRESS (its Maildir is created on first delivery or login)."""
+    settings = _settings(config)
+    directory = _directory(settings)
+    try:
+        address = directory.check_address(address)
+        if directory.get_account(address):
+            _fail(f"account {address!r} already exists")
+        shown, password_hash, expires = _password_args(settings, address, stdin, temporary)
+        account = directory.add_account(
+            address,
+            password_hash=password_hash,
+            name=name,
+            contact=contact,
+            temporary=temporary,
+            temp_expires=expires,
+            legacy_login=legacy_login,
+        )
+    except DirectoryError as exc:
+        _fail(str(exc))
+    click.echo(f"created {account.address}")
+    if shown:
+        click.echo(f"temporary password (shown once): {shown}")
+        click.echo(f"it expires {_when(expires)}; the user changes it at the web site first")
+
+
+@user.command("passwd")
+@click.argument("address")
+@click.option("--password-stdin", "stdin", is_flag=True, help="Read the password from stdin.")
+@click.option("--temporary", is_flag=True, help="Generate a temporary password, print it once.")
+@config_option
+def user_passwd(address: str, stdin: bool, temporary: bool, config: Path | None) -> None:
+    """Set a new password for ADDRESS."""
+    settings = _settings(config)
+    directory = _directory(settings)
+    try:
+        account = directory.require_account(address)
+        shown, password_hash, expires = _password_args(settings, account.address, stdin, temporary)
+        directory.set_password(
+            account.address, password_hash, temporary=temporary, temp_expires=expires
+        )
+    except DirectoryError as exc:
+        _fail(str(exc))
+    click.echo(f"password changed for {account.address}")
+    if shown:
+        click.echo(f"temporary password (shown once): {shown}")
+
+
+@user.command("list")
+@click.option("--domain", help="Only this domain.")
+@config_option
+def user_list(domain: str | None, config: Path | None) -> None:
+    """List accounts with their state."""
+    directory = _directory(_settings(config))
+    accounts = directory.list_accounts(domain)
+    if not accounts:
+        click.echo("no accounts")
+        return
+    width = max(len(a.address) for a in accounts)
+    click.echo(f"{'ADDRESS':<{width}}  STATE     PASSWORD   LAST LOGIN        NAME")
+    for a in accounts:
+        pw = "temporary" if a.must_change else "set" if a.password_hash else "none"
+        click.echo(
+            f"{a.address:<{width}}  {a.state:<8}  {pw:<9}  {_when(a.last_login):<16}  {a.name}"
+        )
+
+
+@user.command("show")
+@click.argument("address")
+@config_option
+def user_show(address: str, config: Path | None) -> None:
+    """Show one account in full (never its password)."""
+    settings = _settings(config)
+    directory = _directory(settings)
+    try:
+        a = directory.require_account(address)
+    except DirectoryError as exc:
+        _fail(str(exc))
+    aliases = directory.addresses_of(a)[1:]
+    rows = [
+        ("address", a.address),
+        ("name", a.name or "-"),
+        ("contact", a.contact or "-"),
+        ("state", a.state),
+        ("password", "temporary (must change)" if a.must_change else "set"),
+        ("temporary expires", _when(a.temp_expires)),
+        ("legacy login", a.legacy_login or "-"),
+        ("aliases", ", ".join(aliases) or "-"),
+        ("created", _when(a.created)),
+        ("password changed", _when(a.password_changed)),
+        ("last login", _when(a.last_login)),
+        ("maildir", str(settings.paths.maildirs / a.domain / a.local)),
+    ]
+    for key, value in rows:
+        click.echo(f"{key + ':':<19}{value}")
+
+
+@user.command("disable")
+@click.argument("address")
+@config_option
+def user_disable(address: str, config: Path | None) -> None:
+    """Refuse every login for ADDRESS (mail is still received)."""
+    directory = _directory(_settings(config))
+    try:
+        directory.set_state(address, "disabled")
+    except DirectoryError as exc:
+        _fail(str(exc))
+    click.echo(f"disabled {address.lower()}")
+
+
+@user.command("enable")
+@click.argument("address")
+@config_option
+def user_enable(address: str, config: Path | None) -> None:
+    """Allow logins for ADDRESS again."""
+    directory = _directory(_settings(config))
+    try:
+        directory.set_state(address, "active")
+    except DirectoryError as exc:
+        _fail(str(exc))
+    click.echo(f"enabled {address.lower()}")
+
+
+@user.command("del")
+@click.argument("address")
+@click.option("--purge", is_flag=True, help="Also delete the account's Maildir and all its mail.")
+@config_option
+def user_del(address: str, purge: bool, config: Path | None) -> None:
+    """Delete ADDRESS and its aliases; its mail stays on disk unless --purge."""
+    settings = _settings(config)
+    directory = _directory(settings)
+    try:
+        account = directory.delete_account(address)
+    except DirectoryError as exc:
+        _fail(str(exc))
+    if purge:
+        from mailsuite.store import Store
+
+        Store(settings.paths.maildirs).purge(account.address)
+        click.echo(f"deleted {account.address} and its mail")
+    else:
+        kept = settings.paths.maildirs / account.domain / account.local
+        click.echo(f"deleted {account.address}; its mail is kept in {kept}")
+
+
+# -- aliases --------------------------------------------------------------------------------
+
+
+@main.group(context_settings=CONTEXT)
+def alias() -> None:
+    """Extra addresses that deliver to an account (and that it may send as)."""
+
+
+@alias.command("add")
+@click.argument("alias_address", metavar="ALIAS")
+@click.argument("target")
+@config_option
+def alias_add(alias_address: str, target: str, config: Path | None) -> None:
+    """Deliver mail for ALIAS to the account TARGET."""
+    directory = _directory(_settings(config))
+    try:
+        created = directory.add_alias(alias_address, target)
+    except DirectoryError as exc:
+        _fail(str(exc))
+    click.echo(f"{created.alias} -> {created.target}")
+
+
+@alias.command("del")
+@click.argument("alias_address", metavar="ALIAS")
+@config_option
+def alias_del(alias_address: str, config: Path | None) -> None:
+    """Remove ALIAS."""
+    directory = _directory(_settings(config))
+    try:
+        directory.delete_alias(alias_address)
+    except DirectoryError as exc:
+        _fail(str(exc))
+    click.echo(f"deleted alias {alias_address.lower()}")
+
+
+@alias.command("list")
+@config_option
+def alias_list(config: Path | None) -> None:
+    """List aliases and their targets."""
+    aliases = _directory(_settings(config)).list_aliases()
+    if not aliases:
+        click.echo("no aliases")
+    for a in aliases:
+        click.echo(f"{a.alias} -> {a.target}")

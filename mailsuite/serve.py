@@ -1,0 +1,155 @@
+"""`mailsuite serve`: every service on one asyncio loop.
+
+Twisted's asyncio reactor is installed inside the running loop before any protocol module is
+imported (they import the reactor at import time), and started without its signal handlers
+so that this module owns SIGTERM, SIGINT and SIGHUP. `reactor.stop()` would stop the asyncio
+loop under our feet, so shutdown closes each service itself: stop accepting, let in-flight
+work finish within the grace period, then leave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import logging
+import os
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from mailsuite.auth import Authenticator
+from mailsuite.config import Settings
+from mailsuite.context import Context, Running
+from mailsuite.directory import Directory
+from mailsuite.passwords import Hasher
+from mailsuite.services import BACKGROUND, LISTENERS
+from mailsuite.store import Store
+from mailsuite.tls import TLSMaterial
+
+log = logging.getLogger("mailsuite.serve")
+
+SHUTDOWN_GRACE = 4.0
+
+
+class StartupError(Exception):
+    """A service could not start; the message names the listener and the reason."""
+
+
+def _install_reactor(loop: asyncio.AbstractEventLoop) -> None:
+    from twisted.internet import asyncioreactor
+
+    asyncioreactor.install(loop)
+    from twisted.internet import reactor
+
+    reactor.startRunning(installSignalHandlers=False)  # type: ignore[attr-defined]
+
+
+def _entry(spec: str):  # type: ignore[no-untyped-def]
+    module, _, function = spec.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def build_context(
+    settings: Settings, config_path: Path, loop: asyncio.AbstractEventLoop
+) -> Context:
+    directory = Directory(settings.paths.database, settings.domains)
+    store = Store(settings.paths.maildirs)
+    store.attach_loop(loop)
+    hasher = Hasher(settings.accounts.bcrypt_rounds, settings.accounts.auth_workers)
+    return Context(
+        settings=settings,
+        config_path=config_path,
+        directory=directory,
+        store=store,
+        auth=Authenticator(settings, directory, hasher),
+        tls=TLSMaterial.for_settings(settings),
+        loop=loop,
+        io_pool=ThreadPoolExecutor(max_workers=16, thread_name_prefix="io"),
+    )
+
+
+async def start_services(ctx: Context) -> dict[str, Running]:
+    """Start every configured listener, then the background services.
+
+    On failure, what was started is closed again and StartupError says which listener failed.
+    """
+    started: dict[str, Running] = {}
+    try:
+        for key, where in ctx.settings.listen:
+            if where is None:
+                continue
+            spec = LISTENERS.get(key)
+            if spec is None:
+                log.warning("listen.%s is set but this version has no %s server; skipped", key, key)
+                continue
+            host, port = where
+            try:
+                running = await _entry(spec)(ctx, host, port)
+            except OSError as exc:
+                raise StartupError(
+                    f"listen.{key}: cannot listen on {host}:{port}: {exc.strerror}"
+                ) from None
+            started[key] = running
+            bound = running.address
+            log.info("%s listening on %s:%s", key, *(bound or (host, port)))
+        for spec in BACKGROUND:
+            started[spec] = await _entry(spec)(ctx)
+    except BaseException:
+        await stop_services(started)
+        raise
+    return started
+
+
+async def stop_services(started: dict[str, Running]) -> None:
+    async def close(name: str, service: Running) -> None:
+        try:
+            await service.close()
+        except Exception:
+            log.exception("%s did not close cleanly", name)
+
+    tasks = [asyncio.ensure_future(close(n, s)) for n, s in reversed(started.items())]
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE)
+    for task in pending:
+        task.cancel()
+    if pending:
+        log.warning("%d service(s) did not stop within %.0f s", len(pending), SHUTDOWN_GRACE)
+
+
+def _write_ready(path: Path, started: dict[str, Running]) -> None:
+    """Tell a supervisor (or a test) where each listener is bound, atomically."""
+    data = {name: list(s.address) for name, s in started.items() if s.address is not None}
+    data["pid"] = os.getpid()  # type: ignore[assignment]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)
+
+
+async def serve(settings: Settings, config_path: Path, ready_file: Path | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then shut down within the grace period."""
+    loop = asyncio.get_running_loop()
+    _install_reactor(loop)
+    ctx = build_context(settings, config_path, loop)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        ctx.services = await start_services(ctx)
+        if ready_file is not None:
+            _write_ready(ready_file, ctx.services)
+        log.info("mailsuite ready: %s for %s", settings.hostname, ", ".join(settings.domains))
+        await stop.wait()
+        log.info("shutting down")
+        await stop_services(ctx.services)
+    finally:
+        from twisted.internet import reactor
+
+        pool = getattr(reactor, "threadpool", None)
+        if pool is not None:
+            pool.stop()
+        ctx.io_pool.shutdown(wait=True)
+        ctx.auth.hasher.shutdown()
+        ctx.directory.close()
+    log.info("stopped")

@@ -1,0 +1,11 @@
+"""What `serve` can start: a `listen:` key's server, and services without a socket.
+
+Each entry is "module:function"; the module is imported only when its listener is configured,
+after the Twisted reactor is installed. The functions' contract is in docs/internals.md.
+"""
+
+from __future__ import annotations
+
+LISTENERS: dict[str, str] = {}
+
+BACKGROUND: list[str] = []

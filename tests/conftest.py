@@ -1,0 +1,208 @@
+"""Fixtures that run the real suite: `mailsuite serve` in a subprocess on free ports.
+
+Tests talk to it with real clients. Accounts are created through the same directory
+functions the CLI uses; nothing of ours is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mailsuite.directory import Account, Directory
+from mailsuite.passwords import hash_password_sync
+
+ROOT = Path(__file__).resolve().parent.parent
+ALL_LISTENERS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "web")
+DEFAULT_PASSWORD = "Secret123"
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def make_config(tmp: Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A config on 127.0.0.1 port 0 for every listener, state kept under `tmp`."""
+    base = {
+        "hostname": "mail.example.test",
+        "domains": ["example.test", "example.org"],
+        "listen": {name: "127.0.0.1:0" for name in ALL_LISTENERS},
+        "paths": {
+            "maildirs": str(tmp / "maildirs"),
+            "database": str(tmp / "var" / "mailsuite.sqlite"),
+            "spool": str(tmp / "var" / "spool"),
+            "tls_cert": str(tmp / "var" / "tls" / "cert.pem"),
+            "tls_key": str(tmp / "var" / "tls" / "key.pem"),
+            "secret_key": str(tmp / "var" / "secret.key"),
+            "dkim_keys": str(tmp / "var" / "dkim"),
+        },
+        "tls": {"self_signed": True, "allow_plaintext_auth_on_loopback": True},
+        "web": {"tls": False},
+        # Cost 4 keeps tests fast; the cost is a setting, the code path is the same.
+        "accounts": {"bcrypt_rounds": 4},
+        "log_level": "DEBUG",
+    }
+    return merge(base, overrides or {})
+
+
+class Suite:
+    """One running `mailsuite serve` with its own config, database and Maildirs."""
+
+    def __init__(self, tmp: Path, overrides: dict[str, Any] | None = None) -> None:
+        self.tmp = tmp
+        self.config = make_config(tmp, overrides)
+        self.config_path = tmp / "config" / "mailsuite.yaml"
+        self.config_path.parent.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(yaml.safe_dump(self.config))
+        self.ready_file = tmp / "ready.json"
+        self.log_path = tmp / "serve.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ports: dict[str, int] = {}
+        self._directory: Directory | None = None
+
+    # -- process --------------------------------------------------------------------------
+
+    def start(self, timeout: float = 30) -> Suite:
+        self.ready_file.unlink(missing_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mailsuite",
+                "serve",
+                "--config",
+                str(self.config_path),
+                "--ready-file",
+                str(self.ready_file),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.tmp,
+        )
+        deadline = time.monotonic() + timeout
+        while not self.ready_file.exists():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"serve exited {self.proc.returncode}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"serve not ready after {timeout} s:\n{self.log()}")
+            time.sleep(0.05)
+        data = json.loads(self.ready_file.read_text())
+        self.ports = {k: v[1] for k, v in data.items() if isinstance(v, list)}
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def restart(self) -> Suite:
+        self.stop()
+        return self.start()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def port(self, name: str) -> int:
+        return self.ports[name]
+
+    # -- data -----------------------------------------------------------------------------
+
+    @property
+    def directory(self) -> Directory:
+        if self._directory is None:
+            self._directory = Directory(
+                Path(self.config["paths"]["database"]), self.config["domains"]
+            )
+        return self._directory
+
+    def add_user(
+        self,
+        address: str,
+        password: str = DEFAULT_PASSWORD,
+        *,
+        temporary: bool = False,
+        **fields: Any,
+    ) -> Account:
+        expires = time.time() + 86400 if temporary else None
+        return self.directory.add_account(
+            address,
+            password_hash=hash_password_sync(password, 4),
+            temporary=temporary,
+            temp_expires=expires,
+            **fields,
+        )
+
+    def maildir(self, address: str) -> Path:
+        local, _, domain = address.lower().rpartition("@")
+        return Path(self.config["paths"]["maildirs"]) / domain / local
+
+    def cli(
+        self, *args: str, input: str | None = None, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mailsuite", *args, "--config", str(self.config_path)],
+            input=input,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=60,
+        )
+
+    def close(self) -> None:
+        self.kill()
+        if self._directory is not None:
+            self._directory.close()
+
+
+@pytest.fixture
+def suite_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Make suites (`suite_factory(overrides)`); each is killed at the end of the test."""
+    made: list[Suite] = []
+
+    def make(overrides: dict[str, Any] | None = None, *, start: bool = True) -> Suite:
+        suite = Suite(tmp_path_factory.mktemp("suite"), overrides)
+        made.append(suite)
+        return suite.start() if start else suite
+
+    yield make
+    for suite in made:
+        suite.close()
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
+    """One running suite shared by a test module (tests use distinct accounts)."""
+    s = Suite(tmp_path_factory.mktemp("suite"))
+    s.start()
+    yield s
+    s.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MAILSUITE_CONFIG", raising=False)
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
