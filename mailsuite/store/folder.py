@@ -1,0 +1,849 @@
+"""One folder: its messages, flags, UIDs and change notices.
+
+There is one `Folder` object per (user, folder) in a process, shared by every session. It
+keeps an in-memory copy of the index once someone asks for the message list, and keeps that
+copy current from the index's modseq, so sessions see each other's changes and those of
+other processes.
+
+Locking: a thread lock guards the object; writers also hold `flock()` on `mailsuite.lock`
+in the folder directory, which every mailsuite process takes before it changes the files or
+the index, so the CLI and a second server can write the same Maildir safely. SQLite
+transactions make each change atomic in the index. Files changed by other Maildir software
+are noticed by the mtimes of new/ and cur/ (recorded in the index) and picked up by a scan.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from . import maildir
+from .errors import NoSuchFolder, NoSuchMessage, StoreError, TooLarge
+from .index import FolderIndex, IndexDamaged
+from .model import Change, FolderStatus, MessageInfo
+from .names import LETTER_FLAGS, letters_of, parse_flags
+
+MAX_CACHE_BLOB = 1 << 20
+MAX_CACHE_NAME = 64
+MAX_UIDS_PER_CALL = 1_000_000
+_CHUNK = 500  # SQLite host parameters per IN (...) query
+_DIRTY_WINDOW_NS = 2_000_000_000  # a scan trusts directory mtimes only once they are older
+_EXPUNGE_LOG_KEEP = 20_000
+_MODES = ("add", "remove", "replace")
+
+
+class _Txn:
+    """What one write transaction has done so far."""
+
+    def __init__(self, modseq: int, uidnext: int) -> None:
+        self.modseq = modseq
+        self.uidnext = uidnext
+        self.journal: list[tuple[int, str]] = []
+        self.dirty = False  # files changed under us: rescan on the next call
+        self.compact = False  # rewrite the journal after commit
+
+
+class Folder:
+    """A Maildir folder; obtain it from `Mailbox.folder(name)`, never construct it directly."""
+
+    def __init__(
+        self,
+        name: str,
+        path: Path,
+        *,
+        fsync: bool,
+        new_uidvalidity: Callable[[], int],
+        emit: Callable[[list[Change]], None],
+    ) -> None:
+        if not (path / "cur").is_dir() or not (path / "new").is_dir():
+            raise NoSuchFolder(name)
+        self.name = name
+        self.path = path
+        self._fsync = fsync
+        self._new_uidvalidity = new_uidvalidity
+        self._emit_to_watchers = emit
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._gone = False
+        (path / "tmp").mkdir(mode=0o700, exist_ok=True)
+        self._lockfd = os.open(path / maildir.LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        self._index = FolderIndex(path, fsync=fsync)
+        self._msgs: dict[int, MessageInfo] | None = None
+        self._recent: set[int] = set()
+        self._list: list[MessageInfo] | None = None
+        self._status: tuple[int, FolderStatus] | None = None
+        self._modseq = 0
+        self._uidvalidity = 0
+        self._uidnext = 1
+        self._flagsets: dict[tuple[str, str], frozenset[str]] = {}
+        maildir.clean_tmp(path)
+        with self._lock:
+            try:
+                self._index.open()
+                meta = self._index.meta()
+            except (sqlite3.DatabaseError, IndexDamaged):
+                with self._writing():
+                    self._recover_locked()
+                meta = self._index.meta()
+            if "uidvalidity" not in meta:
+                with self._writing():
+                    self._populate_locked()
+                meta = self._index.meta()
+            self._take_meta(meta)
+
+    def __del__(self) -> None:
+        try:
+            self._index.close()
+            os.close(self._lockfd)
+        except (AttributeError, OSError):
+            pass
+
+    # -- public reads ----------------------------------------------------------------------
+
+    @property
+    def uidvalidity(self) -> int:
+        """RFC 3501 2.3.1.1: changes only when UIDs could not be kept."""
+        return self._uidvalidity
+
+    @property
+    def uidnext(self) -> int:
+        """The UID the next message will get, as of the last sync or change."""
+        return self._uidnext
+
+    def sync(self) -> list[Change]:
+        """Pick up changes made on disk by others; cheap (three stats and one query) when
+        nothing changed.
+
+        Effects: the in-memory copy is brought up to date and the changes found (relative to
+        it, so none before the first `messages()`) are both returned and sent to this
+        folder's watchers.
+        """
+        with self._lock:
+            self._check_alive()
+            try:
+                meta = None if self._index.replaced() else self._index.meta()
+                if meta is None or "uidvalidity" not in meta or self._dirs_changed(meta):
+                    with self._writing():
+                        self._ready_locked()
+            except (sqlite3.DatabaseError, IndexDamaged):
+                with self._writing():
+                    self._recover_locked()
+            changes = self._pull_locked()
+        self._emit(changes)
+        return changes
+
+    def messages(self) -> list[MessageInfo]:
+        """Every message in UID order, from memory (loads the index on first use).
+
+        Call `sync()` first to see changes made by other processes.
+        """
+        with self._lock:
+            self._ensure_loaded()
+            if self._list is None:
+                assert self._msgs is not None
+                self._list = list(self._msgs.values())
+            return list(self._list)
+
+    def get(self, uid: int) -> MessageInfo | None:
+        """One message from memory, or None when the UID is not in the folder."""
+        with self._lock:
+            self._ensure_loaded()
+            assert self._msgs is not None
+            return self._msgs.get(uid)
+
+    def recent(self) -> set[int]:
+        """UIDs still in new/ (not yet claimed by any session)."""
+        with self._lock:
+            self._ensure_loaded()
+            return set(self._recent)
+
+    def status(self) -> FolderStatus:
+        """Counts for IMAP STATUS and POP3 STAT; does not load the message list."""
+        self.sync()
+        with self._lock:
+            if self._status is not None and self._status[0] == self._modseq:
+                return self._status[1]
+            if self._msgs is not None:
+                msgs = self._msgs.values()
+                count = len(self._msgs)
+                size = sum(m.size for m in msgs)
+                unseen = sum(1 for m in msgs if "\\Seen" not in m.flags)
+                recent = len(self._recent)
+            else:
+                row = (
+                    self._conn()
+                    .execute(
+                        "SELECT count(*), coalesce(sum(size), 0), coalesce(sum(sub = 'new'), 0),"
+                        " coalesce(sum(instr(flags, 'S') = 0), 0) FROM msgs"
+                    )
+                    .fetchone()
+                )
+                count, size, recent, unseen = row
+            status = FolderStatus(count, recent, unseen, self._uidnext, self._uidvalidity, size)
+            self._status = (self._modseq, status)
+            return status
+
+    def read(self, uid: int) -> bytes:
+        """The message's bytes exactly as stored; NoSuchMessage when it is gone."""
+        for attempt in range(2):
+            with self._lock:
+                self._check_alive()
+                row = (
+                    self._conn()
+                    .execute("SELECT sub, name FROM msgs WHERE uid = ?", (uid,))
+                    .fetchone()
+                )
+            if row is None:
+                break
+            try:
+                with open(self.path / row[0] / row[1], "rb") as f:
+                    return f.read()
+            except FileNotFoundError:
+                if attempt == 0:
+                    self.sync()  # renamed by another process's flag change
+        raise NoSuchMessage(f"UID {uid}")
+
+    def cache_get(self, uid: int, name: str) -> bytes | None:
+        """A blob stored with cache_put (e.g. rendered ENVELOPE), or None."""
+        with self._lock:
+            self._check_alive()
+            row = (
+                self._conn()
+                .execute("SELECT value FROM cache WHERE uid = ? AND name = ?", (uid, name))
+                .fetchone()
+            )
+        return None if row is None else bytes(row[0])
+
+    def cache_put(self, uid: int, name: str, value: bytes) -> None:
+        """Keep a blob with the message; dropped when the message is expunged.
+
+        Not fsynced: the cache can always be recomputed.
+        """
+        if len(value) > MAX_CACHE_BLOB or not name or len(name) > MAX_CACHE_NAME:
+            raise TooLarge("cache entry too large")
+        with self._lock:
+            self._check_alive()
+            conn = self._conn()
+            self._index.set_durable(False)
+            try:
+                conn.execute(
+                    "INSERT OR REPLACE INTO cache (uid, name, value)"
+                    " SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM msgs WHERE uid = ?)",
+                    (uid, name, bytes(value), uid),
+                )
+            finally:
+                self._index.set_durable(True)
+
+    # -- public changes --------------------------------------------------------------------
+
+    def append(
+        self, data: bytes, flags: Iterable[str] = (), internal_date: float | None = None
+    ) -> int:
+        """Add a message (IMAP APPEND); returns its UID once it is durable."""
+        letters, keywords = parse_flags(flags)
+        mtime = time.time() if internal_date is None else float(internal_date)
+        tmp, key = self._write_tmp(data, mtime)
+        try:
+            uid, changes = self._place(tmp, key, len(data), mtime, letters, keywords)
+        finally:
+            maildir.unlink_quietly(tmp)
+        self._emit(changes)
+        return uid
+
+    def store_flags(
+        self, uids: Iterable[int], flags: Iterable[str], mode: str
+    ) -> list[MessageInfo]:
+        """Change flags (`mode` is add, remove or replace); returns the messages' new state.
+
+        Effects: files whose system flags change are renamed within cur/ (a message still in
+        new/ moves to cur/); keys and UIDs stay. UIDs not in the folder are skipped.
+        """
+        if mode not in _MODES:
+            raise ValueError(f"mode must be one of {_MODES}")
+        letters, keywords = parse_flags(flags)
+        want = self._uid_list(uids)
+        return self._mutate(lambda txn: self._store_flags_txn(txn, want, letters, keywords, mode))
+
+    def expunge(self, uids: Iterable[int]) -> list[int]:
+        """Remove messages for good; returns the UIDs that were removed, in order."""
+        want = self._uid_list(uids)
+        return self._mutate(lambda txn: self._expunge_txn(txn, want))
+
+    def copy(self, uids: Iterable[int], dest: Folder) -> list[tuple[int, int]]:
+        """Copy messages (hard links) with their flags; returns (source UID, new UID) pairs.
+
+        A UID expunged meanwhile is skipped. The copies are durable when this returns.
+        """
+        want = self._uid_list(uids)
+        sources = self._sources(want)
+        pairs, changes = dest._import(self, sources)
+        dest._emit(changes)
+        return pairs
+
+    def move(self, uids: Iterable[int], dest: Folder) -> list[tuple[int, int]]:
+        """RFC 6851 MOVE: copy, then expunge the originals; returns (source, new) UID pairs."""
+        pairs = self.copy(uids, dest)
+        self.expunge([src for src, _ in pairs])
+        return pairs
+
+    def claim_recent(self) -> set[int]:
+        """Move new/ messages to cur/ and return their UIDs.
+
+        RFC 3501 2.3.2: \\Recent belongs to one session; the first caller gets them.
+        """
+        return self._mutate(self._claim_recent_txn)
+
+    # -- used by Store.deliver -------------------------------------------------------------
+
+    def _place(
+        self, tmp: Path, key: str, size: int, mtime: float, letters: str, keywords: tuple[str, ...]
+    ) -> tuple[int, list[Change]]:
+        """Link a written tmp file into new/ (or cur/ with flags) and index it, durably.
+
+        The caller emits the returned changes (Store.deliver waits until every recipient has
+        the message).
+        """
+
+        def txn_fn(txn: _Txn) -> int:
+            sub = "cur" if letters else "new"
+            name = maildir.file_name(key, letters) if letters else key
+            maildir.link_or_copy(tmp, self.path / sub / name, fsync=self._fsync)
+            if self._fsync:
+                maildir.fsync_dir(self.path / sub)
+            return self._insert_row(txn, key, sub, name, size, mtime, letters, keywords)
+
+        return self._mutate(txn_fn, emit=False)
+
+    def _write_tmp(self, data: bytes, mtime: float) -> tuple[Path, str]:
+        """Write the message once into this folder's tmp/ (fsynced); (path, key)."""
+        self._check_alive()
+        try:
+            return maildir.write_tmp(self.path / "tmp", data, fsync=self._fsync, mtime=mtime)
+        except FileNotFoundError:
+            self._gone = True
+            raise NoSuchFolder(self.name) from None
+
+    def _unplace(self, uid: int) -> None:
+        """Take back a delivery that could not reach every recipient (nothing is emitted)."""
+        self._mutate(lambda txn: self._expunge_txn(txn, [uid]), emit=False)
+
+    def _emit(self, changes: list[Change]) -> None:
+        if changes:
+            self._emit_to_watchers(changes)
+
+    def _forget(self) -> None:
+        """The folder was deleted or renamed: every later call raises NoSuchFolder."""
+        with self._lock:
+            self._gone = True
+            self._index.close()
+
+    # -- locking and transactions ----------------------------------------------------------
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the thread lock and the folder's flock (re-entrant within a thread)."""
+        with self._lock:
+            outer = self._depth == 0
+            if outer:
+                fcntl.flock(self._lockfd, fcntl.LOCK_EX)
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if outer:
+                    fcntl.flock(self._lockfd, fcntl.LOCK_UN)
+
+    def _mutate(self, fn: Callable[[_Txn], object], *, emit: bool = True) -> object:
+        """Run `fn` in one write transaction, then refresh memory and notify watchers."""
+        with self._writing():
+            self._check_alive()
+            self._ready_locked()
+            conn = self._conn()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                meta = self._index.meta()
+                txn = _Txn(meta["modseq"] + 1, meta["uidnext"])
+                result = fn(txn)
+                self._commit(txn, meta)
+            except sqlite3.DatabaseError as exc:
+                self._rollback()
+                self._recover_locked()
+                raise StoreError("the folder index was damaged and has been rebuilt") from exc
+            except BaseException:
+                self._rollback()
+                raise
+            changes = self._pull_locked()
+        if emit:
+            self._emit(changes)
+            return result
+        return result, changes
+
+    def _rollback(self) -> None:
+        try:
+            self._conn().execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+    def _commit(self, txn: _Txn, meta: dict[str, int], *, scanning: bool = False) -> None:
+        """Record modseq, UIDNEXT and the directory mtimes, commit, then write the journal."""
+        values = {"modseq": txn.modseq, "uidnext": txn.uidnext}
+        values.update(self._dir_mtimes(scanning=scanning or txn.dirty))
+        if txn.dirty:
+            values.update(new_mtime=-1, cur_mtime=-1)
+        if txn.journal:
+            values["journal_lines"] = meta.get("journal_lines", 0) + len(txn.journal)
+        self._index.set_meta(**values)
+        self._conn().execute("COMMIT")
+        self._index.journal_append(txn.journal)
+        if txn.compact:
+            self._set_meta_autocommit(journal_lines=self._index.journal_rewrite())
+
+    def _set_meta_autocommit(self, **values: int) -> None:
+        self._index.set_durable(False)
+        try:
+            self._index.set_meta(**values)
+        finally:
+            self._index.set_durable(True)
+
+    def _ready_locked(self) -> None:
+        """Under the write lock: index open and current with the files on disk."""
+        try:
+            if self._index.replaced():
+                self._index.open()
+                self._full_reload_pending()
+            meta = self._index.meta()
+            if "uidvalidity" not in meta:
+                self._populate_locked()
+            elif self._dirs_changed(meta):
+                self._scan_locked()
+        except (sqlite3.DatabaseError, IndexDamaged):
+            self._recover_locked()
+
+    def _recover_locked(self) -> None:
+        """Under the write lock: reopen the index, or rebuild it from files and journal.
+
+        Another process may have rebuilt it already; a usable file is kept.
+        """
+        try:
+            self._index.open()
+            if self._index.healthy() and "uidvalidity" in self._index.meta():
+                self._full_reload_pending()
+                return
+        except (sqlite3.DatabaseError, IndexDamaged, OSError):
+            pass
+        self._index.discard()
+        self._index.open()
+        self._populate_locked()
+        self._full_reload_pending()
+
+    def _full_reload_pending(self) -> None:
+        if self._msgs is not None:
+            self._modseq = -1  # forces _pull_locked to compare everything
+
+    def _populate_locked(self) -> None:
+        """Fill a new, empty index from the files, keeping journal UIDs where they exist."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if "uidvalidity" in self._index.meta():
+                conn.execute("ROLLBACK")
+                return
+            uidvalidity, uidnext, known = self._index.journal_read()
+            if uidvalidity is None:
+                uidvalidity, uidnext, known = self._new_uidvalidity(), 1, {}
+            self._index.set_meta(
+                uidvalidity=uidvalidity, uidnext=uidnext, modseq=1, expunge_floor=0
+            )
+            txn = _Txn(1, uidnext)
+            self._scan_txn(txn, known)
+            self._index.set_meta(uidnext=txn.uidnext, **self._dir_mtimes(scanning=True))
+            conn.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        lines = self._index.journal_rewrite()
+        self._set_meta_autocommit(journal_lines=lines)
+
+    def _scan_locked(self) -> None:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            meta = self._index.meta()
+            txn = _Txn(meta["modseq"] + 1, meta["uidnext"])
+            self._scan_txn(txn, {})
+            self._commit(txn, meta, scanning=True)
+        except BaseException:
+            self._rollback()
+            raise
+        maildir.clean_tmp(self.path)
+
+    def _dir_mtimes(self, *, scanning: bool = False) -> dict[str, int]:
+        """mtimes of new/ and cur/ to record; a scan records a too-recent one as unknown,
+        so a change by other software within the same clock tick is not missed."""
+        result = {}
+        now = time.time_ns()
+        for sub in ("new", "cur"):
+            mtime = os.stat(self.path / sub).st_mtime_ns
+            if scanning and now - mtime < _DIRTY_WINDOW_NS:
+                mtime = -1
+            result[f"{sub}_mtime"] = mtime
+        return result
+
+    def _dirs_changed(self, meta: dict[str, int]) -> bool:
+        try:
+            new = os.stat(self.path / "new").st_mtime_ns
+            cur = os.stat(self.path / "cur").st_mtime_ns
+        except FileNotFoundError:
+            self._gone = True
+            raise NoSuchFolder(self.name) from None
+        return meta.get("new_mtime") != new or meta.get("cur_mtime") != cur
+
+    def _check_alive(self) -> None:
+        if self._gone:
+            raise NoSuchFolder(self.name)
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._index.conn is None:
+            raise NoSuchFolder(self.name)
+        return self._index.conn
+
+    # -- transaction bodies (caller holds the write lock and an open transaction) ----------
+
+    def _insert_row(
+        self,
+        txn: _Txn,
+        key: str,
+        sub: str,
+        name: str,
+        size: int,
+        idate: float,
+        letters: str,
+        keywords: tuple[str, ...],
+    ) -> int:
+        conn = self._conn()
+        row = conn.execute("SELECT uid FROM msgs WHERE key = ?", (key,)).fetchone()
+        if row is not None:
+            return int(row[0])
+        uid = txn.uidnext
+        txn.uidnext += 1
+        conn.execute(
+            "INSERT INTO msgs (uid, key, sub, name, size, idate, flags, keywords, modseq)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (uid, key, sub, name, size, idate, letters, " ".join(keywords), txn.modseq),
+        )
+        txn.journal.append((uid, key))
+        return uid
+
+    def _rows(self, uids: list[int], columns: str) -> list[tuple]:
+        conn = self._conn()
+        rows: list[tuple] = []
+        for i in range(0, len(uids), _CHUNK):
+            chunk = uids[i : i + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows.extend(conn.execute(f"SELECT {columns} FROM msgs WHERE uid IN ({marks})", chunk))
+        rows.sort()
+        return rows
+
+    def _store_flags_txn(
+        self, txn: _Txn, uids: list[int], letters: str, keywords: tuple[str, ...], mode: str
+    ) -> list[MessageInfo]:
+        result: list[MessageInfo] = []
+        updates: list[tuple] = []
+        lost = False
+        for uid, key, sub, name, size, idate, old_letters, old_kw in self._rows(
+            uids, "uid, key, sub, name, size, idate, flags, keywords"
+        ):
+            old_keywords = set(old_kw.split()) if old_kw else set()
+            if mode == "add":
+                new_letters = set(old_letters) | set(letters)
+                new_keywords = old_keywords | set(keywords)
+            elif mode == "remove":
+                new_letters = set(old_letters) - set(letters)
+                new_keywords = old_keywords - set(keywords)
+            else:
+                new_letters, new_keywords = set(letters), set(keywords)
+            flags_text = "".join(sorted(new_letters))
+            kw_text = " ".join(sorted(new_keywords))
+            if flags_text != old_letters or kw_text != old_kw:
+                new_sub, new_name = sub, name
+                if flags_text != old_letters:
+                    # Lower-case letters (Dovecot keywords) written by others are kept.
+                    _, info = maildir.split_name(name)
+                    extra = "".join(c for c in info[2:] if c.islower()) if info[:2] == "2," else ""
+                    new_sub, new_name = "cur", maildir.file_name(key, flags_text, extra)
+                    try:
+                        os.rename(self.path / sub / name, self.path / new_sub / new_name)
+                    except FileNotFoundError:
+                        lost = True  # renamed or removed by other software: rescan later
+                        continue
+                updates.append((new_sub, new_name, flags_text, kw_text, txn.modseq, uid))
+            result.append(MessageInfo(uid, key, size, idate, self._flagset(flags_text, kw_text)))
+        self._conn().executemany(
+            "UPDATE msgs SET sub = ?, name = ?, flags = ?, keywords = ?, modseq = ? WHERE uid = ?",
+            updates,
+        )
+        txn.dirty = txn.dirty or lost
+        return result
+
+    def _expunge_txn(self, txn: _Txn, uids: list[int]) -> list[int]:
+        conn = self._conn()
+        removed = []
+        for uid, sub, name in self._rows(uids, "uid, sub, name"):
+            maildir.unlink_quietly(self.path / sub / name)
+            removed.append(uid)
+        params = [(uid,) for uid in removed]
+        conn.executemany("DELETE FROM msgs WHERE uid = ?", params)
+        conn.executemany("DELETE FROM cache WHERE uid = ?", params)
+        conn.executemany(
+            "INSERT OR REPLACE INTO expunged (uid, modseq) VALUES (?, ?)",
+            [(uid, txn.modseq) for uid in removed],
+        )
+        self._trim_expunge_log(txn)
+        lines = self._index.meta().get("journal_lines", 0)
+        if lines > 1000 and lines > 2 * conn.execute("SELECT count(*) FROM msgs").fetchone()[0]:
+            txn.compact = True
+        return removed
+
+    def _trim_expunge_log(self, txn: _Txn) -> None:
+        conn = self._conn()
+        count = conn.execute("SELECT count(*) FROM expunged").fetchone()[0]
+        if count > 2 * _EXPUNGE_LOG_KEEP:
+            floor = conn.execute(
+                "SELECT modseq FROM expunged ORDER BY modseq DESC LIMIT 1 OFFSET ?",
+                (_EXPUNGE_LOG_KEEP,),
+            ).fetchone()[0]
+            conn.execute("DELETE FROM expunged WHERE modseq <= ?", (floor,))
+            self._index.set_meta(expunge_floor=floor)
+
+    def _claim_recent_txn(self, txn: _Txn) -> set[int]:
+        conn = self._conn()
+        claimed: set[int] = set()
+        updates = []
+        for uid, key, name, letters in conn.execute(
+            "SELECT uid, key, name, flags FROM msgs WHERE sub = 'new'"
+        ).fetchall():
+            new_name = maildir.file_name(key, letters)
+            try:
+                os.rename(self.path / "new" / name, self.path / "cur" / new_name)
+            except FileNotFoundError:
+                continue
+            updates.append((new_name, txn.modseq, uid))
+            claimed.add(uid)
+        conn.executemany("UPDATE msgs SET sub = 'cur', name = ?, modseq = ? WHERE uid = ?", updates)
+        return claimed
+
+    def _scan_txn(self, txn: _Txn, known: dict[str, int]) -> None:
+        """Make the index match the files: drop rows of vanished files, follow renames,
+        and give new files UIDs (from `known`, the journal, when rebuilding)."""
+        conn = self._conn()
+        indexed = {row[0]: row for row in conn.execute("SELECT key, uid, sub, name FROM msgs")}
+        found: dict[str, tuple[str, str, os.DirEntry[str]]] = {}
+        for sub, name, entry in maildir.scan(self.path):
+            key = maildir.split_name(name)[0]
+            if key not in found:  # cur/ is listed first and wins over a stale new/ copy
+                found[key] = (sub, name, entry)
+        gone = [(row[1],) for key, row in indexed.items() if key not in found]
+        conn.executemany("DELETE FROM msgs WHERE uid = ?", gone)
+        conn.executemany("DELETE FROM cache WHERE uid = ?", gone)
+        conn.executemany(
+            "INSERT OR REPLACE INTO expunged (uid, modseq) VALUES (?, ?)",
+            [(uid, txn.modseq) for (uid,) in gone],
+        )
+        moved = []
+        fresh = []
+        for key, (sub, name, entry) in found.items():
+            row = indexed.get(key)
+            if row is None:
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:
+                    continue
+                size = maildir.size_from_key(key)
+                fresh.append((st.st_mtime, key, sub, name, st.st_size if size is None else size))
+            elif (row[2], row[3]) != (sub, name):
+                info = maildir.split_name(name)[1]
+                moved.append((sub, name, letters_of(info), txn.modseq, row[1]))
+        conn.executemany(
+            "UPDATE msgs SET sub = ?, name = ?, flags = ?, modseq = ? WHERE uid = ?", moved
+        )
+        fresh.sort()
+        for mtime, key, sub, name, size in fresh:
+            letters = letters_of(maildir.split_name(name)[1])
+            uid = known.get(key)
+            if uid is None:
+                uid = txn.uidnext
+                txn.uidnext += 1
+                txn.journal.append((uid, key))
+            conn.execute(
+                "INSERT INTO msgs (uid, key, sub, name, size, idate, flags, keywords, modseq)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, '', ?)",
+                (uid, key, sub, name, size, mtime, letters, txn.modseq),
+            )
+        if gone:
+            self._trim_expunge_log(txn)
+
+    # -- copying between folders -----------------------------------------------------------
+
+    def _sources(self, uids: list[int]) -> list[tuple]:
+        with self._lock:
+            self._check_alive()
+            with self._writing():
+                self._ready_locked()
+            return self._rows(uids, "uid, key, sub, name, size, idate, flags, keywords")
+
+    def _import(self, source: Folder, rows: list[tuple]) -> tuple[list[tuple[int, int]], list]:
+        """Link `source`'s files into this folder under new keys, durably."""
+
+        def txn_fn(txn: _Txn) -> list[tuple[int, int]]:
+            pairs = []
+            touched = set()
+            for src_uid, key, sub, name, size, idate, letters, keywords in rows:
+                new_key = maildir.unique_key(size)
+                new_sub = "cur" if letters else "new"
+                new_name = maildir.file_name(new_key, letters) if letters else new_key
+                target = self.path / new_sub / new_name
+                try:
+                    maildir.link_or_copy(source.path / sub / name, target, fsync=self._fsync)
+                except FileNotFoundError:
+                    # Renamed by a flag change since we looked; no folder lock is taken here,
+                    # so two opposite copies cannot deadlock.
+                    moved = maildir.find_key(source.path, key)
+                    if moved is None:
+                        continue  # expunged meanwhile
+                    maildir.link_or_copy(moved, target, fsync=self._fsync)
+                touched.add(new_sub)
+                kw = tuple(keywords.split()) if keywords else ()
+                uid = self._insert_row(txn, new_key, new_sub, new_name, size, idate, letters, kw)
+                pairs.append((src_uid, uid))
+            if self._fsync:
+                for sub in touched:
+                    maildir.fsync_dir(self.path / sub)
+            return pairs
+
+        return self._mutate(txn_fn, emit=False)
+
+    # -- the in-memory copy ----------------------------------------------------------------
+
+    def _uid_list(self, uids: Iterable[int]) -> list[int]:
+        result = sorted({int(u) for u in uids})
+        if len(result) > MAX_UIDS_PER_CALL:
+            raise TooLarge("too many UIDs in one call")
+        return result
+
+    def _flagset(self, letters: str, keywords: str) -> frozenset[str]:
+        cache_key = (letters, keywords)
+        found = self._flagsets.get(cache_key)
+        if found is None:
+            names = [LETTER_FLAGS[c] for c in letters if c in LETTER_FLAGS]
+            names.extend(keywords.split())
+            found = self._flagsets[cache_key] = frozenset(names)
+        return found
+
+    def _take_meta(self, meta: dict[str, int]) -> None:
+        self._uidvalidity = meta["uidvalidity"]
+        self._uidnext = meta["uidnext"]
+
+    def _ensure_loaded(self) -> None:
+        self._check_alive()
+        if self._msgs is None:
+            with self._writing():
+                self._ready_locked()
+                self._load_locked()
+
+    def _load_locked(self) -> None:
+        meta = self._index.meta()
+        make = tuple.__new__
+        flagset = self._flagset
+        msgs: dict[int, MessageInfo] = {}
+        recent: set[int] = set()
+        for uid, key, size, idate, letters, keywords, sub in self._conn().execute(
+            "SELECT uid, key, size, idate, flags, keywords, sub FROM msgs ORDER BY uid"
+        ):
+            msgs[uid] = make(MessageInfo, (uid, key, size, idate, flagset(letters, keywords)))
+            if sub == "new":
+                recent.add(uid)
+        self._msgs = msgs
+        self._recent = recent
+        self._list = None
+        self._modseq = meta["modseq"]
+        self._take_meta(meta)
+
+    def _pull_locked(self) -> list[Change]:
+        """Bring memory up to the index's modseq; return what changed."""
+        meta = self._index.meta()
+        old_uidvalidity = self._uidvalidity
+        self._take_meta(meta)
+        if self._msgs is None:
+            self._modseq = meta["modseq"]
+            return []
+        if meta["modseq"] == self._modseq:
+            return []
+        if meta["uidvalidity"] != old_uidvalidity:
+            self._load_locked()
+            return [Change("uidvalidity", self.name, ())]
+        if self._modseq < meta.get("expunge_floor", 0) or self._modseq < 0:
+            return self._reload_and_diff()
+        since = self._modseq
+        conn = self._conn()
+        rows = conn.execute(
+            "SELECT uid, key, size, idate, flags, keywords, sub FROM msgs"
+            " WHERE modseq > ? ORDER BY uid",
+            (since,),
+        ).fetchall()
+        gone = [
+            uid
+            for (uid,) in conn.execute("SELECT uid FROM expunged WHERE modseq > ?", (since,))
+            if uid in self._msgs
+        ]
+        msgs = self._msgs
+        for uid in gone:
+            del msgs[uid]
+            self._recent.discard(uid)
+        new, flagged = [], []
+        top = next(reversed(msgs), 0) if msgs else 0
+        for uid, key, size, idate, letters, keywords, sub in rows:
+            info = MessageInfo(uid, key, size, idate, self._flagset(letters, keywords))
+            old = msgs.get(uid)
+            if old is None:
+                new.append(uid)
+            elif old.flags != info.flags or (uid in self._recent) != (sub == "new"):
+                flagged.append(uid)  # \Recent counts as a flag change for the sessions
+            msgs[uid] = info
+            if sub == "new":
+                self._recent.add(uid)
+            else:
+                self._recent.discard(uid)
+        if new and new[0] < top:  # keep dict order == UID order
+            self._msgs = dict(sorted(msgs.items()))
+        self._list = None
+        self._modseq = meta["modseq"]
+        changes = []
+        if gone:
+            changes.append(Change("expunge", self.name, tuple(sorted(gone))))
+        if new:
+            changes.append(Change("new", self.name, tuple(new)))
+        if flagged:
+            changes.append(Change("flags", self.name, tuple(flagged)))
+        return changes
+
+    def _reload_and_diff(self) -> list[Change]:
+        old = self._msgs or {}
+        self._load_locked()
+        assert self._msgs is not None
+        gone = tuple(uid for uid in old if uid not in self._msgs)
+        new = tuple(uid for uid in self._msgs if uid not in old)
+        flagged = tuple(
+            uid for uid, m in self._msgs.items() if uid in old and old[uid].flags != m.flags
+        )
+        changes = []
+        for kind, uids in (("expunge", gone), ("new", new), ("flags", flagged)):
+            if uids:
+                changes.append(Change(kind, self.name, uids))
+        return changes

@@ -1,0 +1,53 @@
+"""The small value types the store hands out; immutable so sessions can share them."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class MessageInfo(NamedTuple):
+    """One message as the index knows it.
+
+    `key` is the unique part of the file name (the POP3 UIDL); it never changes while the
+    message exists, whatever happens to its flags. `internal_date` is POSIX seconds (the file's
+    mtime, as Maildir readers take it). `flags` holds IMAP names: `\\Seen`, `\\Answered`,
+    `\\Flagged`, `\\Deleted`, `\\Draft` and keywords.
+    """
+
+    uid: int
+    key: str
+    size: int
+    internal_date: float
+    flags: frozenset[str]
+
+
+class FolderInfo(NamedTuple):
+    """One folder of a mailbox: its API name (`/`-separated Unicode), its RFC 6154
+    special-use attribute (`\\Sent`, ... or None) and whether it is subscribed."""
+
+    name: str
+    special_use: str | None
+    subscribed: bool
+
+
+class FolderStatus(NamedTuple):
+    """The counts IMAP STATUS and POP3 STAT need, without loading every message."""
+
+    messages: int
+    recent: int
+    unseen: int
+    uidnext: int
+    uidvalidity: int
+    size: int
+
+
+class Change(NamedTuple):
+    """A change notice for live sessions.
+
+    `kind` is `new`, `flags`, `expunge`, or `uidvalidity` (the index had to be rebuilt with
+    new UIDs: sessions must drop what they know of the folder). `uids` are sorted.
+    """
+
+    kind: str
+    folder: str
+    uids: tuple[int, ...]

@@ -1,0 +1,254 @@
+"""The Store: the entry point to every user's Maildir, delivery and change notices."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import shutil
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from . import maildir
+from .errors import StoreError, TooLarge
+from .folder import Folder
+from .mailbox import Mailbox, create_maildir
+from .model import Change
+from .names import INBOX, folder_dirname, parse_flags, split_address
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_SIZE = 200 * 1024 * 1024
+MAX_RECIPIENTS = 1000
+KEEP_OPEN = 32  # recently used folders kept in memory although no session holds them
+
+
+@dataclass
+class _MailboxLock:
+    thread_lock: threading.RLock = field(default_factory=threading.RLock)
+    depth: int = 0
+    fd: int | None = None
+
+
+class Watch:
+    """A registration made by `Store.watch`; `cancel()` ends it."""
+
+    def __init__(self, store: Store, key: tuple[str, str], folder: Folder, callback) -> None:
+        self._store = store
+        self._key = key
+        self.folder = folder  # keeps the folder (and its memory copy) alive while watched
+        self.callback: Callable[[Change], object] = callback
+
+    def cancel(self) -> None:
+        self._store._unwatch(self._key, self)
+
+
+class Store:
+    """All Maildirs under `root`; synchronous and thread-safe.
+
+    `fsync=False` is for tests and benchmark set-up only: deliveries are then not durable.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.fsync = fsync
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.RLock()
+        self._folders: weakref.WeakValueDictionary[tuple[str, str], Folder] = (
+            weakref.WeakValueDictionary()
+        )
+        self._recently_used: collections.OrderedDict[tuple[str, str], Folder] = (
+            collections.OrderedDict()
+        )
+        self._watchers: dict[tuple[str, str], list[Watch]] = {}
+        self._mailbox_locks: dict[str, _MailboxLock] = {}
+
+    def attach_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Deliver change notices on `loop` (call_soon_threadsafe) instead of in the thread
+        that made the change."""
+        self._loop = loop
+
+    # -- mailboxes -------------------------------------------------------------------------
+
+    def mailbox_path(self, address: str) -> Path:
+        """`<root>/<domain>/<local>` of an address; BadFolderName for unsafe addresses."""
+        domain, local = split_address(address)
+        return self.root / domain / local
+
+    def mailbox(self, address: str) -> Mailbox:
+        """The user's Mailbox, creating the Maildir (with the special-use folders) if new."""
+        domain, local = split_address(address)
+        path = self.root / domain / local
+        if not (path / "cur").is_dir():
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            create_maildir(path)
+        return Mailbox(self, f"{local}@{domain}", path)
+
+    def has_mailbox(self, address: str) -> bool:
+        return (self.mailbox_path(address) / "cur").is_dir()
+
+    def purge(self, address: str) -> bool:
+        """Delete a user's whole Maildir (`user del --purge`); False if there was none."""
+        domain, local = split_address(address)
+        path = self.root / domain / local
+        if not path.is_dir():
+            return False
+        with self._lock:
+            doomed = [k for k in self._folders.keys() if k[0] == f"{local}@{domain}"]
+        self._forget_folders(f"{local}@{domain}", [k[1] for k in doomed])
+        trash = path.parent / f".purge-{local}-{maildir.unique_key(0)}"
+        os.rename(path, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+        return True
+
+    # -- delivery --------------------------------------------------------------------------
+
+    def deliver(
+        self,
+        addresses: Iterable[str],
+        data: bytes,
+        *,
+        folder: str = INBOX,
+        flags: Iterable[str] = (),
+        internal_date: float | datetime | None = None,
+    ) -> dict[str, int]:
+        """Deliver one message to every address; returns the UID per address.
+
+        The bytes are written once to tmp/, fsynced, hard-linked into each recipient's new/
+        (cur/ when flags are given), the directories fsynced, and the tmp file removed. When
+        this returns the message is durable for every recipient; if any recipient fails, the
+        copies already made are taken back and the error is raised.
+        """
+        if len(data) > MAX_MESSAGE_SIZE:
+            raise TooLarge("message too large")
+        targets: dict[str, Folder] = {}
+        for address in addresses:
+            domain, local = split_address(address)
+            key = f"{local}@{domain}"
+            if key not in targets:
+                if len(targets) >= MAX_RECIPIENTS:
+                    raise TooLarge("too many recipients")
+                targets[key] = self.mailbox(key).folder(folder)
+        if not targets:
+            return {}
+        letters, keywords = parse_flags(flags)
+        if isinstance(internal_date, datetime):
+            internal_date = internal_date.timestamp()
+        mtime = time.time() if internal_date is None else float(internal_date)
+        first = next(iter(targets.values()))
+        tmp, key = first._write_tmp(bytes(data), mtime)
+        placed: list[tuple[str, Folder, int, list[Change]]] = []
+        try:
+            for address, target in targets.items():
+                uid, changes = target._place(tmp, key, len(data), mtime, letters, keywords)
+                placed.append((address, target, uid, changes))
+        except BaseException:
+            for _, target, uid, _ in placed:
+                try:
+                    target._unplace(uid)
+                except (OSError, StoreError):
+                    log.exception("could not take back a partial delivery in %s", target.path)
+            raise
+        finally:
+            maildir.unlink_quietly(tmp)
+        for _, target, _, changes in placed:
+            target._emit(changes)
+        return {address: uid for address, _, uid, _ in placed}
+
+    # -- change notices --------------------------------------------------------------------
+
+    def watch(self, address: str, folder: str, callback: Callable[[Change], object]) -> Watch:
+        """Call `callback(Change)` for every change to the folder made in this process, and
+        for changes by other processes once any session's `sync()` (or `sync_watched()`)
+        notices them. On the attached loop if there is one."""
+        target = self.mailbox(address).folder(folder)
+        target.messages()  # the in-memory copy is the baseline changes are measured from
+        key = (self._address_key(address), target.name)
+        watch = Watch(self, key, target, callback)
+        with self._lock:
+            self._watchers.setdefault(key, []).append(watch)
+        return watch
+
+    def sync_watched(self) -> int:
+        """Sync every watched folder (for a periodic background task, through run_io), so
+        that changes made by other processes reach watchers; returns the changes found."""
+        with self._lock:
+            folders = {id(w.folder): w.folder for ws in self._watchers.values() for w in ws}
+        found = 0
+        for target in folders.values():
+            try:
+                found += len(target.sync())
+            except StoreError:
+                continue
+        return found
+
+    # -- used by Mailbox and Folder --------------------------------------------------------
+
+    def _folder(self, mailbox: Mailbox, canonical: str) -> Folder:
+        key = (mailbox.address, canonical)
+        with self._lock:
+            found = self._folders.get(key)
+            if found is None:
+                dirname = folder_dirname(canonical)
+                path = mailbox.path if dirname is None else mailbox.path / dirname
+                found = Folder(
+                    canonical,
+                    path,
+                    fsync=self.fsync,
+                    new_uidvalidity=mailbox._next_uidvalidity,
+                    emit=lambda changes, key=key: self._emit(key, changes),
+                )
+                self._folders[key] = found
+            self._recently_used[key] = found
+            self._recently_used.move_to_end(key)
+            while len(self._recently_used) > KEEP_OPEN:
+                self._recently_used.popitem(last=False)
+            return found
+
+    def _forget_folders(self, address: str, names: list[str]) -> None:
+        with self._lock:
+            for name in names:
+                key = (address, name)
+                found = self._folders.pop(key, None)
+                self._recently_used.pop(key, None)
+                if found is not None:
+                    found._forget()
+                self._watchers.pop(key, None)
+
+    def _mailbox_lock(self, address: str) -> _MailboxLock:
+        with self._lock:
+            return self._mailbox_locks.setdefault(address, _MailboxLock())
+
+    def _emit(self, key: tuple[str, str], changes: list[Change]) -> None:
+        with self._lock:
+            watchers = list(self._watchers.get(key, ()))
+        loop = self._loop
+        for watch in watchers:
+            for change in changes:
+                if loop is not None and not loop.is_closed():
+                    loop.call_soon_threadsafe(watch.callback, change)
+                else:
+                    try:
+                        watch.callback(change)
+                    except Exception:
+                        log.exception("change callback failed")
+
+    def _unwatch(self, key: tuple[str, str], watch: Watch) -> None:
+        with self._lock:
+            watchers = self._watchers.get(key, [])
+            if watch in watchers:
+                watchers.remove(watch)
+            if not watchers:
+                self._watchers.pop(key, None)
+
+    @staticmethod
+    def _address_key(address: str) -> str:
+        domain, local = split_address(address)
+        return f"{local}@{domain}"

@@ -1,0 +1,442 @@
+"""The Maildir++ store on real files: delivery, flags, the index, folders and notices."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from mailsuite.store import (
+    Change,
+    FolderExists,
+    NoSuchFolder,
+    NoSuchMessage,
+    NotAllowed,
+    Store,
+)
+from mailsuite.store.maildir import INDEX_FILE, JOURNAL_FILE
+
+ALICE = "alice@example.org"
+BOB = "bob@example.org"
+
+
+def message(n: int, size: int = 0) -> bytes:
+    head = f"From: a@example.net\r\nSubject: message {n}\r\n\r\n".encode()
+    return head + b"x" * max(0, size - len(head)) + b"\r\n"
+
+
+def files(folder_dir: Path) -> dict[str, list[str]]:
+    return {sub: sorted(os.listdir(folder_dir / sub)) for sub in ("new", "cur", "tmp")}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "maildirs")
+
+
+def test_new_mailbox_has_maildir_layout_and_special_use_folders(store, tmp_path):
+    mailbox = store.mailbox("Alice@Example.ORG")
+    root = tmp_path / "maildirs" / "example.org" / "alice"
+    assert mailbox.path == root
+    for sub in ("cur", "new", "tmp"):
+        assert (root / sub).is_dir()
+        assert (root / ".Sent" / sub).is_dir()
+    assert (root / ".Sent" / "maildirfolder").is_file()
+    infos = {f.name: f for f in mailbox.list_folders()}
+    assert list(infos) == ["INBOX", "Archive", "Drafts", "Junk", "Sent", "Trash"]
+    assert infos["Sent"].special_use == "\\Sent"
+    assert infos["Junk"].special_use == "\\Junk"
+    assert infos["INBOX"].special_use is None
+    assert all(f.subscribed for f in infos.values())
+
+
+def test_delivery_hard_links_one_file_into_every_recipient(store, tmp_path):
+    data = message(1, 10_000)
+    uids = store.deliver([ALICE, BOB, "ALICE@example.org"], data)
+    assert uids == {ALICE: 1, BOB: 1}
+    a = tmp_path / "maildirs/example.org/alice"
+    b = tmp_path / "maildirs/example.org/bob"
+    (name,) = os.listdir(a / "new")
+    assert os.listdir(b / "new") == [name]
+    assert os.stat(a / "new" / name).st_ino == os.stat(b / "new" / name).st_ino
+    assert name.endswith(f",S={len(data)}")
+    assert os.listdir(a / "tmp") == []
+    folder = store.mailbox(ALICE).folder("INBOX")
+    (info,) = folder.messages()
+    assert (info.uid, info.key, info.size, info.flags) == (1, name, len(data), frozenset())
+    assert folder.read(1) == data
+
+
+def test_delivery_with_flags_goes_to_cur_with_info_letters(store, tmp_path):
+    when = 1_700_000_000.0
+    store.deliver([ALICE], message(1), folder="Sent", flags=["\\Seen", "$Sent"], internal_date=when)
+    folder = store.mailbox(ALICE).folder("Sent")
+    (name,) = os.listdir(folder.path / "cur")
+    assert name.endswith(":2,S")
+    (info,) = folder.messages()
+    assert info.flags == {"\\Seen", "$Sent"}
+    assert info.internal_date == when
+    assert os.stat(folder.path / "cur" / name).st_mtime == when
+
+
+def test_failed_recipient_leaves_no_half_delivery(store, tmp_path):
+    """The second of three recipients fails after the first has its copy: nobody keeps one."""
+    store.mailbox(ALICE)
+    carol = store.mailbox("carol@example.org")
+    carol_inbox = carol.folder("INBOX")  # opened, so delivery reaches the broken directory
+    os.rename(carol.path / "new", carol.path / "new.saved")
+    (carol.path / "new").write_bytes(b"not a directory")
+    with pytest.raises(NotADirectoryError):
+        store.deliver([ALICE, "carol@example.org", BOB], message(1))
+    (carol.path / "new").unlink()
+    os.rename(carol.path / "new.saved", carol.path / "new")
+    for address in (ALICE, BOB, "carol@example.org"):
+        folder = store.mailbox(address).folder("INBOX")
+        assert folder.messages() == []
+        assert files(folder.path) == {"new": [], "cur": [], "tmp": []}
+    assert carol_inbox.messages() == []
+    assert store.deliver([ALICE], message(2)) == {ALICE: 2}  # UID 1 stays burnt
+
+
+def test_delivery_across_filesystems_copies(tmp_path):
+    """A recipient whose Maildir sits on another filesystem gets a copy, not a link."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.fail("this test needs /dev/shm on a filesystem of its own")
+    store = Store(tmp_path / "maildirs")
+    elsewhere = Path(tempfile.mkdtemp(dir=shm))
+    try:
+        (tmp_path / "maildirs" / "other.org").symlink_to(elsewhere, target_is_directory=True)
+        data = message(1, 5000)
+        assert store.deliver([ALICE, "dave@other.org"], data) == {ALICE: 1, "dave@other.org": 1}
+        dave = store.mailbox("dave@other.org").folder("INBOX")
+        assert dave.read(1) == data
+        (name,) = os.listdir(dave.path / "new")
+        assert os.stat(dave.path / "new" / name).st_dev != os.stat(tmp_path).st_dev
+        assert files(dave.path)["tmp"] == []
+    finally:
+        shutil.rmtree(elsewhere)
+
+
+def test_flag_changes_rename_the_file_but_keep_uid_and_key(store):
+    store.deliver([ALICE], message(1))
+    folder = store.mailbox(ALICE).folder("INBOX")
+    key = folder.messages()[0].key
+    (info,) = folder.store_flags([1], ["\\Seen", "\\Flagged"], "add")
+    assert info.flags == {"\\Seen", "\\Flagged"}
+    assert files(folder.path)["cur"] == [f"{key}:2,FS"]
+    folder.store_flags([1], ["\\Flagged"], "remove")
+    folder.store_flags([1], ["\\Answered", "\\Deleted", "\\Draft", "Work"], "add")
+    assert files(folder.path)["cur"] == [f"{key}:2,DRST"]
+    (info,) = folder.store_flags([1], ["Home"], "replace")
+    assert (info.uid, info.key, info.flags) == (1, key, {"Home"})
+    assert files(folder.path)["cur"] == [f"{key}:2,"]
+    fresh = Store(folder.path.parent.parent, fsync=False)
+    (again,) = fresh.mailbox(ALICE).folder("INBOX").messages()
+    assert again == info
+
+
+def test_store_flags_skips_unknown_uids_and_rejects_bad_mode(store):
+    store.deliver([ALICE], message(1))
+    folder = store.mailbox(ALICE).folder("INBOX")
+    assert [m.uid for m in folder.store_flags([1, 7], ["\\Seen"], "add")] == [1]
+    with pytest.raises(ValueError):
+        folder.store_flags([1], ["\\Seen"], "toggle")
+
+
+def test_uids_never_go_down_nor_get_reused(store):
+    folder = store.mailbox(ALICE).folder("INBOX")
+    for n in range(5):
+        folder.append(message(n))
+    assert folder.expunge([4, 5, 99]) == [4, 5]
+    assert folder.append(message(9)) == 6
+    assert folder.uidnext == 7
+    assert [m.uid for m in folder.messages()] == [1, 2, 3, 6]
+
+
+def test_index_deleted_is_rebuilt_with_same_uids_and_uidvalidity(store, tmp_path):
+    folder = store.mailbox(ALICE).folder("INBOX")
+    for n in range(6):
+        folder.append(message(n), flags=["\\Seen"] if n % 2 else [])
+    folder.expunge([2, 3])
+    folder.store_flags([5], ["\\Flagged"], "add")
+    before, validity = folder.messages(), folder.uidvalidity
+    del folder
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{store.mailbox(ALICE).path / INDEX_FILE}{suffix}").unlink(missing_ok=True)
+    other = Store(tmp_path / "maildirs")
+    again = other.mailbox(ALICE).folder("INBOX")
+    assert again.uidvalidity == validity
+    assert [(m.uid, m.key, m.flags - {"Work"}) for m in again.messages()] == [
+        (m.uid, m.key, m.flags) for m in before
+    ]
+    assert again.uidnext == 7
+    assert again.append(message(7)) == 7
+
+
+def test_index_corrupted_is_rebuilt(store, tmp_path):
+    folder = store.mailbox(ALICE).folder("INBOX")
+    for n in range(3):
+        folder.append(message(n))
+    validity = folder.uidvalidity
+    keys = [m.key for m in folder.messages()]
+    index = folder.path / INDEX_FILE
+    del folder
+    store = None
+    for suffix in ("-wal", "-shm"):
+        Path(f"{index}{suffix}").unlink(missing_ok=True)
+    index.write_bytes(b"this is not an SQLite database at all" * 200)
+    fresh = Store(tmp_path / "maildirs")
+    again = fresh.mailbox(ALICE).folder("INBOX")
+    assert [(m.uid, m.key) for m in again.messages()] == [(1, keys[0]), (2, keys[1]), (3, keys[2])]
+    assert again.uidvalidity == validity
+    assert again.read(2) == message(1)
+
+
+def test_index_and_journal_lost_gives_new_uidvalidity(store, tmp_path):
+    folder = store.mailbox(ALICE).folder("INBOX")
+    folder.append(message(1))
+    validity = folder.uidvalidity
+    del folder
+    path = store.mailbox(ALICE).path
+    for name in (INDEX_FILE, INDEX_FILE + "-wal", INDEX_FILE + "-shm", JOURNAL_FILE):
+        (path / name).unlink(missing_ok=True)
+    again = Store(tmp_path / "maildirs").mailbox(ALICE).folder("INBOX")
+    assert again.uidvalidity > validity
+    assert [m.uid for m in again.messages()] == [1]
+
+
+def test_uidvalidity_is_stable_and_grows_for_a_recreated_name(store, tmp_path):
+    mailbox = store.mailbox(ALICE)
+    mailbox.create_folder("Project")
+    first = mailbox.folder("Project").uidvalidity
+    assert Store(tmp_path / "maildirs").mailbox(ALICE).folder("Project").uidvalidity == first
+    mailbox.delete_folder("Project")
+    mailbox.create_folder("Project")
+    assert mailbox.folder("Project").uidvalidity > first
+
+
+def test_files_added_by_other_maildir_software_are_picked_up(store):
+    folder = store.mailbox(ALICE).folder("INBOX")
+    folder.append(message(1))
+    assert [m.uid for m in folder.messages()] == [1]
+    assert folder.sync() == []
+    (folder.path / "new" / "1700000000.outside.host").write_bytes(b"Subject: x\r\n\r\n")
+    (folder.path / "cur" / "1700000001.outside.host,S=3:2,RS").write_bytes(b"abc")
+    changes = folder.sync()
+    assert changes == [Change("new", "INBOX", (2, 3))]
+    by_uid = {m.uid: m for m in folder.messages()}
+    assert by_uid[2].key == "1700000000.outside.host" and by_uid[2].size == 14
+    assert by_uid[3].flags == {"\\Answered", "\\Seen"} and by_uid[3].size == 3
+    os.rename(
+        folder.path / "cur" / "1700000001.outside.host,S=3:2,RS",
+        folder.path / "cur" / "1700000001.outside.host,S=3:2,S",
+    )
+    os.unlink(folder.path / "new" / "1700000000.outside.host")
+    assert folder.sync() == [Change("expunge", "INBOX", (2,)), Change("flags", "INBOX", (3,))]
+
+
+def test_claim_recent_moves_new_to_cur_once(store):
+    store.deliver([ALICE], message(1))
+    store.deliver([ALICE], message(2), flags=["\\Seen"])
+    folder = store.mailbox(ALICE).folder("INBOX")
+    assert folder.status().recent == 1
+    assert folder.claim_recent() == {1}
+    assert folder.claim_recent() == set()
+    assert files(folder.path)["new"] == []
+    assert folder.status().recent == 0
+    assert folder.read(1) == message(1)
+
+
+def test_status_counts_without_loading(store, tmp_path):
+    for n in range(4):
+        store.deliver([ALICE], message(n, 100), flags=["\\Seen"] if n == 0 else [])
+    fresh = Store(tmp_path / "maildirs")
+    status = fresh.mailbox(ALICE).folder("INBOX").status()
+    assert status.messages == 4
+    assert status.recent == 3
+    assert status.unseen == 3
+    assert status.size == 4 * len(message(0, 100))
+    assert status.uidnext == 5
+
+
+def test_copy_move_expunge(store):
+    mailbox = store.mailbox(ALICE)
+    inbox, archive = mailbox.folder("INBOX"), mailbox.folder("Archive")
+    for n in range(3):
+        inbox.append(message(n), flags=["\\Seen", "Work"] if n == 1 else [])
+    assert inbox.copy([1, 2, 42], archive) == [(1, 1), (2, 2)]
+    assert archive.read(2) == message(1)
+    assert archive.get(2).flags == {"\\Seen", "Work"}
+    assert archive.get(1).key != inbox.get(1).key
+    assert inbox.move([2, 3], archive) == [(2, 3), (3, 4)]
+    assert [m.uid for m in inbox.messages()] == [1]
+    assert [m.uid for m in archive.messages()] == [1, 2, 3, 4]
+    assert archive.expunge([1, 3]) == [1, 3]
+    assert [m.uid for m in archive.messages()] == [2, 4]
+    with pytest.raises(NoSuchMessage):
+        archive.read(3)
+    assert sum(len(v) for v in files(archive.path).values()) == 2
+
+
+def test_cache_blobs_live_and_die_with_the_message(store):
+    folder = store.mailbox(ALICE).folder("INBOX")
+    folder.append(message(1))
+    assert folder.cache_get(1, "envelope") is None
+    folder.cache_put(1, "envelope", b"(NIL NIL)")
+    folder.cache_put(9, "envelope", b"ghost")
+    assert folder.cache_get(1, "envelope") == b"(NIL NIL)"
+    assert folder.cache_get(9, "envelope") is None
+    folder.expunge([1])
+    assert folder.cache_get(1, "envelope") is None
+
+
+def test_folders_create_rename_delete(store):
+    mailbox = store.mailbox(ALICE)
+    mailbox.create_folder("Projekty/Żółw")
+    assert (mailbox.path / ".Projekty.&AXsA8wFC-w").is_dir()
+    with pytest.raises(FolderExists):
+        mailbox.create_folder("Projekty/Żółw")
+    mailbox.create_folder("Projekty")
+    mailbox.subscribe("Projekty/Żółw")
+    mailbox.folder("Projekty/Żółw").append(message(1))
+    mailbox.rename_folder("Projekty", "Old/Projects")
+    names = [f.name for f in mailbox.list_folders()]
+    assert "Old/Projects" in names and "Old/Projects/Żółw" in names
+    assert "Projekty" not in names
+    assert "Old/Projects/Żółw" in mailbox.subscriptions()
+    assert mailbox.folder("Old/Projects/Żółw").read(1) == message(1)
+    with pytest.raises(NoSuchFolder):
+        mailbox.folder("Projekty")
+    with pytest.raises(NotAllowed):
+        mailbox.rename_folder("Old", "Old/Inner")
+    with pytest.raises(FolderExists):
+        mailbox.rename_folder("Old/Projects", "Sent")
+    with pytest.raises(NotAllowed):
+        mailbox.delete_folder("inbox")
+    mailbox.delete_folder("Old/Projects")
+    names = [f.name for f in mailbox.list_folders()]
+    assert "Old/Projects" not in names and "Old/Projects/Żółw" in names
+    with pytest.raises(NoSuchFolder):
+        mailbox.delete_folder("Old/Projects")
+    mailbox.unsubscribe("Old/Projects/Żółw")
+    assert "Old/Projects/Żółw" not in mailbox.subscriptions()
+
+
+def test_a_deleted_folder_object_refuses_further_use(store):
+    mailbox = store.mailbox(ALICE)
+    mailbox.create_folder("Temp")
+    folder = mailbox.folder("Temp")
+    mailbox.delete_folder("Temp")
+    with pytest.raises(NoSuchFolder):
+        folder.append(message(1))
+    mailbox.create_folder("Temp")
+    assert mailbox.folder("Temp") is not folder
+
+
+def test_renaming_inbox_moves_its_messages_and_leaves_it_empty(store):
+    mailbox = store.mailbox(ALICE)
+    store.deliver([ALICE], message(1))
+    store.deliver([ALICE], message(2), flags=["\\Seen"])
+    mailbox.rename_folder("INBOX", "Old Inbox")
+    assert mailbox.folder("INBOX").messages() == []
+    moved = mailbox.folder("Old Inbox").messages()
+    assert [mailbox.folder("Old Inbox").read(m.uid) for m in moved] == [message(1), message(2)]
+    assert moved[1].flags == {"\\Seen"}
+    assert store.deliver([ALICE], message(3)) == {ALICE: 3}
+
+
+def test_purge_deletes_the_maildir(store):
+    store.deliver([ALICE, BOB], message(1))
+    path = store.mailbox(ALICE).path
+    assert store.purge(ALICE) is True
+    assert not path.exists()
+    assert store.purge(ALICE) is False
+    assert store.mailbox(BOB).folder("INBOX").read(1) == message(1)
+    assert [d.name for d in path.parent.iterdir()] == ["bob"]
+
+
+def test_watchers_hear_of_every_in_process_change(store):
+    mailbox = store.mailbox(ALICE)
+    heard: list[Change] = []
+    watch = store.watch(ALICE, "inbox", heard.append)
+    other: list[Change] = []
+    store.watch(ALICE, "Archive", other.append)
+    store.deliver([ALICE], message(1))
+    inbox = mailbox.folder("INBOX")
+    inbox.append(message(2))
+    inbox.store_flags([1], ["\\Seen"], "add")
+    inbox.claim_recent()
+    inbox.copy([1], mailbox.folder("Archive"))
+    inbox.move([2], mailbox.folder("Archive"))
+    inbox.expunge([1])
+    assert heard == [
+        Change("new", "INBOX", (1,)),
+        Change("new", "INBOX", (2,)),
+        Change("flags", "INBOX", (1,)),
+        Change("flags", "INBOX", (2,)),
+        Change("expunge", "INBOX", (2,)),
+        Change("expunge", "INBOX", (1,)),
+    ]
+    assert other == [Change("new", "Archive", (1,)), Change("new", "Archive", (2,))]
+    watch.cancel()
+    store.deliver([ALICE], message(3))
+    assert len(heard) == 6
+
+
+def test_changes_by_another_store_reach_watchers_through_sync(store, tmp_path):
+    heard: list[Change] = []
+    store.watch(ALICE, "INBOX", heard.append)
+    other = Store(tmp_path / "maildirs")
+    other.deliver([ALICE], message(1))
+    other.mailbox(ALICE).folder("INBOX").store_flags([1], ["\\Seen"], "add")
+    assert heard == []
+    assert store.sync_watched() == 1
+    assert heard == [Change("new", "INBOX", (1,))]
+    folder = store.mailbox(ALICE).folder("INBOX")
+    assert folder.get(1).flags == {"\\Seen"}
+    other.mailbox(ALICE).folder("INBOX").expunge([1])
+    assert folder.sync() == [Change("expunge", "INBOX", (1,))]
+    assert heard[-1] == Change("expunge", "INBOX", (1,))
+
+
+async def test_notices_arrive_on_the_attached_loop(store):
+    loop = asyncio.get_running_loop()
+    store.attach_loop(loop)
+    got: asyncio.Queue[tuple[Change, bool]] = asyncio.Queue()
+
+    def callback(change: Change) -> None:
+        got.put_nowait((change, asyncio.get_running_loop() is loop))
+
+    store.watch(ALICE, "INBOX", callback)
+    await loop.run_in_executor(None, lambda: store.deliver([ALICE], message(1)))
+    change, on_loop = await asyncio.wait_for(got.get(), 5)
+    assert change == Change("new", "INBOX", (1,))
+    assert on_loop
+
+
+def test_tmp_leftovers_are_never_messages_and_go_after_36_hours(store, tmp_path):
+    folder = store.mailbox(ALICE).folder("INBOX")
+    folder.append(message(1))
+    tmp = folder.path / "tmp"
+    (tmp / "1700000000.M1P1Q1.crashed,S=5").write_bytes(b"half-")
+    (tmp / "1700000000.M1P1Q2.writing,S=5").write_bytes(b"fresh")
+    old = time.time() - 37 * 3600
+    os.utime(tmp / "1700000000.M1P1Q1.crashed,S=5", (old, old))
+    folder.sync()
+    assert [m.uid for m in folder.messages()] == [1]
+    again = Store(tmp_path / "maildirs").mailbox(ALICE).folder("INBOX")
+    assert [m.uid for m in again.messages()] == [1]
+    assert sorted(os.listdir(tmp)) == ["1700000000.M1P1Q2.writing,S=5"]
+
+
+def test_unknown_folder_raises(store):
+    with pytest.raises(NoSuchFolder):
+        store.mailbox(ALICE).folder("Nope")
+    with pytest.raises(NoSuchFolder):
+        store.deliver([ALICE], message(1), folder="Nope")
