@@ -97,6 +97,47 @@ def check_config(config: Path | None) -> None:
     )
 
 
+@main.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON report.")
+def status(config: Path | None, as_json: bool) -> None:
+    """Ask the running server for its listeners, counters, queue and fetcher state."""
+    import json
+
+    from mailsuite.control import ask
+
+    settings = _settings(config)
+    try:
+        reply = ask(settings.paths.control_socket)
+    except OSError:
+        _fail(f"no running server answers at {settings.paths.control_socket} (is serve running?)")
+    report = reply["status"]
+    if as_json:
+        click.echo(json.dumps(report, indent=2, sort_keys=True))
+        return
+    hours, rest = divmod(int(report["uptime"]), 3600)
+    click.echo(
+        f"mailsuite on {report['hostname']}, pid {report['pid']}, up {hours}h{rest // 60:02d}m"
+    )
+    click.echo("listeners:")
+    for name, (host, port) in sorted(report["listeners"].items()):
+        click.echo(f"  {name:<12} {host}:{port}")
+    lag = report["loop_lag_ms"]
+    click.echo(f"event loop lag: {lag['last']} ms now, {lag['worst']} ms worst")
+    for section in sorted(
+        k
+        for k, v in report.items()
+        if isinstance(v, dict) and k not in {"listeners", "loop_lag_ms", "counters"}
+    ):
+        click.echo(f"{section}:")
+        for key, value in sorted(report[section].items()):
+            click.echo(f"  {key:<20} {value}")
+    if report["counters"]:
+        click.echo("counters:")
+        for key, value in sorted(report["counters"].items()):
+            click.echo(f"  {key:<28} {value}")
+
+
 @main.command("config-example")
 def config_example() -> None:
     """Print every config key with its default and description, as YAML."""

@@ -40,6 +40,7 @@ class Context:
     io_pool: ThreadPoolExecutor
     events: Events = field(default_factory=Events)
     services: dict[str, Running] = field(default_factory=dict)
+    lag: Any = None  # control.LoopLag once serve runs: the loop's wake-up delay, for metrics
 
     async def run_io(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run blocking work (fsync, big reads, index scans) off the loop."""

@@ -15,12 +15,14 @@ import json
 import logging
 import os
 import signal
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mailsuite.auth import Authenticator
-from mailsuite.config import Settings
+from mailsuite.config import ConfigError, Settings, load_config
 from mailsuite.context import Context, Running
+from mailsuite.control import ControlServer, LoopLag
 from mailsuite.directory import Directory
 from mailsuite.passwords import Hasher
 from mailsuite.services import BACKGROUND, LISTENERS
@@ -127,21 +129,80 @@ def _write_ready(path: Path, started: dict[str, Running]) -> None:
     tmp.replace(path)
 
 
+def reload(ctx: Context) -> None:
+    """SIGHUP: take a new config, certificates and directory without dropping connections.
+
+    An invalid config is reported and the running one kept. Listener addresses and paths
+    cannot move under open sockets; a change there is logged as needing a restart.
+    """
+    try:
+        new = load_config(ctx.config_path)
+    except ConfigError as exc:
+        log.error("reload refused, keeping the running config:\n%s", exc.report())
+        return
+    for key, value in new.listen:
+        if value != getattr(ctx.settings.listen, key):
+            log.warning("listen.%s changed; it takes effect at the next restart", key)
+    if new.paths != ctx.settings.paths:
+        log.warning("paths changed; they take effect at the next restart")
+        new = new.model_copy(update={"paths": ctx.settings.paths})
+    ctx.settings = new
+    ctx.auth.settings = new
+    ctx.directory.domains = list(new.domains)
+    try:
+        ctx.tls.reload()
+    except (OSError, ValueError) as exc:
+        log.error("certificate reload failed, keeping the old one: %s", exc)
+    for service in ctx.services.values():
+        hook = getattr(service, "reload", None)
+        if hook is not None:
+            hook(new)
+    log.info("reloaded %s", ctx.config_path)
+
+
+def status(ctx: Context, started: float) -> dict[str, object]:
+    """What `mailsuite status` shows: listeners, uptime, counters and each service's own."""
+    lag = ctx.lag
+    report: dict[str, object] = {
+        "pid": os.getpid(),
+        "uptime": round(time.monotonic() - started, 1),
+        "hostname": ctx.settings.hostname,
+        "listeners": {
+            name: list(s.address) for name, s in ctx.services.items() if s.address is not None
+        },
+        "loop_lag_ms": {"last": round(lag.last * 1000, 2), "worst": round(lag.worst * 1000, 2)},
+        "counters": ctx.events.snapshot(),
+    }
+    for name, service in ctx.services.items():
+        extra = getattr(service, "status", None)
+        if callable(extra):
+            report[name.rpartition(":")[2]] = extra()
+    return report
+
+
 async def serve(settings: Settings, config_path: Path, ready_file: Path | None = None) -> None:
-    """Run until SIGTERM or SIGINT, then shut down within the grace period."""
+    """Run until SIGTERM or SIGINT, then shut down within the grace period; SIGHUP reloads."""
     loop = asyncio.get_running_loop()
     _install_reactor(loop)
     ctx = build_context(settings, config_path, loop)
+    ctx.lag = LoopLag()
+    started_at = time.monotonic()
+    control = ControlServer(settings.paths.control_socket, lambda: status(ctx, started_at))
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload, ctx)
     try:
         ctx.services = await start_services(ctx)
+        ctx.lag.start()
+        await control.start()
         if ready_file is not None:
             _write_ready(ready_file, ctx.services)
         log.info("mailsuite ready: %s for %s", settings.hostname, ", ".join(settings.domains))
         await stop.wait()
         log.info("shutting down")
+        await control.close()
+        await ctx.lag.close()
         await stop_services(ctx.services)
     finally:
         from twisted.internet import reactor

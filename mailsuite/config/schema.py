@@ -108,6 +108,10 @@ class Paths(Section):
         description="Key that encrypts external-account passwords at rest (created, mode 0600).",
     )
     dkim_keys: Path = Field(Path("../var/dkim"), description="Folder of DKIM private keys.")
+    control_socket: Path = Field(
+        Path("../var/control.sock"),
+        description="Unix socket where `mailsuite status` asks the running server.",
+    )
 
 
 class Tls(Section):
@@ -264,6 +268,11 @@ class Settings(Section):
 
     hostname: str = Field(description="This server's host name (HELO, certificates, links).")
     domains: list[str] = Field(min_length=1, description="Mail domains this server is MX for.")
+    client_host: str | None = Field(
+        None,
+        description="Host name mail clients connect to, as published in autoconfig, "
+        "Autodiscover and SRV records (default: `hostname`).",
+    )
     listen: Listen = Field(default_factory=Listen, description="Listener addresses.")
     paths: Paths = Field(default_factory=Paths, description="Files and folders.")
     tls: Tls = Field(default_factory=Tls, description="TLS.")
