@@ -1,0 +1,182 @@
+"""The one path every accepted message takes: local recipients into the store, remote ones
+into the outbound spool; and `send_system_mail` for mail the suite writes itself.
+
+SMTP's DATA, the web site's e-mails and the queue's bounces all call `dispatch`, so local
+delivery, the Return-Path, DKIM signing and spooling behave the same for each. When
+`dispatch` returns, the message is durable everywhere it had to go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import SMTP, SMTPUTF8
+from email.utils import format_datetime, localtime, make_msgid
+from pathlib import Path
+
+from mailsuite.context import Context
+from mailsuite.smtp import signing
+from mailsuite.smtp.message import domain_of, from_addresses, normalize_line_endings, return_path
+from mailsuite.smtp.spool import Spool, new_id
+
+_SPOOLS: dict[Path, Spool] = {}
+_WAKERS: dict[Path, list[Callable[[], None]]] = {}
+
+
+def spool_of(ctx: Context) -> Spool:
+    """The spool under `paths.spool`, shared by the SMTP sessions and the queue runner."""
+    path = ctx.settings.paths.spool
+    if path not in _SPOOLS:
+        _SPOOLS[path] = Spool(path)
+    return _SPOOLS[path]
+
+
+def on_enqueue(ctx: Context, callback: Callable[[], None]) -> Callable[[], None]:
+    """Call `callback` (on the loop) whenever mail is spooled; returns the unsubscriber."""
+    wakers = _WAKERS.setdefault(ctx.settings.paths.spool, [])
+    wakers.append(callback)
+    return lambda: wakers.remove(callback)
+
+
+def wake_queue(ctx: Context) -> None:
+    """Tell the queue runner that there is new mail in the spool."""
+    for wake in list(_WAKERS.get(ctx.settings.paths.spool, [])):
+        wake()
+
+
+def is_local_domain(ctx: Context, address: str) -> bool:
+    return domain_of(address) in ctx.settings.domains
+
+
+def local_targets(ctx: Context, address: str) -> list[str]:
+    """Account addresses that receive mail for a local `address` (empty: nobody does).
+
+    The domain's catch-all (`smtp.catch_all`) takes local parts nobody owns.
+    """
+    accounts = ctx.directory.resolve_recipient(address)
+    if not accounts:
+        catch_all = ctx.settings.smtp.catch_all.get(domain_of(address))
+        if catch_all:
+            accounts = ctx.directory.resolve_recipient(catch_all)
+    return [a.address for a in accounts]
+
+
+@dataclass
+class Routing:
+    local: list[str]  # account addresses, each once
+    remote: list[str]  # envelope recipients outside our domains
+
+    @classmethod
+    def of(cls, ctx: Context, recipients: list[str]) -> Routing:
+        """Split recipients; unknown local recipients raise LookupError (caught at RCPT)."""
+        local: dict[str, None] = {}
+        remote: dict[str, None] = {}
+        for rcpt in recipients:
+            if is_local_domain(ctx, rcpt):
+                targets = local_targets(ctx, rcpt)
+                if not targets:
+                    raise LookupError(f"no mailbox for {rcpt}")
+                local.update(dict.fromkeys(targets))
+            else:
+                remote[rcpt] = None
+        return cls(list(local), list(remote))
+
+
+def _dkim_domain(ctx: Context, sender: str, data: bytes) -> str | None:
+    """Sign as the From domain when it is ours, else as the envelope sender's domain."""
+    try:
+        candidates = [domain_of(a) for a in from_addresses(data) if a]
+    except Exception:
+        candidates = []
+    candidates.append(domain_of(sender) if sender else "")
+    for domain in candidates:
+        if domain in ctx.settings.domains:
+            return domain
+    return None
+
+
+def _commit(
+    ctx: Context,
+    sender: str,
+    routing: Routing,
+    data: bytes,
+    queue_id: str,
+    smtputf8: bool,
+) -> None:
+    """Runs in an I/O thread: store delivery and spooling, each fsynced before returning."""
+    if routing.local:
+        ctx.store.deliver(routing.local, return_path(sender) + data)
+    if routing.remote:
+        signed = data
+        domain = _dkim_domain(ctx, sender, data)
+        if domain:
+            settings = ctx.settings
+            signed = (
+                signing.sign(data, domain, settings.smtp.dkim_selector, settings.paths.dkim_keys)
+                + data
+            )
+        spool_of(ctx).enqueue(sender, routing.remote, signed, queue_id=queue_id, smtputf8=smtputf8)
+
+
+async def dispatch(
+    ctx: Context,
+    sender: str,
+    routing: Routing,
+    data: bytes,
+    *,
+    queue_id: str | None = None,
+    smtputf8: bool = False,
+) -> str:
+    """Deliver `data` (CRLF-normalised, trace headers already on) to every recipient.
+
+    Returns the queue id. When it returns, local copies are in the recipients' Maildirs and
+    remote recipients are in the spool, all fsynced; the queue runner is woken.
+    """
+    queue_id = queue_id or new_id()
+    await ctx.run_io(_commit, ctx, sender, routing, data, queue_id, smtputf8)
+    if routing.local:
+        ctx.events.inc("smtp.delivered.local", len(routing.local))
+    if routing.remote:
+        ctx.events.inc("smtp.queued", len(routing.remote))
+        wake_queue(ctx)
+    return queue_id
+
+
+def system_sender(ctx: Context) -> str:
+    return ctx.settings.web.mail_from or f"postmaster@{ctx.settings.domains[0]}"
+
+
+def compose(
+    ctx: Context, to: str, subject: str, body: str, *, html: str | None = None
+) -> EmailMessage:
+    """A complete MIME message from the suite: From, To, Date, Message-ID, UTF-8 text."""
+    msg = EmailMessage(policy=SMTPUTF8 if not to.isascii() else SMTP)
+    msg["From"] = system_sender(ctx)
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(localtime())
+    msg["Message-ID"] = make_msgid(domain=ctx.settings.hostname)
+    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834 5: no auto-replies to this
+    msg.set_content(body, charset="utf-8")
+    if html is not None:
+        msg.add_alternative(html, subtype="html", charset="utf-8")
+    return msg
+
+
+async def send_system_mail(
+    ctx: Context, to: str, subject: str, body: str, *, html: str | None = None
+) -> None:
+    """Send an e-mail from the suite (activation links, codes, notices) to `to`.
+
+    A local recipient gets it in the Maildir, a remote one through the outbound queue (DKIM
+    signed). When this returns the message is durable. Raises LookupError for a local
+    address that nobody owns, ValueError for something that is not an address.
+    """
+    to = to.strip()
+    if "@" not in to or any(c in to for c in "\r\n<> ,"):
+        raise ValueError(f"{to!r} is not an e-mail address")
+    msg = compose(ctx, to, subject, body, html=html)
+    data = normalize_line_endings(msg.as_bytes())
+    routing = Routing.of(ctx, [to])
+    await dispatch(ctx, system_sender(ctx), routing, data, smtputf8=not to.isascii())
