@@ -65,4 +65,33 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX audit_address ON audit(address, at);
     """,
+    # 2: moving users from an old mail system: per-user import state and what was copied
+    """
+    CREATE TABLE migration_users (
+        address TEXT PRIMARY KEY REFERENCES accounts(address) ON DELETE CASCADE,
+        source TEXT NOT NULL DEFAULT '',
+        since TEXT,
+        status TEXT NOT NULL DEFAULT 'pending'
+            CHECK (status IN ('pending', 'running', 'done', 'failed')),
+        copied INTEGER NOT NULL DEFAULT 0,
+        duplicates INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        error TEXT NOT NULL DEFAULT '',
+        started REAL,
+        finished REAL,
+        updated REAL NOT NULL
+    );
+    CREATE TABLE migration_copied (
+        address TEXT NOT NULL REFERENCES accounts(address) ON DELETE CASCADE,
+        folder TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        message_id TEXT NOT NULL DEFAULT '',
+        size INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'done')),
+        uid INTEGER,
+        at REAL NOT NULL,
+        PRIMARY KEY (address, folder, digest)
+    );
+    CREATE INDEX migration_copied_pending ON migration_copied(address, state);
+    """,
 ]
