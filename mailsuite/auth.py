@@ -16,6 +16,7 @@ from datetime import date, datetime
 
 from mailsuite.config import Settings
 from mailsuite.directory import Account, Directory
+from mailsuite.events import Events
 from mailsuite.passwords import Hasher
 from mailsuite.urls import CHANGE_PASSWORD_PATH, RESET_PATH, page
 
@@ -48,10 +49,13 @@ class AuthResult:
 class Authenticator:
     """Checks logins against the directory with bcrypt off the loop and shared throttling."""
 
-    def __init__(self, settings: Settings, directory: Directory, hasher: Hasher) -> None:
+    def __init__(
+        self, settings: Settings, directory: Directory, hasher: Hasher, events: Events | None = None
+    ) -> None:
         self.settings = settings
         self.directory = directory
         self.hasher = hasher
+        self.events = events or Events()
 
     @property
     def change_url(self) -> str:
@@ -90,6 +94,18 @@ class Authenticator:
         protocol: str,
         remote_ip: str | None,
         allow_temporary: bool = False,
+    ) -> AuthResult:
+        result = await self._decide(login, password, protocol, remote_ip, allow_temporary)
+        self.events.inc(f"auth.login.{protocol}.{result.code.value}")
+        return result
+
+    async def _decide(
+        self,
+        login: str,
+        password: str,
+        protocol: str,
+        remote_ip: str | None,
+        allow_temporary: bool,
     ) -> AuthResult:
         """Decide whether `login` may proceed with `password`.
 

@@ -138,6 +138,27 @@ def status(config: Path | None, as_json: bool) -> None:
             click.echo(f"  {key:<28} {value}")
 
 
+@main.command()
+@click.argument("domain")
+@config_option
+def dns(domain: str, config: Path | None) -> None:
+    """Print the DNS records to publish for DOMAIN (MX, SPF, DKIM, DMARC, SRV, autoconfig)."""
+    from mailsuite.clientconfig import dns_records
+    from mailsuite.smtp.signing import dns_record, key_path
+
+    settings = _settings(config)
+    domain = domain.lower()
+    if domain not in settings.domains:
+        _fail(f"{domain!r} is not one of this server's domains ({', '.join(settings.domains)})")
+    keys = settings.paths.dkim_keys
+    dkim = (
+        dns_record(keys, domain, settings.smtp.dkim_selector)
+        if key_path(keys, domain).exists()
+        else None
+    )
+    click.echo(dns_records(settings, domain, dkim), nl=False)
+
+
 @main.command("config-example")
 def config_example() -> None:
     """Print every config key with its default and description, as YAML."""

@@ -24,6 +24,7 @@ from mailsuite.config import ConfigError, Settings, load_config
 from mailsuite.context import Context, Running
 from mailsuite.control import ControlServer, LoopLag
 from mailsuite.directory import Directory
+from mailsuite.events import Events
 from mailsuite.passwords import Hasher
 from mailsuite.services import BACKGROUND, LISTENERS
 from mailsuite.store import Store
@@ -59,15 +60,17 @@ def build_context(
     store = Store(settings.paths.maildirs)
     store.attach_loop(loop)
     hasher = Hasher(settings.accounts.bcrypt_rounds, settings.accounts.auth_workers)
+    events = Events()
     return Context(
         settings=settings,
         config_path=config_path,
         directory=directory,
         store=store,
-        auth=Authenticator(settings, directory, hasher),
+        auth=Authenticator(settings, directory, hasher, events),
         tls=TLSMaterial.for_settings(settings),
         loop=loop,
         io_pool=ThreadPoolExecutor(max_workers=16, thread_name_prefix="io"),
+        events=events,
     )
 
 

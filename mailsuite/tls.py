@@ -82,22 +82,36 @@ class TLSMaterial:
         return cls(cert, key)
 
     def reload(self) -> None:
-        """Re-read the PEM files; listeners created afterwards use the new certificate."""
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(self.cert_path, self.key_path)
-        self._ssl = context
-        self._twisted = None
+        """Re-read the PEM files; every listener's next handshake uses the new certificate.
+
+        The `ssl.SSLContext` is updated in place (aiosmtpd and aiohttp keep a reference to
+        it), and Twisted listeners hold a `_LiveContextFactory` that asks for the current
+        options at each handshake, so nothing needs to re-listen.
+        """
+        if self._ssl is None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            self._ssl = context
+        self._ssl.load_cert_chain(self.cert_path, self.key_path)
+        from twisted.internet import ssl as tssl
+
+        pem = self.key_path.read_bytes() + b"\n" + self.cert_path.read_bytes()
+        self._twisted = tssl.PrivateCertificate.loadPEM(pem).options()
 
     def server_context(self) -> ssl.SSLContext:
         assert self._ssl is not None
         return self._ssl
 
     def twisted_options(self) -> Any:
-        """Twisted `CertificateOptions` (needs pyOpenSSL, installed with twisted[tls])."""
-        if self._twisted is None:
-            from twisted.internet import ssl as tssl
+        """A Twisted context factory (pyOpenSSL) that always serves the current certificate."""
+        return _LiveContextFactory(self)
 
-            pem = self.key_path.read_bytes() + b"\n" + self.cert_path.read_bytes()
-            self._twisted = tssl.PrivateCertificate.loadPEM(pem).options()
-        return self._twisted
+
+class _LiveContextFactory:
+    """Old-style Twisted context factory: Twisted calls getContext() for each connection."""
+
+    def __init__(self, material: TLSMaterial) -> None:
+        self._material = material
+
+    def getContext(self) -> Any:
+        return self._material._twisted.getContext()
