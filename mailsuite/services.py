@@ -6,6 +6,12 @@ after the Twisted reactor is installed. The functions' contract is in docs/inter
 
 from __future__ import annotations
 
-LISTENERS: dict[str, str] = {}
+LISTENERS: dict[str, str] = {
+    "imap": "mailsuite.imap.server:start_imap",
+    "imaps": "mailsuite.imap.server:start_imaps",
+    "smtp": "mailsuite.smtp.server:start_mx",
+    "submission": "mailsuite.smtp.server:start_submission",
+    "submissions": "mailsuite.smtp.server:start_submissions",
+}
 
 BACKGROUND: list[str] = []

@@ -1,0 +1,758 @@
+"""One IMAP session: the state machine (RFC 3501 3) and a handler per command verb.
+
+Handlers talk to the store only (never to paths) and to their connection only through
+`write`, `flush`, `drain` and `next_command`. Blocking store work (file reads, index scans,
+fsyncs) goes through ``ctx.run_io``. A handler raises `No` or `Bad` to end its command with
+that reply; any other exception is logged and answered ``NO [SERVERBUG]``, and the
+session goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from mailsuite import store as store_pkg
+from mailsuite.auth import AuthCode
+from mailsuite.imap import mailboxes, render
+from mailsuite.imap.parser import Command, FetchItem, ParseError, parse_command, parse_tag
+from mailsuite.imap.search import search
+from mailsuite.imap.view import View
+
+if TYPE_CHECKING:
+    from mailsuite.context import Context
+
+log = logging.getLogger("mailsuite.imap")
+
+NOT_AUTH, AUTH, SELECTED, LOGOUT = "not-authenticated", "authenticated", "selected", "logout"
+SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+FETCH_CHUNK_INDEX = 5000  # messages rendered per trip to the I/O pool, index-only items
+FETCH_CHUNK_BYTES = 4 << 20  # message bytes read per trip for body items
+FETCH_CHUNK_FILES = 200
+SERVER_ID = (("name", "mailsuite"), ("vendor", "mailsuite"))
+
+_ANY = frozenset({NOT_AUTH, AUTH, SELECTED})
+_AUTHED = frozenset({AUTH, SELECTED})
+_SELECTED = frozenset({SELECTED})
+
+
+class No(Exception):
+    """End the command with ``NO [code] text``."""
+
+    def __init__(self, text: str, code: str | None = None) -> None:
+        super().__init__(text)
+        self.text = text
+        self.code = code
+
+
+class Bad(No):
+    """End the command with ``BAD [code] text``."""
+
+
+_STORE_ERRORS: dict[type, str] = {
+    store_pkg.NoSuchFolder: "NONEXISTENT",  # RFC 5530 3
+    store_pkg.FolderExists: "ALREADYEXISTS",
+    store_pkg.NotAllowed: "CANNOT",
+    store_pkg.BadFolderName: "CANNOT",
+    store_pkg.TooLarge: "TOOBIG",
+    store_pkg.BadFlag: "CANNOT",
+    store_pkg.NoSuchMessage: "EXPUNGEISSUED",
+}
+
+
+class Session:
+    """Command handlers for one connection (`conn` is a server.Connection)."""
+
+    def __init__(self, ctx: Context, conn: Any) -> None:
+        self.ctx = ctx
+        self.conn = conn
+        self.state = NOT_AUTH
+        self.address: str | None = None
+        self.mailbox: Any = None
+        self.view: View | None = None
+        self.watch: Any = None
+        self.idle_wakeup = asyncio.Event()
+        self.message_size = ctx.settings.limits.message_size
+
+    # --- main loop -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        conn = self.conn
+        conn.write(b"* OK [CAPABILITY " + self.capabilities() + b"] mailsuite IMAP4rev1 ready\r\n")
+        conn.flush()
+        try:
+            while self.state != LOGOUT:
+                data = await conn.next_command()
+                if data is None:
+                    break
+                await self.dispatch(data)
+                if not conn.has_pending_input():
+                    await conn.drain()
+        except ConnectionError:
+            pass
+        finally:
+            self.deselect()
+            conn.flush()
+
+    def connection_lost(self) -> None:
+        self.state = LOGOUT
+        self.idle_wakeup.set()
+
+    async def dispatch(self, data: bytes) -> None:
+        conn = self.conn
+        try:
+            cmd = parse_command(data)
+        except ParseError as exc:
+            tag = exc.tag or parse_tag(data) or "*"
+            kind = b"NO" if exc.code == "BADCHARSET" else b"BAD"
+            code = b" [BADCHARSET (UTF-8 US-ASCII)]" if exc.code == "BADCHARSET" else b""
+            conn.write(b"%s %s%s %s\r\n" % (tag.encode(), kind, code, exc.message.encode()))
+            return
+        handler, states = self.HANDLERS.get(cmd.name, (None, frozenset()))
+        tag = cmd.tag.encode()
+        if handler is None:
+            conn.write(tag + b" BAD Unknown command\r\n")
+            return
+        if self.state not in states:
+            conn.write(tag + b" BAD " + cmd.name.encode() + b" is not valid in this state\r\n")
+            return
+        try:
+            text = await handler(self, cmd)
+        except _Handled:
+            return
+        except Bad as exc:
+            conn.write(tag + b" BAD " + self._coded(exc) + b"\r\n")
+        except No as exc:
+            await self.send_updates(cmd)
+            conn.write(tag + b" NO " + self._coded(exc) + b"\r\n")
+        except store_pkg.StoreError as exc:
+            code = _STORE_ERRORS.get(type(exc), "CANNOT")
+            await self.send_updates(cmd)
+            conn.write(tag + b" NO [" + code.encode() + b"] " + str(exc).encode() + b"\r\n")
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("IMAP %s failed for %s", cmd.name, self.address)
+            conn.write(tag + b" NO [SERVERBUG] Internal error; the problem was logged\r\n")
+        else:
+            if self.state == LOGOUT:
+                conn.write(tag + b" OK " + (text or "LOGOUT completed").encode() + b"\r\n")
+                conn.close()
+                return
+            await self.send_updates(cmd)
+            conn.write(tag + b" OK " + (text or f"{cmd.name} completed").encode() + b"\r\n")
+
+    @staticmethod
+    def _coded(exc: No) -> bytes:
+        code = f"[{exc.code}] " if exc.code else ""
+        return (code + exc.text).encode()
+
+    # --- capabilities and state --------------------------------------------------------
+
+    def plaintext_ok(self) -> bool:
+        """RFC 3501 6.2.3 / RFC 8314: passwords only over TLS, or loopback when allowed."""
+        if self.conn.tls:
+            return True
+        return self.ctx.settings.tls.allow_plaintext_auth_on_loopback and self.conn.is_loopback()
+
+    def capabilities(self) -> bytes:
+        caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE"]
+        if self.state == NOT_AUTH:
+            if not self.conn.tls:
+                caps.append("STARTTLS")
+            if self.plaintext_ok():
+                caps.append("AUTH=PLAIN")
+            else:
+                caps.append("LOGINDISABLED")  # RFC 3501 6.2.3
+        else:
+            caps += [
+                "NAMESPACE",
+                "UIDPLUS",
+                "MOVE",
+                "UNSELECT",
+                "CHILDREN",
+                "SPECIAL-USE",
+                "LIST-EXTENDED",
+                f"APPENDLIMIT={self.message_size}",
+            ]
+        return " ".join(caps).encode()
+
+    def deselect(self) -> None:
+        if self.watch is not None:
+            self.watch.cancel()
+            self.watch = None
+        self.view = None
+        if self.state == SELECTED:
+            self.state = AUTH
+
+    def on_change(self, change: Any) -> None:
+        """Store notice for the selected folder (called on the loop)."""
+        view = self.view
+        if view is None:
+            return
+        view.note(change.kind, change.uids)
+        self.idle_wakeup.set()
+
+    async def send_updates(self, cmd: Command | None, *, poll: bool = False) -> None:
+        """Announce pending changes of the selected folder where RFC 3501 7.4.1 allows."""
+        view = self.view
+        if view is None:
+            return
+        if poll:
+            await self.ctx.run_io(view.folder.sync)
+            await asyncio.sleep(0)  # let notices queued by the sync arrive
+        allow_expunge = cmd is None or cmd.uid or cmd.name not in ("FETCH", "STORE", "SEARCH")
+        pending = view.pending
+        if poll:
+            latest = await self.ctx.run_io(view.folder.messages)
+            gone, changed = await self.ctx.run_io(view.differences, latest)
+            pending.expunged |= gone
+            pending.flags |= changed
+            if latest and latest[-1].uid > view.last_uid():
+                pending.new = True
+        elif not pending:
+            return
+        if pending.rebuilt:
+            # RFC 3501 2.3.1.1: the UIDs changed under us; the client must start again
+            self.conn.write(b"* BYE Folder was rebuilt; please reconnect\r\n")
+            self.state = LOGOUT
+            self.conn.close()
+            return
+        latest = None
+        if pending.new or pending.flags:
+            if pending.new and not view.readonly:
+                view.recent |= await self.ctx.run_io(view.folder.claim_recent)
+            latest = await self.ctx.run_io(view.folder.messages)
+        with_uid = cmd is not None and cmd.uid
+        out = view.apply(latest, allow_expunge, with_uid)
+        if out:
+            self.conn.write(out)
+
+    # --- any state -----------------------------------------------------------------------
+
+    async def do_capability(self, cmd: Command) -> str | None:
+        self.conn.write(b"* CAPABILITY " + self.capabilities() + b"\r\n")
+        return None
+
+    async def do_noop(self, cmd: Command) -> str | None:
+        await self.send_updates(cmd, poll=True)
+        return None
+
+    async def do_logout(self, cmd: Command) -> str | None:
+        self.conn.write(b"* BYE mailsuite IMAP4rev1 server logging out\r\n")
+        self.deselect()
+        self.state = LOGOUT
+        return None
+
+    async def do_id(self, cmd: Command) -> str | None:
+        # RFC 2971 3.1
+        items = b" ".join(render.string(k) + b" " + render.string(v) for k, v in SERVER_ID)
+        self.conn.write(b"* ID (" + items + b")\r\n")
+        return None
+
+    async def do_enable(self, cmd: Command) -> str | None:
+        # RFC 5161 3.1: nothing here needs enabling; the reply lists what was enabled
+        self.conn.write(b"* ENABLED\r\n")
+        return None
+
+    # --- not authenticated ---------------------------------------------------------------
+
+    async def do_starttls(self, cmd: Command) -> str | None:
+        if self.conn.tls:
+            raise Bad("TLS is already active")
+        self.conn.write(cmd.tag.encode() + b" OK Begin TLS negotiation now\r\n")
+        self.conn.start_tls()
+        raise _Handled
+
+    async def do_login(self, cmd: Command) -> str | None:
+        if not self.plaintext_ok():
+            raise No("Use STARTTLS first", "PRIVACYREQUIRED")
+        assert cmd.user is not None and cmd.password is not None
+        return await self.authenticate(
+            cmd.user.decode("utf-8", "replace"), cmd.password.decode("utf-8", "replace")
+        )
+
+    async def do_authenticate(self, cmd: Command) -> str | None:
+        if cmd.mechanism != "PLAIN":
+            raise No("Unsupported authentication mechanism", "CANNOT")
+        if not self.plaintext_ok():
+            raise No("Use STARTTLS first", "PRIVACYREQUIRED")
+        if cmd.initial is not None:
+            response = b"" if cmd.initial == b"=" else cmd.initial
+        else:
+            self.conn.write(b"+ \r\n")
+            self.conn.flush()
+            line = await self.conn.next_command()
+            if line is None:
+                raise ConnectionError
+            response = line.strip()
+        if response == b"*":
+            raise Bad("Authentication cancelled")  # RFC 3501 6.2.2
+        try:
+            decoded = base64.b64decode(response, validate=True)
+        except (binascii.Error, ValueError):
+            raise Bad("Invalid base64 in the SASL response") from None
+        parts = decoded.split(b"\0")
+        if len(parts) != 3:
+            raise Bad("Malformed PLAIN response")  # RFC 4616 2
+        authzid, authcid, password = (p.decode("utf-8", "replace") for p in parts)
+        if authzid and authzid.lower() != authcid.lower():
+            raise No("Acting as another user is not allowed", "AUTHORIZATIONFAILED")
+        return await self.authenticate(authcid, password)
+
+    async def authenticate(self, login: str, password: str) -> str:
+        result = await self.ctx.auth.authenticate(
+            login, password, protocol="imap", remote_ip=self.conn.remote_ip
+        )
+        for notice in result.notices:
+            self.conn.write(b"* OK [ALERT] " + notice.encode() + b"\r\n")
+        if not result.ok:
+            if result.code in (AuthCode.MUST_CHANGE, AuthCode.TEMP_EXPIRED):
+                # the message carries the address of the page where the password is changed
+                text = result.message
+                if result.change_url and result.change_url not in text:
+                    text += f" ({result.change_url})"
+                raise No(text, "ALERT")
+            if result.code is AuthCode.LEGACY_EXPIRED:
+                raise No(result.message, "ALERT")
+            if result.code is AuthCode.THROTTLED:
+                raise No(result.message, "UNAVAILABLE")
+            raise No(result.message, "AUTHENTICATIONFAILED")
+        account = result.account
+        assert account is not None
+        if not self.conn.set_user(account.address):
+            raise No("Too many connections for this account", "LIMIT")
+        self.address = account.address
+        self.mailbox = await self.ctx.run_io(self.ctx.store.mailbox, account.address)
+        self.state = AUTH
+        return "[CAPABILITY " + self.capabilities().decode() + "] Logged in"
+
+    # --- authenticated -------------------------------------------------------------------
+
+    async def folder(self, name: str) -> Any:
+        return await self.ctx.run_io(self.mailbox.folder, name)
+
+    async def do_select(self, cmd: Command) -> str | None:
+        self.deselect()
+        readonly = cmd.name == "EXAMINE"
+        assert cmd.mailbox is not None
+        folder = await self.folder(cmd.mailbox)
+        await self.ctx.run_io(folder.sync)
+        recent = set() if readonly else await self.ctx.run_io(folder.claim_recent)
+        messages = await self.ctx.run_io(folder.messages)
+        if readonly:
+            recent = await self.ctx.run_io(folder.recent)
+        first_unseen, keywords = await self.ctx.run_io(_scan_for_select, messages)
+        view = View(folder.name, folder, readonly, messages, recent)
+        flag_list = render.flags([*SYSTEM_FLAGS, *sorted(keywords)])
+        w = self.conn.write
+        w(b"* FLAGS " + flag_list + b"\r\n")
+        w(b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(view), len(recent)))
+        if first_unseen:
+            w(b"* OK [UNSEEN %d] First unseen message\r\n" % first_unseen)
+        w(b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % folder.uidvalidity)
+        w(b"* OK [UIDNEXT %d] Predicted next UID\r\n" % folder.uidnext)
+        if readonly:
+            w(b"* OK [PERMANENTFLAGS ()] Read-only folder\r\n")
+        else:
+            # RFC 3501 7.1: \* means new keywords may be created
+            perm = render.flags([*SYSTEM_FLAGS, *sorted(keywords), "\\*"])
+            w(b"* OK [PERMANENTFLAGS " + perm + b"] Flags permitted\r\n")
+        self.view = view
+        self.state = SELECTED
+        self.watch = await self.ctx.run_io(
+            self.ctx.store.watch, self.address, folder.name, self.on_change
+        )
+        return ("[READ-ONLY] " if readonly else "[READ-WRITE] ") + f"{cmd.name} completed"
+
+    do_examine = do_select
+
+    async def do_create(self, cmd: Command) -> str | None:
+        name = (cmd.mailbox or "").rstrip("/")  # RFC 3501 6.3.3: a trailing delimiter is ok
+        if not name:
+            raise No("Folder name is empty", "CANNOT")
+        if name.upper() == "INBOX":
+            raise No("INBOX always exists", "ALREADYEXISTS")
+        await self.ctx.run_io(self.mailbox.create_folder, name)
+        return None
+
+    async def do_delete(self, cmd: Command) -> str | None:
+        if (cmd.mailbox or "") == "INBOX":
+            raise No("INBOX cannot be deleted", "CANNOT")  # RFC 3501 6.3.4
+        if self.view is not None and self.view.name == cmd.mailbox:
+            self.deselect()  # the client gets NO on later commands, not stale data
+        await self.ctx.run_io(self.mailbox.delete_folder, cmd.mailbox)
+        return None
+
+    async def do_rename(self, cmd: Command) -> str | None:
+        if (cmd.mailbox2 or "") == "INBOX":
+            raise No("A folder cannot be renamed to INBOX", "ALREADYEXISTS")
+        await self.ctx.run_io(self.mailbox.rename_folder, cmd.mailbox, cmd.mailbox2)
+        return None
+
+    async def do_subscribe(self, cmd: Command) -> str | None:
+        await self.ctx.run_io(self.mailbox.subscribe, cmd.mailbox)
+        return None
+
+    async def do_unsubscribe(self, cmd: Command) -> str | None:
+        await self.ctx.run_io(self.mailbox.unsubscribe, cmd.mailbox)
+        return None
+
+    async def do_list(self, cmd: Command) -> str | None:
+        assert cmd.pattern is not None and cmd.reference is not None
+        lsub = cmd.name == "LSUB"
+        if not lsub and cmd.pattern == "":
+            # RFC 3501 6.3.8: an empty pattern asks for the delimiter and root
+            self.conn.write(b'* LIST (\\Noselect) "/" ""\r\n')
+            return None
+        folders = await self.ctx.run_io(self.mailbox.list_folders)
+        opts = set(cmd.select_opts)
+        unknown = opts - {"SUBSCRIBED", "SPECIAL-USE", "REMOTE", "RECURSIVEMATCH"}
+        if unknown:
+            raise Bad("Unknown LIST selection option")
+        items = mailboxes.list_folders(
+            folders,
+            cmd.reference,
+            cmd.pattern,
+            subscribed_only="SUBSCRIBED" in opts,
+            special_use_only="SPECIAL-USE" in opts,
+            lsub=lsub,
+        )
+        self.conn.write(b"".join(mailboxes.list_line(cmd.name, i) for i in items))
+        return None
+
+    do_lsub = do_list
+
+    async def do_namespace(self, cmd: Command) -> str | None:
+        # RFC 2342 5: one personal namespace, no others
+        self.conn.write(b'* NAMESPACE (("" "/")) NIL NIL\r\n')
+        return None
+
+    async def do_status(self, cmd: Command) -> str | None:
+        assert cmd.mailbox is not None
+        folder = await self.folder(cmd.mailbox)
+        st = await self.ctx.run_io(folder.status)
+        values = {
+            "MESSAGES": st.messages,
+            "RECENT": st.recent,
+            "UIDNEXT": st.uidnext,
+            "UIDVALIDITY": st.uidvalidity,
+            "UNSEEN": st.unseen,
+        }
+        items = b" ".join(b"%s %d" % (i.encode(), values[i]) for i in cmd.status_items)
+        self.conn.write(
+            b"* STATUS " + render.astring_mailbox(cmd.mailbox) + b" (" + items + b")\r\n"
+        )
+        return None
+
+    async def do_append(self, cmd: Command) -> str | None:
+        assert cmd.mailbox is not None and cmd.data is not None
+        if len(cmd.data) > self.message_size:
+            raise No("Message too large", "TOOBIG")
+        try:
+            folder = await self.folder(cmd.mailbox)
+        except store_pkg.NoSuchFolder:
+            raise No("No such folder", "TRYCREATE") from None  # RFC 3501 6.3.11
+        when = cmd.date.timestamp() if cmd.date is not None else None
+        uid = await self.ctx.run_io(folder.append, cmd.data, cmd.flags, when)
+        if self.view is not None and self.view.folder is folder:
+            self.view.pending.new = True
+        # RFC 4315 3: APPENDUID
+        return f"[APPENDUID {folder.uidvalidity} {uid}] APPEND completed"
+
+    async def do_idle(self, cmd: Command) -> str | None:
+        # RFC 2177 3: untagged updates flow until the client sends DONE
+        conn = self.conn
+        conn.write(b"+ idling\r\n")
+        await self.send_updates(None)
+        conn.flush()
+        line_task = asyncio.ensure_future(conn.next_command())
+        try:
+            while True:
+                self.idle_wakeup.clear()
+                wake = asyncio.ensure_future(self.idle_wakeup.wait())
+                done, _ = await asyncio.wait({line_task, wake}, return_when=asyncio.FIRST_COMPLETED)
+                if line_task in done:
+                    wake.cancel()
+                    break
+                if self.state == LOGOUT:
+                    line_task.cancel()
+                    raise ConnectionError
+                await self.send_updates(None)
+                conn.flush()
+        finally:
+            if not line_task.done():
+                line_task.cancel()
+        line = line_task.result()
+        if line is None:
+            raise ConnectionError
+        if line.strip().upper() != b"DONE":
+            raise Bad("Expected DONE")
+        return "IDLE terminated"
+
+    # --- selected ------------------------------------------------------------------------
+
+    def _view(self) -> View:
+        assert self.view is not None
+        return self.view
+
+    async def do_check(self, cmd: Command) -> str | None:
+        await self.send_updates(cmd, poll=True)
+        return None
+
+    async def do_close(self, cmd: Command) -> str | None:
+        view = self._view()
+        if not view.readonly:
+            # RFC 3501 6.4.2: expunge silently
+            uids = [m.uid for m in view.messages if "\\Deleted" in m.flags]
+            if uids:
+                await self.ctx.run_io(view.folder.expunge, uids)
+        self.deselect()
+        return None
+
+    async def do_unselect(self, cmd: Command) -> str | None:
+        self.deselect()  # RFC 3691 2: no expunge
+        return None
+
+    async def do_expunge(self, cmd: Command) -> str | None:
+        view = self._view()
+        if view.readonly:
+            raise No("Folder is read-only", "READ-ONLY")
+        chosen = (
+            set(view.select(cmd.sequence, True)) if cmd.uid and cmd.sequence is not None else None
+        )
+        uids = [
+            m.uid
+            for m in view.messages
+            if "\\Deleted" in m.flags and (chosen is None or m.uid in chosen)
+        ]
+        if uids:
+            removed = await self.ctx.run_io(view.folder.expunge, uids)
+            self.conn.write(b"".join(b"* %d EXPUNGE\r\n" % s for s in view.remove(removed)))
+        return None
+
+    async def do_search(self, cmd: Command) -> str | None:
+        view = self._view()
+        assert cmd.search is not None
+        messages = list(view.messages)
+        result = await self.ctx.run_io(
+            search, cmd.search, messages, set(view.recent), view.folder.read
+        )
+        found = result.uids if cmd.uid else result.seqs
+        self.conn.write(b"* SEARCH" + b"".join(b" %d" % n for n in found) + b"\r\n")
+        return None
+
+    async def do_store(self, cmd: Command) -> str | None:
+        view = self._view()
+        if view.readonly:
+            raise No("Folder is read-only", "READ-ONLY")
+        uids = view.select(cmd.sequence, cmd.uid)
+        if not uids:
+            return None
+        infos = await self.ctx.run_io(
+            view.folder.store_flags, uids, list(cmd.flags), cmd.store_mode
+        )
+        out = []
+        for info in infos:
+            view.update(info)
+            if not cmd.silent:
+                seq = view.seq_of(info.uid)
+                extra = b" UID %d" % info.uid if cmd.uid else b""
+                out.append(
+                    b"* %d FETCH (FLAGS %s%s)\r\n" % (seq, render.flags(view.flags_of(info)), extra)
+                )
+        view.pending.flags.difference_update(i.uid for i in infos)
+        self.conn.write(b"".join(out))
+        return None
+
+    async def _dest(self, name: str) -> Any:
+        try:
+            return await self.folder(name)
+        except store_pkg.NoSuchFolder:
+            raise No("No such folder", "TRYCREATE") from None  # RFC 3501 6.4.7
+
+    async def do_copy(self, cmd: Command) -> str | None:
+        view = self._view()
+        assert cmd.mailbox is not None
+        dest = await self._dest(cmd.mailbox)
+        uids = view.select(cmd.sequence, cmd.uid)
+        if not uids:
+            return None
+        pairs = await self.ctx.run_io(view.folder.copy, uids, dest)
+        if dest is view.folder:
+            view.pending.new = True
+        return _copyuid(dest, pairs) + " COPY completed"
+
+    async def do_move(self, cmd: Command) -> str | None:
+        view = self._view()
+        if view.readonly:
+            raise No("Folder is read-only", "READ-ONLY")
+        assert cmd.mailbox is not None
+        dest = await self._dest(cmd.mailbox)
+        uids = view.select(cmd.sequence, cmd.uid)
+        if not uids:
+            return None
+        pairs = await self.ctx.run_io(view.folder.move, uids, dest)
+        # RFC 6851 4.3: COPYUID comes untagged, before the EXPUNGEs
+        self.conn.write(b"* OK " + _copyuid(dest, pairs).encode() + b" Moved\r\n")
+        seqs = view.remove([src for src, _ in pairs])
+        self.conn.write(b"".join(b"* %d EXPUNGE\r\n" % s for s in seqs))
+        if dest is view.folder:
+            view.pending.new = True
+        return None
+
+    async def do_fetch(self, cmd: Command) -> str | None:
+        view = self._view()
+        items = list(cmd.fetch)
+        if cmd.uid and not any(i.name == "UID" for i in items):
+            items.insert(0, FetchItem("UID"))  # RFC 3501 6.4.8
+        uids = view.select(cmd.sequence, cmd.uid)
+        if not uids:
+            return None
+        if not view.readonly and any(i.sets_seen for i in items):
+            unseen = [u for u in uids if "\\Seen" not in (view.entry(u).flags)]
+            if unseen:
+                # RFC 3501 6.4.5: fetching the body sets \Seen; the new flags are reported
+                infos = await self.ctx.run_io(view.folder.store_flags, unseen, ["\\Seen"], "add")
+                for info in infos:
+                    view.update(info)
+                view.pending.flags.difference_update(unseen)
+                if not any(i.name == "FLAGS" for i in items):
+                    items.append(FetchItem("FLAGS"))
+        entries = [(view.seq_of(u), view.entry(u)) for u in uids]
+        recent = set(view.recent)
+        if not render.needs_body(items):
+            for start in range(0, len(entries), FETCH_CHUNK_INDEX):
+                chunk = entries[start : start + FETCH_CHUNK_INDEX]
+                data = await self.ctx.run_io(_render_index_chunk, chunk, items, recent)
+                self.conn.write(data)
+                await self.conn.drain()
+            return None
+        start = 0
+        while start < len(entries):
+            chunk = []
+            size = 0
+            while (
+                start < len(entries) and len(chunk) < FETCH_CHUNK_FILES and size < FETCH_CHUNK_BYTES
+            ):
+                chunk.append(entries[start])
+                size += entries[start][1].size
+                start += 1
+            data = await self.ctx.run_io(_render_body_chunk, view.folder, chunk, items, recent)
+            self.conn.write(data)
+            await self.conn.drain()
+        return None
+
+    HANDLERS: ClassVar[dict[str, tuple[Callable[..., Any], frozenset[str]]]] = {}
+
+
+class _Handled(Exception):
+    """The handler already wrote its tagged reply (STARTTLS)."""
+
+
+def _copyuid(dest: Any, pairs: list[tuple[int, int]]) -> str:
+    # RFC 4315 3: COPYUID uidvalidity source-uids dest-uids, in matching order
+    if not pairs:
+        return ""
+    src = ",".join(str(s) for s, _ in pairs)
+    dst = ",".join(str(d) for _, d in pairs)
+    return f"[COPYUID {dest.uidvalidity} {src} {dst}]"
+
+
+def _scan_for_select(messages: list[Any]) -> tuple[int, set[str]]:
+    """First unseen sequence number and the keywords in use; one pass off the loop."""
+    first = 0
+    keywords: set[str] = set()
+    for i, m in enumerate(messages, 1):
+        flags = m.flags
+        if not first and "\\Seen" not in flags:
+            first = i
+        if flags:
+            for f in flags:
+                if not f.startswith("\\"):
+                    keywords.add(f)
+    return first, keywords
+
+
+def _flag_names(info: Any, recent: set[int]) -> list[str]:
+    if info.uid in recent:
+        return sorted((*info.flags, "\\Recent"))
+    return sorted(info.flags)
+
+
+def _render_index_chunk(
+    chunk: list[tuple[int, Any]], items: list[FetchItem], recent: set[int]
+) -> bytes:
+    return b"".join(
+        render.fetch_line(
+            seq,
+            items,
+            uid=m.uid,
+            flag_names=_flag_names(m, recent),
+            size=m.size,
+            when=m.internal_date,
+            data=None,
+        )
+        for seq, m in chunk
+    )
+
+
+def _render_body_chunk(
+    folder: Any, chunk: list[tuple[int, Any]], items: list[FetchItem], recent: set[int]
+) -> bytes:
+    out = []
+    for seq, m in chunk:
+        try:
+            data = folder.read(m.uid)
+        except store_pkg.NoSuchMessage:
+            continue  # expunged by another session meanwhile; its EXPUNGE comes later
+        out.append(
+            render.fetch_line(
+                seq,
+                items,
+                uid=m.uid,
+                flag_names=_flag_names(m, recent),
+                size=m.size,
+                when=m.internal_date,
+                data=data,
+            )
+        )
+    return b"".join(out)
+
+
+Session.HANDLERS = {
+    "CAPABILITY": (Session.do_capability, _ANY),
+    "NOOP": (Session.do_noop, _ANY),
+    "LOGOUT": (Session.do_logout, _ANY),
+    "ID": (Session.do_id, _ANY),
+    "STARTTLS": (Session.do_starttls, frozenset({NOT_AUTH})),
+    "LOGIN": (Session.do_login, frozenset({NOT_AUTH})),
+    "AUTHENTICATE": (Session.do_authenticate, frozenset({NOT_AUTH})),
+    "ENABLE": (Session.do_enable, _AUTHED),
+    "SELECT": (Session.do_select, _AUTHED),
+    "EXAMINE": (Session.do_examine, _AUTHED),
+    "CREATE": (Session.do_create, _AUTHED),
+    "DELETE": (Session.do_delete, _AUTHED),
+    "RENAME": (Session.do_rename, _AUTHED),
+    "SUBSCRIBE": (Session.do_subscribe, _AUTHED),
+    "UNSUBSCRIBE": (Session.do_unsubscribe, _AUTHED),
+    "LIST": (Session.do_list, _AUTHED),
+    "LSUB": (Session.do_lsub, _AUTHED),
+    "NAMESPACE": (Session.do_namespace, _AUTHED),
+    "STATUS": (Session.do_status, _AUTHED),
+    "APPEND": (Session.do_append, _AUTHED),
+    "IDLE": (Session.do_idle, _AUTHED),
+    "CHECK": (Session.do_check, _SELECTED),
+    "CLOSE": (Session.do_close, _SELECTED),
+    "UNSELECT": (Session.do_unselect, _SELECTED),
+    "EXPUNGE": (Session.do_expunge, _SELECTED),
+    "SEARCH": (Session.do_search, _SELECTED),
+    "FETCH": (Session.do_fetch, _SELECTED),
+    "STORE": (Session.do_store, _SELECTED),
+    "COPY": (Session.do_copy, _SELECTED),
+    "MOVE": (Session.do_move, _SELECTED),
+}
