@@ -9,6 +9,8 @@ from __future__ import annotations
 LISTENERS: dict[str, str] = {
     "imap": "mailsuite.imap.server:start_imap",
     "imaps": "mailsuite.imap.server:start_imaps",
+    "pop3": "mailsuite.pop3.server:start_pop3",
+    "pop3s": "mailsuite.pop3.server:start_pop3s",
     "smtp": "mailsuite.smtp.server:start_mx",
     "submission": "mailsuite.smtp.server:start_submission",
     "submissions": "mailsuite.smtp.server:start_submissions",
