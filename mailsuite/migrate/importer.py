@@ -1,0 +1,183 @@
+"""Copy one user's mail from a source into their mailbox, once.
+
+The importer reads the source (never changing it), keeps messages dated on or after the
+`since` day, and appends each through the store into the folder of the same name, with its
+flags and internal date. Every copy is recorded in the directory by digest (Message-ID plus a
+content hash) around the store write, so a second run, or a run after a crash, copies
+nothing twice and misses nothing (see `mailsuite.directory.migration`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+
+from mailsuite.directory import Directory
+from mailsuite.directory import migration as state
+from mailsuite.migrate.message import digest, message_date
+from mailsuite.migrate.sources import Candidate, Source
+from mailsuite.store import BadFlag, BadFolderName, Folder, NoSuchFolder, Store, StoreError
+from mailsuite.store.names import INBOX
+
+log = logging.getLogger("mailsuite.migrate")
+
+FETCH_BATCH = 200  # messages asked of the source at once (bounds memory and round trips)
+SYSTEM_FLAGS = frozenset({"\\Seen", "\\Answered", "\\Flagged", "\\Draft"})
+MAX_FAILURES_KEPT = 1000  # reasons listed in a summary; the count goes on
+
+
+@dataclass
+class Summary:
+    copied: int = 0
+    duplicates: int = 0
+    older: int = 0  # dated before `since`, left in the source
+    recovered: int = 0  # copies a crashed run wrote and this run confirmed
+    failed: int = 0
+    bytes: int = 0
+    reasons: list[tuple[str, str]] = field(default_factory=list)
+
+    def fail(self, what: str, reason: str) -> None:
+        self.failed += 1
+        if len(self.reasons) < MAX_FAILURES_KEPT:
+            self.reasons.append((what, reason))
+
+
+class Importer:
+    """One import of `source` into the account `address`.
+
+    `prepare()` settles what a crashed run left behind and scans the source; `run()` copies.
+    Both block (file and network I/O, fsync): call them from a worker thread, never the loop.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        directory: Directory,
+        address: str,
+        source: Source,
+        since: date,
+        *,
+        folder: str | None = None,
+    ) -> None:
+        self.store = store
+        self.directory = directory
+        self.address = directory.require_account(address).address
+        self.source = source
+        self.since = since
+        self.folder = folder
+        self.summary = Summary()
+        self._work: list[tuple[str, list[Candidate]]] = []
+
+    def prepare(self) -> int:
+        """Recover, scan every source folder, and return how many messages are to be read."""
+        self.recover()
+        total = 0
+        for name in self.source.folders():
+            target = self.folder or self.source.target_name(name)
+            keep: list[Candidate] = []
+            for item in self.source.scan(name):
+                day = message_date(item.raw_date, item.internal_date)
+                if day is not None and day < self.since:
+                    self.summary.older += 1
+                else:
+                    keep.append(item)
+            if keep:
+                self._work.append((target, keep))
+                total += len(keep)
+        return total
+
+    def recover(self) -> None:
+        """Settle copies a crashed run began: confirmed when the store has them, else
+        forgotten so they are copied again."""
+        pending = state.pending_copies(self.directory, self.address)
+        by_folder: dict[str, list[state.PendingCopy]] = {}
+        for p in pending:
+            by_folder.setdefault(p.folder, []).append(p)
+        mailbox = self.store.mailbox(self.address)
+        for name, copies in by_folder.items():
+            wanted = {(p.digest, p.message_id) for p in copies}
+            sizes = {p.size for p in copies}
+            found: dict[str, int] = {}
+            try:
+                folder = mailbox.folder(name)
+                for info in folder.messages():
+                    if info.size not in sizes:
+                        continue
+                    data = folder.read(info.uid)
+                    for d, mid in wanted:
+                        if d not in found and digest(data, mid) == d:
+                            found[d] = info.uid
+            except NoSuchFolder:
+                pass
+            for p in copies:
+                if p.digest in found:
+                    state.finish_copy(
+                        self.directory, self.address, p.folder, p.digest, found[p.digest]
+                    )
+                    self.summary.recovered += 1
+                else:
+                    state.drop_pending(self.directory, self.address, p.folder, p.digest)
+
+    def run(self, advance: Callable[[int], None] = lambda n: None) -> Summary:
+        """Copy what `prepare` found; `advance(n)` is told after every n messages."""
+        mailbox = self.store.mailbox(self.address)
+        for target, items in self._work:
+            try:
+                folder = mailbox.folder(target)
+            except NoSuchFolder:
+                try:
+                    mailbox.create_folder(target)
+                    folder = mailbox.folder(target)
+                except StoreError as exc:
+                    for item in items:
+                        self.summary.fail(self._name(item), f"folder {target!r}: {exc}")
+                    advance(len(items))
+                    continue
+            except BadFolderName as exc:
+                for item in items:
+                    self.summary.fail(self._name(item), f"folder {target!r}: {exc}")
+                advance(len(items))
+                continue
+            for start in range(0, len(items), FETCH_BATCH):
+                batch = items[start : start + FETCH_BATCH]
+                for item, data in self.source.fetch(batch):
+                    if isinstance(data, Exception):
+                        self.summary.fail(self._name(item), _reason(data))
+                    else:
+                        self._copy(folder, item, data)
+                    advance(1)
+        return self.summary
+
+    def _copy(self, folder: Folder, item: Candidate, data: bytes) -> None:
+        target = folder.name
+        d = digest(data, item.message_id)
+        if state.is_copied(self.directory, self.address, target, d) or not state.begin_copy(
+            self.directory, self.address, target, d, item.message_id, len(data)
+        ):
+            self.summary.duplicates += 1
+            return
+        try:
+            try:
+                uid = folder.append(data, item.flags, item.internal_date)
+            except BadFlag:
+                # Keywords our store cannot hold (too long, odd characters) are dropped
+                # rather than the message.
+                uid = folder.append(data, item.flags & SYSTEM_FLAGS, item.internal_date)
+        except (StoreError, OSError) as exc:
+            state.drop_pending(self.directory, self.address, target, d)
+            self.summary.fail(self._name(item), _reason(exc))
+            return
+        state.finish_copy(self.directory, self.address, target, d, uid)
+        self.summary.copied += 1
+        self.summary.bytes += len(data)
+
+    def _name(self, item: Candidate) -> str:
+        where = "" if item.folder == INBOX else f"{item.folder}: "
+        return f"{where}{item.ref}" + (f" {item.message_id}" if item.message_id else "")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:300] if text else type(exc).__name__
