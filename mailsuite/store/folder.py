@@ -394,7 +394,7 @@ class Folder:
     def _commit(self, txn: _Txn, meta: dict[str, int], *, scanning: bool = False) -> None:
         """Record modseq, UIDNEXT and the directory mtimes, commit, then write the journal."""
         values = {"modseq": txn.modseq, "uidnext": txn.uidnext}
-        values.update(self._dir_mtimes(scanning=scanning or txn.dirty))
+        values.update(self._dir_mtimes(scanning=scanning))
         if txn.dirty:
             values.update(new_mtime=-1, cur_mtime=-1)
         if txn.journal:
@@ -485,15 +485,16 @@ class Folder:
         maildir.clean_tmp(self.path)
 
     def _dir_mtimes(self, *, scanning: bool = False) -> dict[str, int]:
-        """mtimes of new/ and cur/ to record; a scan records a too-recent one as unknown,
-        so a change by other software within the same clock tick is not missed."""
-        result = {}
-        now = time.time_ns()
+        """mtimes of new/ and cur/ to record. After a scan that saw an mtime younger than the
+        clock-tick window, one more scan is asked for once the window has passed, so that a
+        change by other software within the same tick is not missed."""
+        result = {"new_mtime": 0, "cur_mtime": 0}
         for sub in ("new", "cur"):
-            mtime = os.stat(self.path / sub).st_mtime_ns
-            if scanning and now - mtime < _DIRTY_WINDOW_NS:
-                mtime = -1
-            result[f"{sub}_mtime"] = mtime
+            result[f"{sub}_mtime"] = os.stat(self.path / sub).st_mtime_ns
+        if scanning:
+            now = time.time_ns()
+            young = now - max(result.values()) < _DIRTY_WINDOW_NS
+            result["scan_after"] = now + _DIRTY_WINDOW_NS if young else 0
         return result
 
     def _dirs_changed(self, meta: dict[str, int]) -> bool:
@@ -503,7 +504,10 @@ class Folder:
         except FileNotFoundError:
             self._gone = True
             raise NoSuchFolder(self.name) from None
-        return meta.get("new_mtime") != new or meta.get("cur_mtime") != cur
+        if meta.get("new_mtime") != new or meta.get("cur_mtime") != cur:
+            return True
+        scan_after = meta.get("scan_after", 0)
+        return bool(scan_after) and time.time_ns() >= scan_after
 
     def _check_alive(self) -> None:
         if self._gone:
@@ -760,13 +764,16 @@ class Folder:
     def _load_locked(self) -> None:
         meta = self._index.meta()
         make = tuple.__new__
-        flagset = self._flagset
+        flagsets = self._flagsets
         msgs: dict[int, MessageInfo] = {}
         recent: set[int] = set()
         for uid, key, size, idate, letters, keywords, sub in self._conn().execute(
             "SELECT uid, key, size, idate, flags, keywords, sub FROM msgs ORDER BY uid"
         ):
-            msgs[uid] = make(MessageInfo, (uid, key, size, idate, flagset(letters, keywords)))
+            flags = flagsets.get((letters, keywords))
+            if flags is None:
+                flags = self._flagset(letters, keywords)
+            msgs[uid] = make(MessageInfo, (uid, key, size, idate, flags))
             if sub == "new":
                 recent.add(uid)
         self._msgs = msgs
