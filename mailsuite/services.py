@@ -16,4 +16,4 @@ LISTENERS: dict[str, str] = {
     "submissions": "mailsuite.smtp.server:start_submissions",
 }
 
-BACKGROUND: list[str] = []
+BACKGROUND: list[str] = ["mailsuite.smtp.queue:start_queue"]

@@ -158,9 +158,9 @@ def compose(
     msg["Date"] = format_datetime(localtime())
     msg["Message-ID"] = make_msgid(domain=ctx.settings.hostname)
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834 5: no auto-replies to this
-    msg.set_content(body, charset="utf-8")
+    msg.set_content(body, charset="utf-8", cte="quoted-printable")
     if html is not None:
-        msg.add_alternative(html, subtype="html", charset="utf-8")
+        msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
     return msg
 
 

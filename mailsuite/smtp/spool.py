@@ -29,7 +29,7 @@ ORPHAN_AGE = 3600.0
 @dataclass
 class Recipient:
     address: str
-    state: str = "pending"  # pending, sent, failed
+    state: str = "pending"  # pending, sent, failed (bounce due), bounced
     last_error: str = ""
     remote_mta: str = ""
 
@@ -138,6 +138,10 @@ class Spool:
         if not (self.queue / f"{entry.id}.json").exists():
             return False
         self._write_durable(self.queue / f"{entry.id}.json", entry.to_json())
+        if not (self.queue / f"{entry.id}.msg").exists():
+            # Deleted between the check and the write: do not bring the envelope back.
+            (self.queue / f"{entry.id}.json").unlink(missing_ok=True)
+            return False
         if self.fsync:
             _fsync_dir(self.queue)
         return True

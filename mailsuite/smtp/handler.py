@@ -1,0 +1,264 @@
+"""Our SMTP policy, as aiosmtpd handler hooks named after the verbs.
+
+One handler class serves the MX and both submission listeners; `submission` says whether
+AUTH is mandatory. Rules:
+
+- RCPT for our domains: only existing addresses, aliases or a configured catch-all
+  (550 5.1.1 otherwise). RCPT for other domains: only after AUTH (554 5.7.1), so the server
+  is never an open relay.
+- After AUTH the envelope sender and every From/Sender header address must be one of the
+  account's own addresses or aliases (553 5.7.1).
+- DATA is answered 250 only after `outgoing.dispatch` made the message durable for every
+  recipient.
+
+Passwords and AUTH lines never reach a log; only the outcome does.
+"""
+
+from __future__ import annotations
+
+import binascii
+import ipaddress
+import logging
+from base64 import b64decode
+
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
+
+from mailsuite.auth import AuthCode
+from mailsuite.context import Context
+from mailsuite.directory import Account
+from mailsuite.logs import ClientLog
+from mailsuite.smtp import replies
+from mailsuite.smtp.message import (
+    from_addresses,
+    missing_headers,
+    normalize_line_endings,
+    received_header,
+)
+from mailsuite.smtp.outgoing import Routing, dispatch, is_local_domain, local_targets
+from mailsuite.smtp.spool import new_id
+
+log = logging.getLogger("mailsuite.smtp")
+
+MAX_ADDRESS = 254  # RFC 5321 4.5.3.1.3 path length less the brackets
+
+
+def _peer_ip(session: Session) -> str:
+    peer = session.peer
+    return str(peer[0]) if isinstance(peer, tuple) else str(peer)
+
+
+def is_loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _valid_address(address: str) -> bool:
+    local, at, domain = address.rpartition("@")
+    return bool(at and local and domain and len(address) <= MAX_ADDRESS and "." in domain)
+
+
+class Handler:
+    """aiosmtpd hooks for one listener kind (`mx`, `submission`, `submissions`)."""
+
+    def __init__(self, ctx: Context, service: str) -> None:
+        self.ctx = ctx
+        self.service = service
+
+    # -- session helpers --------------------------------------------------------------------
+
+    def _account(self, session: Session) -> Account | None:
+        data = session.auth_data if session.authenticated else None
+        return data if isinstance(data, Account) else None
+
+    def _clog(self, session: Session) -> ClientLog:
+        return ClientLog("smtp", session.peer)
+
+    def _own_addresses(self, account: Account) -> set[str]:
+        return {a.lower() for a in self.ctx.directory.addresses_of(account)}
+
+    # -- EHLO -------------------------------------------------------------------------------
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list
+    ) -> list[str]:
+        """Advertise what we do beyond aiosmtpd's defaults; drop its HELP line."""
+        session.host_name = hostname
+        lines = [r[4:] for r in responses if not r.endswith("HELP")]
+        # RFC 2920 (PIPELINING) and RFC 2034 (ENHANCEDSTATUSCODES).
+        lines += ["PIPELINING", "ENHANCEDSTATUSCODES"]
+        return [f"250-{line}" for line in lines[:-1]] + [f"250 {lines[-1]}"]
+
+    # -- AUTH -------------------------------------------------------------------------------
+
+    async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:
+        """RFC 4616: authzid NUL authcid NUL password, base64, inline or after a 334."""
+        if len(args) == 1:
+            blob = await server.challenge_auth("")
+            if not isinstance(blob, bytes):
+                return AuthResult(success=False, handled=True)
+        else:
+            try:
+                blob = b64decode(args[1].encode(), validate=True)
+            except (binascii.Error, ValueError):
+                await server.push(replies.AUTH_UNDECODABLE)
+                return AuthResult(success=False, handled=True)
+        parts = blob.split(b"\x00")
+        if len(parts) != 3:
+            await server.push(replies.AUTH_UNDECODABLE)
+            return AuthResult(success=False, handled=True)
+        return await self._login(server, parts[1], parts[2])
+
+    async def auth_LOGIN(self, server: SMTP, args: list[str]) -> AuthResult:
+        """The LOGIN mechanism: user name and password in two base64 challenges."""
+        if len(args) == 1:
+            login = await server.challenge_auth("Username:")
+        else:
+            try:
+                login = b64decode(args[1].encode(), validate=True)
+            except (binascii.Error, ValueError):
+                await server.push(replies.AUTH_UNDECODABLE)
+                return AuthResult(success=False, handled=True)
+        if not isinstance(login, bytes):
+            return AuthResult(success=False, handled=True)
+        password = await server.challenge_auth("Password:")
+        if not isinstance(password, bytes):
+            return AuthResult(success=False, handled=True)
+        return await self._login(server, login, password)
+
+    async def _login(self, server: SMTP, login_raw: bytes, password_raw: bytes) -> AuthResult:
+        session = server.session
+        assert session is not None
+        try:
+            login = login_raw.decode("utf-8")
+            password = password_raw.decode("utf-8")
+        except UnicodeDecodeError:
+            await server.push(replies.AUTH_UNDECODABLE)
+            return AuthResult(success=False, handled=True)
+        result = await self.ctx.auth.authenticate(
+            login, password, protocol="smtp", remote_ip=_peer_ip(session)
+        )
+        if result.ok and result.account is not None:
+            self.ctx.events.inc("smtp.auth.ok")
+            message = replies.AUTH_OK
+            if result.notices:
+                message += "; " + " ".join(result.notices)
+            return AuthResult(success=True, auth_data=result.account, message=message)
+        self.ctx.events.inc("smtp.auth.fail")
+        if result.code is AuthCode.THROTTLED:
+            message = replies.AUTH_THROTTLED
+        else:
+            # MUST_CHANGE and TEMP_EXPIRED carry the web page where the password is changed.
+            message = replies.AUTH_FAILED.format(message=result.message)
+        # aiosmtpd: a failure must say handled=False or the client waits for ever.
+        return AuthResult(success=False, handled=False, message=message)
+
+    # -- envelope ---------------------------------------------------------------------------
+
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        account = self._account(session)
+        if account is not None:
+            if not address or address == "<>":
+                return replies.NULL_SENDER_REFUSED
+            if address.lower() not in self._own_addresses(account):
+                self._clog(session).info("refused sender %s for %s", address, account.address)
+                return replies.NOT_YOUR_SENDER.format(address=address)
+        elif address and address != "<>" and not _valid_address(address):
+            return replies.BAD_ADDRESS
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return replies.MAIL_OK
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if len(envelope.rcpt_tos) >= self.ctx.settings.limits.recipients:
+            return replies.TOO_MANY_RECIPIENTS
+        if not _valid_address(address):
+            return replies.BAD_ADDRESS
+        if is_local_domain(self.ctx, address):
+            if not local_targets(self.ctx, address):
+                self._clog(session).info("unknown recipient %s", address)
+                return replies.NO_SUCH_USER.format(address=address)
+        elif self._account(session) is None:
+            self._clog(session).info("relay to %s refused", address)
+            return replies.RELAY_DENIED.format(address=address)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return replies.RCPT_OK
+
+    # -- DATA -------------------------------------------------------------------------------
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content
+        assert isinstance(raw, bytes)
+        data = normalize_line_endings(raw)
+        account = self._account(session)
+        if account is not None:
+            own = self._own_addresses(account)
+            try:
+                senders = from_addresses(data)
+            except Exception:
+                return replies.HEADERS_UNREADABLE
+            for address in senders:
+                if address not in own:
+                    return replies.NOT_YOUR_FROM.format(address=address or "(unreadable)")
+            data = missing_headers(data, self.ctx.settings.hostname) + data
+        try:
+            routing = Routing.of(self.ctx, envelope.rcpt_tos)
+        except LookupError:
+            return replies.TEMPORARY_FAILURE
+        queue_id = new_id()
+        secure = bool(getattr(server, "secure", False))
+        protocol = "ESMTP" + ("S" if secure else "") + ("A" if account else "")
+        trace = received_header(
+            helo=session.host_name,
+            peer_ip=_peer_ip(session),
+            hostname=self.ctx.settings.hostname,
+            protocol=protocol,
+            queue_id=queue_id,
+            recipient=envelope.rcpt_tos[0] if len(envelope.rcpt_tos) == 1 else None,
+        )
+        sender = envelope.mail_from if envelope.mail_from != "<>" else ""
+        server.committing = True  # type: ignore[attr-defined]
+        try:
+            await dispatch(
+                self.ctx,
+                sender,
+                routing,
+                trace + data,
+                queue_id=queue_id,
+                smtputf8=bool(envelope.smtp_utf8),
+            )
+        except Exception:
+            self._clog(session).exception("could not accept a message from %s", sender)
+            return replies.TEMPORARY_FAILURE
+        finally:
+            server.committing = False  # type: ignore[attr-defined]
+        self.ctx.events.inc("smtp.received")
+        self._clog(session).info(
+            "accepted %s from <%s> for %d recipient(s), %d bytes",
+            queue_id,
+            sender,
+            len(envelope.rcpt_tos),
+            len(data),
+        )
+        return replies.QUEUED.format(queue_id=queue_id)
+
+    async def handle_exception(self, error: Exception) -> str:
+        """An unexpected error becomes a 451 reply and a log line, never a traceback."""
+        log.error("SMTP session error: %s: %s", type(error).__name__, error, exc_info=error)
+        return replies.TEMPORARY_FAILURE

@@ -1,0 +1,74 @@
+"""SMTP reply texts we send, and enhanced status codes for aiosmtpd's own replies.
+
+RFC 2034 3: once ENHANCEDSTATUSCODES is advertised, every reply but the greeting, the
+EHLO/HELO reply and AUTH challenges carries a status code. aiosmtpd writes some replies
+without one; `enhance` adds the class-appropriate code to those.
+"""
+
+from __future__ import annotations
+
+import re
+
+_HAS_CODE = re.compile(r"^\d{3}[ -]\d\.\d{1,3}\.\d{1,3}( |$)")
+_REPLY = re.compile(r"^(\d{3})([ -])(.*)$", re.DOTALL)
+
+# Codes for aiosmtpd's replies by reply code (RFC 3463 and RFC 5248 names).
+DEFAULT_ENHANCED = {
+    "221": "2.0.0",
+    "235": "2.7.0",
+    "250": "2.0.0",
+    "251": "2.1.5",
+    "252": "2.0.0",
+    "421": "4.3.0",
+    "450": "4.2.0",
+    "451": "4.3.0",
+    "452": "4.3.1",
+    "454": "4.7.0",
+    "500": "5.5.2",
+    "501": "5.5.4",
+    "502": "5.5.1",
+    "503": "5.5.1",
+    "504": "5.5.4",
+    "530": "5.7.0",
+    "535": "5.7.8",
+    "538": "5.7.11",
+    "550": "5.0.0",
+    "552": "5.3.4",
+    "553": "5.1.3",
+    "554": "5.0.0",
+    "555": "5.5.4",
+}
+NO_CODE = {"220", "334", "354"}
+
+
+def enhance(reply: str) -> str:
+    """Add an enhanced status code to a reply line that lacks one."""
+    if _HAS_CODE.match(reply):
+        return reply
+    match = _REPLY.match(reply)
+    if not match or match.group(1) in NO_CODE:
+        return reply
+    code = DEFAULT_ENHANCED.get(match.group(1))
+    if code is None:
+        return reply
+    return f"{match.group(1)}{match.group(2)}{code} {match.group(3)}".rstrip()
+
+
+MAIL_OK = "250 2.1.0 Sender OK"
+RCPT_OK = "250 2.1.5 Recipient OK"
+NO_SUCH_USER = "550 5.1.1 {address}: no such user here"
+RELAY_DENIED = "554 5.7.1 {address}: relay access denied"
+TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"  # RFC 5321 4.5.3.1.10
+BAD_ADDRESS = "501 5.1.3 Bad address syntax"
+NOT_YOUR_SENDER = "553 5.7.1 {address}: sender address is not one of your addresses"
+NOT_YOUR_FROM = "553 5.7.1 From header {address}: not one of your addresses"
+NULL_SENDER_REFUSED = "553 5.7.1 An authenticated user may not send with an empty sender"
+QUEUED = "250 2.0.0 OK: queued as {queue_id}"
+TEMPORARY_FAILURE = "451 4.3.0 Temporary local problem; try again later"
+AUTH_OK = "235 2.7.0 Authentication successful"
+AUTH_THROTTLED = "454 4.7.0 Too many failed logins; try again later"
+AUTH_FAILED = "535 5.7.8 {message}"
+AUTH_UNDECODABLE = "501 5.5.2 Cannot decode the credentials"
+TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections from your address; try again later"
+SERVICE_FULL = "421 4.3.2 Too many connections; try again later"
+HEADERS_UNREADABLE = "554 5.6.0 The message header cannot be parsed"

@@ -1,0 +1,199 @@
+"""The SMTP listeners: aiosmtpd protocol objects on the shared loop, with our limits.
+
+`start_mx` (port 25), `start_submission` (587, STARTTLS then AUTH) and `start_submissions`
+(465, implicit TLS) each create a plain `loop.create_server` whose protocol is `Server`, an
+aiosmtpd `SMTP` that adds what aiosmtpd leaves to us: connection limits per service and per
+client address, enhanced status codes on every reply, plaintext AUTH on loopback only when
+the config allows it, and a close that lets deliveries in progress finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from typing import Any
+
+from aiosmtpd.smtp import SMTP
+
+from mailsuite.context import Context
+from mailsuite.smtp import replies
+from mailsuite.smtp.handler import Handler, is_loopback
+
+log = logging.getLogger("mailsuite.smtp")
+
+
+class _QuietDeprecation(logging.Filter):
+    """aiosmtpd warns on every AUTH about an attribute it sets itself; that is not news."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "login_data is deprecated" not in record.getMessage()
+
+
+logging.getLogger("mail.log").addFilter(_QuietDeprecation())
+
+IDENT = "mailsuite ESMTP"
+CLOSE_GRACE = 3.0  # seconds a session in DATA may take to finish at shutdown
+
+
+class Connections:
+    """Open connections of one listener, in total and per client address."""
+
+    def __init__(self, total: int, per_ip: int) -> None:
+        self.total = total
+        self.per_ip = per_ip
+        self.by_ip: Counter[str] = Counter()
+        self.live: set[Server] = set()
+
+    def admit(self, server: Server, ip: str) -> str | None:
+        """Count the connection in; returns the refusal reply when over a limit."""
+        if len(self.live) >= self.total:
+            return replies.SERVICE_FULL
+        if self.by_ip[ip] >= self.per_ip:
+            return replies.TOO_MANY_CONNECTIONS
+        self.by_ip[ip] += 1
+        self.live.add(server)
+        return None
+
+    def release(self, server: Server, ip: str) -> None:
+        if server in self.live:
+            self.live.discard(server)
+            self.by_ip[ip] -= 1
+            if self.by_ip[ip] <= 0:
+                del self.by_ip[ip]
+
+
+class Server(SMTP):
+    """One SMTP session. Holds no policy of its own: that is in `Handler`."""
+
+    _raw_push = False
+    committing = False  # set by Handler while DATA waits for the store and spool
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        ctx: Context,
+        connections: Connections,
+        implicit_tls: bool,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(handler, **kwargs)
+        self.ctx = ctx
+        self.connections = connections
+        self.implicit_tls = implicit_tls
+        self._refusal: str | None = None
+        self._ip = ""
+
+    @property
+    def secure(self) -> bool:
+        return self.implicit_tls or self._tls_protocol is not None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        first = self.transport is None
+        if first:
+            peer = transport.get_extra_info("peername")
+            self._ip = str(peer[0]) if peer else ""
+            self._refusal = self.connections.admit(self, self._ip)
+            # RFC 4954 4: no plaintext passwords; the demo may allow them on loopback only.
+            if (
+                not self.implicit_tls
+                and self.ctx.settings.tls.allow_plaintext_auth_on_loopback
+                and is_loopback(self._ip)
+            ):
+                self._auth_require_tls = False
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.connections.release(self, self._ip)
+        super().connection_lost(error)
+
+    async def _handle_client(self) -> None:
+        if self._refusal is not None:
+            await self.push(self._refusal)
+            assert self.transport is not None
+            self.transport.close()
+            return
+        await super()._handle_client()
+
+    async def push(self, status: Any) -> None:
+        if isinstance(status, str) and not self._raw_push:
+            status = replies.enhance(status)
+        await super().push(status)
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        # RFC 2034 3: the EHLO reply itself carries no enhanced codes.
+        self._raw_push = True
+        try:
+            await super().smtp_EHLO(hostname)
+        finally:
+            self._raw_push = False
+
+
+class Listener:
+    """A running SMTP listener (`Running` in docs/internals.md)."""
+
+    def __init__(self, server: asyncio.Server, connections: Connections) -> None:
+        self.server = server
+        self.connections = connections
+        sock = server.sockets[0].getsockname()
+        self.address: tuple[str, int] | None = (sock[0], sock[1])
+
+    async def close(self) -> None:
+        """Stop accepting; sessions in DATA get the grace period to finish, then all close."""
+        self.server.close()
+        deadline = asyncio.get_running_loop().time() + CLOSE_GRACE
+        while asyncio.get_running_loop().time() < deadline:
+            if not any(s.committing for s in self.connections.live):
+                break
+            await asyncio.sleep(0.05)
+        for session in list(self.connections.live):
+            if session.transport is not None:
+                session.transport.close()
+        await asyncio.sleep(0)
+
+
+async def _start(ctx: Context, host: str, port: int, service: str) -> Listener:
+    settings = ctx.settings
+    handler = Handler(ctx, service)
+    connections = Connections(settings.limits.connections, settings.limits.connections_per_ip)
+    implicit = service == "submissions"
+    tls_context = ctx.tls.server_context()
+
+    def factory() -> Server:
+        return Server(
+            handler,
+            ctx=ctx,
+            connections=connections,
+            implicit_tls=implicit,
+            hostname=settings.hostname,
+            data_size_limit=settings.limits.message_size,
+            enable_SMTPUTF8=True,
+            tls_context=None if implicit else tls_context,
+            # RFC 8314: on 465 TLS is already on, so AUTH needs no further TLS.
+            auth_require_tls=not implicit,
+            auth_required=service != "mx",
+            ident=IDENT,
+            timeout=300,
+            loop=ctx.loop,
+        )
+
+    server = await ctx.loop.create_server(
+        factory, host, port, ssl=tls_context if implicit else None, reuse_address=True
+    )
+    return Listener(server, connections)
+
+
+async def start_mx(ctx: Context, host: str, port: int) -> Listener:
+    """Mail from the internet for our domains; relaying only after AUTH."""
+    return await _start(ctx, host, port, "mx")
+
+
+async def start_submission(ctx: Context, host: str, port: int) -> Listener:
+    """Submission (RFC 6409): STARTTLS, then AUTH, then any recipient."""
+    return await _start(ctx, host, port, "submission")
+
+
+async def start_submissions(ctx: Context, host: str, port: int) -> Listener:
+    """Submission over implicit TLS (RFC 8314)."""
+    return await _start(ctx, host, port, "submissions")
