@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real clients the tests use against the running server.
-APT_PACKAGES=(ca-certificates curl swaks)
+APT_PACKAGES=(ca-certificates curl isync neomutt swaks)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
