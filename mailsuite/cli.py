@@ -246,9 +246,88 @@ def user_add(
     except DirectoryError as exc:
         _fail(str(exc))
     click.echo(f"created {account.address}")
+    if shown and account.contact:
+        from mailsuite.web import mails
+
+        subject, body = mails.temporary_password(settings, account.address, shown, expires)
+        problem = _mail(settings, config, account.contact, subject, body)
+        if problem is None:
+            click.echo(f"login and temporary password e-mailed to {account.contact}")
+            click.echo(f"it expires {_when(expires)}; the user changes it at the web site first")
+            return
+        click.echo(f"warning: could not e-mail {account.contact}: {problem}", err=True)
     if shown:
         click.echo(f"temporary password (shown once): {shown}")
         click.echo(f"it expires {_when(expires)}; the user changes it at the web site first")
+
+
+@user.command("invite")
+@click.argument("address")
+@click.option("--contact", required=True, help="Where the activation link is sent.")
+@click.option("--name", default="", help="Display name.")
+@click.option("--legacy-login", help="Old login accepted during the migration window.")
+@config_option
+def user_invite(
+    address: str, contact: str, name: str, legacy_login: str | None, config: Path | None
+) -> None:
+    """Create ADDRESS without a password and e-mail CONTACT a link that sets the first one.
+
+    The link works once, for accounts.activation_link_lifetime; inviting an existing account
+    that has no password yet sends a fresh link (the old one stops working).
+    """
+    import secrets
+
+    from mailsuite.web import mails
+
+    settings = _settings(config)
+    directory = _directory(settings)
+    lifetime = settings.accounts.activation_link_lifetime
+    try:
+        address = directory.check_address(address)
+        account = directory.get_account(address)
+        if account is None:
+            account = directory.add_account(
+                address, password_hash=None, name=name, contact=contact, legacy_login=legacy_login
+            )
+        elif account.password_hash:
+            _fail(f"account {address!r} already has a password; use `user passwd`")
+        else:
+            account = directory.update_account(address, contact=contact)
+        secret = secrets.token_urlsafe(32)
+        directory.create_token("activation", account.address, secret, lifetime)
+        directory.audit("account.invite", account.address, f"link sent to {account.contact}")
+    except DirectoryError as exc:
+        _fail(str(exc))
+    assert account.contact is not None
+    subject, body = mails.activation_link(settings, account.address, secret, round(lifetime / 3600))
+    problem = _mail(settings, config, account.contact, subject, body)
+    if problem is not None:
+        _fail(f"could not e-mail {account.contact}: {problem}")
+    click.echo(f"invited {account.address}: activation link e-mailed to {account.contact}")
+    click.echo(f"the link works once, until {_when(time.time() + lifetime)}")
+
+
+def _mail(settings: Settings, config: Path | None, to: str, subject: str, body: str) -> str | None:
+    """Hand an e-mail to the suite's own delivery path (a local Maildir or the outbound spool,
+    which the running server's queue picks up), exactly as the web site sends its mail.
+    Returns None once it is durable, else what went wrong."""
+    from mailsuite.serve import build_context
+    from mailsuite.smtp.outgoing import send_system_mail
+
+    async def send() -> None:
+        ctx = build_context(settings, config_path(config).resolve(), asyncio.get_running_loop())
+        try:
+            await send_system_mail(ctx, to, subject, body)
+        finally:
+            ctx.io_pool.shutdown(wait=True)
+            ctx.auth.hasher.shutdown()
+            ctx.directory.close()
+
+    try:
+        asyncio.run(send())
+    except (LookupError, ValueError, OSError) as exc:
+        return str(exc)
+    return None
 
 
 @user.command("passwd")
@@ -626,3 +705,141 @@ def migrate_status(config: Path | None) -> None:
         )
         if u.error:
             click.echo(f"{'':<{width}}  error: {u.error}")
+
+
+# -- outbound queue -------------------------------------------------------------------------
+
+
+@main.group(context_settings=CONTEXT)
+def queue() -> None:
+    """Look at and act on the outbound mail queue (the spool under paths.spool)."""
+
+
+def _spool(settings: Settings) -> Any:
+    from mailsuite.smtp.spool import Spool
+
+    return Spool(settings.paths.spool)
+
+
+def _age(ts: float) -> str:
+    seconds = max(0, int(time.time() - ts))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@queue.command("list")
+@config_option
+def queue_list(config: Path | None) -> None:
+    """One line per queued message: id, age, size, attempts, next try, sender, recipients."""
+    entries = _spool(_settings(config)).entries()
+    if not entries:
+        click.echo("the queue is empty")
+        return
+    click.echo(
+        f"{'ID':<19}  {'AGE':>4}  {'SIZE':>8}  TRIES  {'NEXT TRY':<16}  SENDER -> RECIPIENTS"
+    )
+    for e in entries:
+        rcpts = ", ".join(r.address for r in e.pending)
+        click.echo(
+            f"{e.id:<19}  {_age(e.created):>4}  {e.size:>8}  {e.attempts:>5}  "
+            f"{_when(e.next_attempt):<16}  <{e.sender}> -> {rcpts}"
+        )
+        if e.last_error:
+            click.echo(f"{'':<19}  last error: {e.last_error}")
+    click.echo(f"{len(entries)} message(s)")
+
+
+@queue.command("show")
+@click.argument("queue_id")
+@config_option
+def queue_show(queue_id: str, config: Path | None) -> None:
+    """The envelope, every recipient's state and the message header of QUEUE_ID."""
+    from mailsuite.smtp.message import header_block
+
+    spool = _spool(_settings(config))
+    entry = spool.load(queue_id.upper())
+    if entry is None:
+        _fail(f"no queued message {queue_id!r}")
+    rows = [
+        ("id", entry.id),
+        ("sender", f"<{entry.sender}>"),
+        ("queued", _when(entry.created)),
+        ("size", str(entry.size)),
+        ("attempts", str(entry.attempts)),
+        ("next try", _when(entry.next_attempt)),
+    ]
+    for key, value in rows:
+        click.echo(f"{key + ':':<11}{value}")
+    for r in entry.recipients:
+        detail = f" ({r.last_error})" if r.last_error else ""
+        click.echo(f"{'recipient:':<11}<{r.address}> {r.state}{detail}")
+    click.echo("")
+    head = header_block(spool.read(entry.id)).decode("utf-8", "replace")
+    click.echo(head.replace("\r\n", "\n"), nl=False)
+
+
+@queue.command("flush")
+@click.argument("queue_ids", nargs=-1)
+@config_option
+def queue_flush(queue_ids: tuple[str, ...], config: Path | None) -> None:
+    """Retry QUEUE_IDS (default: every message) now; the server picks them up in seconds."""
+    spool = _spool(_settings(config))
+    ids = [i.upper() for i in queue_ids] or spool.ids()
+    flushed = 0
+    for queue_id in ids:
+        entry = spool.load(queue_id)
+        if entry is None:
+            click.echo(f"no queued message {queue_id!r}", err=True)
+            continue
+        entry.next_attempt = 0
+        flushed += spool.save(entry)
+    click.echo(f"{flushed} message(s) scheduled for delivery now")
+
+
+@queue.command("delete")
+@click.argument("queue_ids", nargs=-1)
+@click.option("--all", "delete_all", is_flag=True, help="Delete every queued message.")
+@config_option
+def queue_delete(queue_ids: tuple[str, ...], delete_all: bool, config: Path | None) -> None:
+    """Remove QUEUE_IDS from the queue without delivering or bouncing them."""
+    spool = _spool(_settings(config))
+    if bool(queue_ids) == delete_all:
+        _fail("give queue ids or --all")
+    ids = spool.ids() if delete_all else [i.upper() for i in queue_ids]
+    missing = [i for i in ids if not spool.remove(i)]
+    for queue_id in missing:
+        click.echo(f"no queued message {queue_id!r}", err=True)
+    click.echo(f"deleted {len(ids) - len(missing)} message(s)")
+    if missing:
+        sys.exit(1)
+
+
+# -- DKIM -----------------------------------------------------------------------------------
+
+
+@main.group(context_settings=CONTEXT)
+def dkim() -> None:
+    """DKIM keys for our domains' outbound mail."""
+
+
+@dkim.command("keygen")
+@click.argument("domain")
+@click.option("--bits", default=2048, show_default=True, type=click.IntRange(1024, 4096))
+@config_option
+def dkim_keygen(domain: str, bits: int, config: Path | None) -> None:
+    """Create DOMAIN's signing key and print the DNS TXT record to publish."""
+    from mailsuite.smtp.signing import dns_record, generate_key
+
+    settings = _settings(config)
+    domain = domain.lower()
+    if domain not in settings.domains:
+        _fail(f"{domain!r} is not one of this server's domains ({', '.join(settings.domains)})")
+    try:
+        path = generate_key(settings.paths.dkim_keys, domain, bits=bits)
+    except FileExistsError as exc:
+        _fail(str(exc))
+    click.echo(f"created {path}; outbound mail from {domain} is signed from now on")
+    click.echo("publish this DNS record:")
+    click.echo(dns_record(settings.paths.dkim_keys, domain, settings.smtp.dkim_selector))

@@ -20,7 +20,7 @@ def status_of(recipient: Recipient, default: str) -> str:
     """The enhanced status code in the remote reply, else `default` (RFC 3464 2.3.4)."""
     match = _STATUS.search(recipient.last_error)
     if match and match.group(1) != "2":
-        return "5" + match.group(0)[1:]
+        return match.group(0)
     return default
 
 
