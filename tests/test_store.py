@@ -55,6 +55,16 @@ def test_new_mailbox_has_maildir_layout_and_special_use_folders(store, tmp_path)
     assert all(f.subscribed for f in infos.values())
 
 
+def test_everything_under_a_maildir_is_private_to_its_owner(store, tmp_path):
+    store.deliver([ALICE], message(1))
+    mailbox = store.mailbox(ALICE)
+    mailbox.create_folder("Private")
+    mailbox.subscribe("Private")
+    mailbox.folder("Private").append(message(2))
+    loose = [str(p) for p in mailbox.path.rglob("*") if p.stat().st_mode & 0o077]
+    assert loose == []
+
+
 def test_delivery_hard_links_one_file_into_every_recipient(store, tmp_path):
     data = message(1, 10_000)
     uids = store.deliver([ALICE, BOB, "ALICE@example.org"], data)

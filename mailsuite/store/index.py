@@ -66,6 +66,8 @@ class FolderIndex:
     def open(self) -> None:
         """Open (creating the schema if the file is new); raise on a damaged file."""
         self.close()
+        # Created owner-only before SQLite sees it: its -wal and -shm copy this mode.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=60.0
         )
@@ -200,7 +202,8 @@ class FolderIndex:
         rows = self.conn.execute("SELECT uid, key FROM msgs ORDER BY uid").fetchall()
         head = f"{_JOURNAL_MAGIC} V{meta['uidvalidity']} N{meta['uidnext']}\n"
         tmp = self.dir / "tmp" / f"{JOURNAL_FILE}.{os.getpid()}"
-        with open(tmp, "w", encoding="ascii") as out:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "w", encoding="ascii") as out:
             out.write(head)
             out.writelines(f"{uid} {key}\n" for uid, key in rows)
             if self.fsync:

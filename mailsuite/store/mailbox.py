@@ -171,9 +171,9 @@ class Mailbox:
 
     def _write_subscriptions(self, names: list[str]) -> None:
         lines = [INBOX if n == INBOX else (folder_dirname(n) or "")[1:] for n in names]
-        tmp = self.path / "tmp" / f"{maildir.SUBSCRIPTIONS_FILE}.{os.getpid()}"
-        tmp.write_text("".join(f"{line}\n" for line in lines), "ascii")
-        os.replace(tmp, self.path / maildir.SUBSCRIPTIONS_FILE)
+        # One Maildir++ name per line, which is what Dovecot reads and writes here.
+        text = "".join(f"{line}\n" for line in lines)
+        maildir.write_private(self.path / maildir.SUBSCRIPTIONS_FILE, text)
 
     def _next_uidvalidity(self) -> int:
         """A UIDVALIDITY larger than any this mailbox handed out before (RFC 3501 2.3.1.1:
@@ -185,9 +185,7 @@ class Mailbox:
             except (FileNotFoundError, ValueError):
                 last = 0
             value = max(int(time.time()), last + 1)
-            tmp = self.path / "tmp" / f"{maildir.UIDVALIDITY_FILE}.{os.getpid()}"
-            tmp.write_text(f"{value}\n", "ascii")
-            os.replace(tmp, path)
+            maildir.write_private(path, f"{value}\n")
             return value
 
     @contextmanager
@@ -217,9 +215,8 @@ def create_maildir(path: Path) -> None:
     maildir.make_folder_dirs(staging, marker=False)
     for name in SPECIAL_USE:
         maildir.make_folder_dirs(staging / (folder_dirname(name) or ""), marker=True)
-    (staging / maildir.SUBSCRIPTIONS_FILE).write_text(
-        "".join(f"{n}\n" for n in (INBOX, *SPECIAL_USE)), "ascii"
-    )
+    text = "".join(f"{n}\n" for n in (INBOX, *SPECIAL_USE))
+    maildir.write_private(staging / maildir.SUBSCRIPTIONS_FILE, text)
     try:
         os.rename(staging, path)
     except OSError:

@@ -218,8 +218,20 @@ def clean_tmp(folder_dir: Path, now: float | None = None) -> int:
     return removed
 
 
+def write_private(path: Path, text: str) -> None:
+    """Replace a small control file atomically (via tmp/), readable by the owner only."""
+    tmp = path.parent / "tmp" / f"{path.name}.{os.getpid()}.{threading.get_ident()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
 def make_folder_dirs(folder_dir: Path, *, marker: bool) -> None:
     """Create cur/ new/ tmp/ (and the Maildir++ `maildirfolder` marker) if missing."""
+    folder_dir.mkdir(mode=0o700, exist_ok=True)
     for sub in SUBDIRS:
         (folder_dir / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
     if marker:
