@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real clients the tests use against the running server.
-APT_PACKAGES=(ca-certificates curl isync neomutt swaks)
+# Real clients the tests use against the running server (and Dovecot, which reads our Maildirs).
+APT_PACKAGES=(ca-certificates curl dovecot-imapd isync neomutt swaks)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
