@@ -78,8 +78,7 @@ class Importer:
             target = self.folder or self.source.target_name(name)
             keep: list[Candidate] = []
             for item in self.source.scan(name):
-                day = message_date(item.raw_date, item.internal_date)
-                if day is not None and day < self.since:
+                if item.dated and self._older(item):
                     self.summary.older += 1
                 else:
                     keep.append(item)
@@ -129,6 +128,7 @@ class Importer:
             except NoSuchFolder:
                 try:
                     mailbox.create_folder(target)
+                    mailbox.subscribe(target)
                     folder = mailbox.folder(target)
                 except StoreError as exc:
                     for item in items:
@@ -145,10 +145,16 @@ class Importer:
                 for item, data in self.source.fetch(batch):
                     if isinstance(data, Exception):
                         self.summary.fail(self._name(item), _reason(data))
+                    elif self._older(item):
+                        self.summary.older += 1  # a remote message, dated once read
                     else:
                         self._copy(folder, item, data)
                     advance(1)
         return self.summary
+
+    def _older(self, item: Candidate) -> bool:
+        day = message_date(item.raw_date, item.internal_date)
+        return day is not None and day < self.since
 
     def _copy(self, folder: Folder, item: Candidate, data: bytes) -> None:
         target = folder.name

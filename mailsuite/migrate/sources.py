@@ -41,6 +41,7 @@ class Candidate:
     flags: frozenset[str] = field(default_factory=frozenset)
     size: int | None = None
     key: object = None  # how the source finds the message again (mbox key, IMAP UID)
+    dated: bool = True  # False: the date is only known once the message is read
 
 
 class Source(Protocol):
@@ -269,6 +270,7 @@ class RemoteSpec:
     port: int
     user: str
     password: str | None
+    query: str = ""
 
     @property
     def tls(self) -> bool:
@@ -276,7 +278,8 @@ class RemoteSpec:
 
     @property
     def redacted(self) -> str:
-        return f"{self.scheme}://{self.user}@{self.host}:{self.port}"
+        query = f"?{self.query}" if self.query else ""
+        return f"{self.scheme}://{self.user}@{self.host}:{self.port}{query}"
 
 
 _DEFAULT_PORTS = {"imap": 143, "imaps": 993, "pop3": 110, "pop3s": 995}
@@ -297,7 +300,7 @@ def parse_remote(url: str) -> RemoteSpec | None:
     except ValueError:
         raise SourceError("the source port is not a number") from None
     password = unquote(parts.password) if parts.password is not None else None
-    return RemoteSpec(scheme, parts.hostname, port, unquote(parts.username), password)
+    return RemoteSpec(scheme, parts.hostname, port, unquote(parts.username), password, parts.query)
 
 
 def redact(source: str) -> str:
