@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 from mailsuite.store import Change, Store
@@ -110,3 +111,61 @@ def test_two_processes_expunging_and_flagging_do_not_lose_messages(tmp_path):
     assert all("\\Deleted" in inbox.get(u).flags for u in range(1, 61, 2))
     fresh = Store(root).mailbox(ALICE).folder("INBOX")
     assert fresh.messages() == inbox.messages()
+
+
+KILLED_WRITER = textwrap.dedent(
+    """
+    import sys
+    from mailsuite.store import Store
+    store = Store(sys.argv[1], fsync=False)
+    inbox = store.mailbox(sys.argv[2]).folder("INBOX")
+    n = 0
+    print("ready", flush=True)
+    while True:
+        store.deliver([sys.argv[2]], b"Subject: from process %d\\r\\n\\r\\n" % n)
+        inbox.store_flags([n + 1], ["\\\\Seen"], "add")
+        n += 1
+    """
+)
+
+
+def test_a_writer_killed_mid_delivery_leaves_a_consistent_maildir(tmp_path):
+    """SIGKILL at an arbitrary point: whatever reached new/ or cur/ is a message with one
+    UID, whatever stayed in tmp/ is not, and the index agrees with the files."""
+    root = tmp_path / "maildirs"
+    Store(root).mailbox(ALICE)
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(root), ALICE], stdout=subprocess.PIPE
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline() == b"ready\n"
+    time.sleep(0.7)
+    process.kill()
+    process.wait()
+    folder = Store(root).mailbox(ALICE).folder("INBOX")
+    infos = folder.messages()
+    assert len(infos) > 5
+    on_disk = os.listdir(folder.path / "new") + os.listdir(folder.path / "cur")
+    assert sorted(n.partition(":")[0] for n in on_disk) == sorted(m.key for m in infos)
+    assert len({m.uid for m in infos}) == len(infos)
+    tmp_names = {name.partition(":")[0] for name in os.listdir(folder.path / "tmp")}
+    assert not tmp_names & {m.key for m in infos}
+    for info in infos:
+        assert folder.read(info.uid).startswith(b"Subject: from process ")
+
+
+def test_an_index_rebuilt_by_another_process_is_followed(tmp_path):
+    root = tmp_path / "maildirs"
+    first = Store(root)
+    for n in range(3):
+        first.deliver([ALICE], b"Subject: from setup %d\r\n\r\n" % n)
+    folder = first.mailbox(ALICE).folder("INBOX")
+    before = folder.messages()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{folder.path / 'mailsuite-index.sqlite'}{suffix}").unlink(missing_ok=True)
+    second = Store(root)
+    assert second.deliver([ALICE], b"Subject: from process 9\r\n\r\n") == {ALICE: 4}
+    assert folder.sync() == [Change("new", "INBOX", (4,))]
+    assert folder.messages()[:3] == before
+    assert folder.append(b"Subject: from thread 1\r\n\r\n") == 5
+    assert [m.uid for m in second.mailbox(ALICE).folder("INBOX").messages()] == [1, 2, 3, 4, 5]
