@@ -14,6 +14,7 @@ LISTENERS: dict[str, str] = {
     "smtp": "mailsuite.smtp.server:start_mx",
     "submission": "mailsuite.smtp.server:start_submission",
     "submissions": "mailsuite.smtp.server:start_submissions",
+    "web": "mailsuite.web.app:start_web",
 }
 
 BACKGROUND: list[str] = ["mailsuite.smtp.queue:start_queue"]

@@ -245,6 +245,15 @@ class WebSettings(Section):
     mail_from: str | None = Field(
         None, description="Sender of the site's e-mails (default: postmaster@ first domain)."
     )
+    session_lifetime: Duration = Field(
+        1800, description="How long a sign-in to the account page lasts."
+    )
+    reset_max_per_ip: int = Field(
+        5, ge=1, description="Forgotten-password requests from one client within throttle.window."
+    )
+    reset_max_per_account: int = Field(
+        3, ge=1, description="Forgotten-password requests for one login within throttle.window."
+    )
 
 
 class FetcherSettings(Section):

@@ -1,0 +1,247 @@
+"""The account page (seed 002): password, then a 6-digit code e-mailed to the contact address,
+then the terms on first visit, then the account's sections.
+
+State lives in the directory's token table, stored hashed like every other token:
+`web-pending` (between password and code), `login-code` (the code, salted with the pending
+secret so two accounts may get the same six digits), `web-session`. The browser holds only
+random secrets in HttpOnly cookies. Wrong codes count as login failures for the shared
+throttle, and a code dies after `accounts.login_code_attempts` tries.
+
+Extension point: the page is a nav over `SECTIONS`. A feature adds its own section with
+`register_section(...)` (its template receives `account` and whatever its `values` returns)
+and guards its own handlers with `current_account(request)`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from mailsuite.auth import AuthCode
+from mailsuite.context import Context
+from mailsuite.directory import Account
+from mailsuite.smtp.outgoing import send_system_mail
+from mailsuite.urls import ACCOUNT_PATH, CHANGE_PASSWORD_PATH
+from mailsuite.web import i18n, mails
+from mailsuite.web.pages import (
+    CTX_KEY,
+    client_endpoints,
+    lang_of,
+    read_form,
+    remote_ip,
+    render,
+    see_other,
+)
+from mailsuite.web.password import auth_error
+from mailsuite.web.security import delete_cookie, set_cookie
+
+log = logging.getLogger("mailsuite.web")
+
+SESSION_COOKIE = "sesja"
+PENDING_COOKIE = "logowanie"
+CODE_PATH = ACCOUNT_PATH + "/kod"
+TERMS_PATH = ACCOUNT_PATH + "/regulamin"
+LOGOUT_PATH = ACCOUNT_PATH + "/wyloguj"
+
+
+@dataclass(frozen=True)
+class Section:
+    """One part of the account page: `id` is its anchor, `title` an i18n key."""
+
+    id: str
+    title: str
+    template: str
+    values: Callable[[Context, Account], dict[str, Any]]
+
+
+SECTIONS: list[Section] = []
+
+
+def register_section(section: Section) -> None:
+    """Add a section to the account page (replacing one with the same id)."""
+    SECTIONS[:] = [s for s in SECTIONS if s.id != section.id] + [section]
+
+
+def _profile(ctx: Context, account: Account) -> dict[str, Any]:
+    return {"aliases": ctx.directory.addresses_of(account)[1:]}
+
+
+def _client(ctx: Context, account: Account) -> dict[str, Any]:
+    return {"endpoints": client_endpoints(ctx)}
+
+
+def _password(ctx: Context, account: Account) -> dict[str, Any]:
+    return {"change_path": CHANGE_PASSWORD_PATH}
+
+
+register_section(Section("dane", "section.profile", "section_profile.html", _profile))
+register_section(Section("haslo", "section.password", "section_password.html", _password))
+register_section(Section("program", "section.client", "section_client.html", _client))
+
+
+def _valid(ctx: Context, kind: str, secret: str) -> tuple[Any, Account] | None:
+    if not secret or len(secret) > 64:
+        return None
+    token = ctx.directory.find_token(kind, secret)
+    if token is None or token.used is not None or ctx.directory.clock() >= token.expires:
+        return None
+    account = ctx.directory.account_by_id(token.account_id)
+    if account is None or not account.active or account.must_change:
+        return None
+    return token, account
+
+
+def current_account(request: web.Request) -> Account | None:
+    """The signed-in account of this request (password and code both passed), else None."""
+    ctx = request.app[CTX_KEY]
+    found = _valid(ctx, "web-session", request.cookies.get(SESSION_COOKIE, ""))
+    return found[1] if found else None
+
+
+def _mask(address: str) -> str:
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+async def account_get(request: web.Request) -> web.Response:
+    ctx = request.app[CTX_KEY]
+    account = current_account(request)
+    if account is None:
+        return render(request, "login.html", errors=[], login="")
+    if account.terms_accepted is None:
+        return render(request, "terms.html", errors=[], terms=ctx.settings.web.terms)
+    sections = [(s, s.values(ctx, account)) for s in SECTIONS]
+    return render(request, "account.html", account=account, sections=sections)
+
+
+async def login_post(request: web.Request) -> web.Response:
+    ctx = request.app[CTX_KEY]
+    lang = lang_of(request)
+    form = await read_form(request)
+    if form is None:
+        return render(request, "login.html", 400, errors=[i18n.text(lang, "err.csrf")], login="")
+    login, password = form.get("konto", "").strip(), form.get("haslo", "")
+    if not login or not password:
+        errors = [i18n.text(lang, "err.credentials")]
+        return render(request, "login.html", 400, errors=errors, login=login)
+    ip = remote_ip(request)
+    result = await ctx.auth.authenticate(login, password, protocol="web", remote_ip=ip)
+    if result.code is AuthCode.MUST_CHANGE:
+        errors = [i18n.text(lang, "login.must_change")]
+        return render(request, "login.html", 403, errors=errors, login=login, must_change=True)
+    if not result.ok or result.account is None:
+        errors = [auth_error(lang, result.code, result.account)]
+        return render(request, "login.html", 403, errors=errors, login=login)
+    account = result.account
+    if not account.contact:
+        errors = [i18n.text(lang, "login.no_contact")]
+        return render(request, "login.html", 403, errors=errors, login=login)
+    pending = secrets.token_urlsafe(32)
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    lifetime = ctx.settings.accounts.login_code_lifetime
+    ctx.directory.create_token("web-pending", account.address, pending, lifetime)
+    ctx.directory.create_token("login-code", account.address, f"{pending}:{code}", lifetime)
+    subject, body = mails.login_code(ctx.settings, code, round(lifetime / 60))
+    try:
+        await send_system_mail(ctx, account.contact, subject, body)
+    except (LookupError, ValueError, OSError) as exc:
+        log.warning("could not e-mail a login code for %s: %s", account.address, exc)
+        return render(request, "login.html", 503, errors=[i18n.text(lang, "err.mail")], login="")
+    ctx.directory.audit("web.code-sent", account.address, "", ip)
+    response = see_other(CODE_PATH)
+    set_cookie(request, response, PENDING_COOKIE, pending, int(lifetime))
+    return response
+
+
+def _code_page(
+    request: web.Request, account: Account, errors: list[str], status: int = 200
+) -> web.Response:
+    ctx = request.app[CTX_KEY]
+    minutes = round(ctx.settings.accounts.login_code_lifetime / 60)
+    contact = _mask(account.contact or "")
+    return render(request, "code.html", status, errors=errors, contact=contact, minutes=minutes)
+
+
+async def code_get(request: web.Request) -> web.Response:
+    ctx = request.app[CTX_KEY]
+    found = _valid(ctx, "web-pending", request.cookies.get(PENDING_COOKIE, ""))
+    if found is None:
+        return see_other(ACCOUNT_PATH)
+    return _code_page(request, found[1], [])
+
+
+async def code_post(request: web.Request) -> web.Response:
+    ctx = request.app[CTX_KEY]
+    lang = lang_of(request)
+    pending_secret = request.cookies.get(PENDING_COOKIE, "")
+    found = _valid(ctx, "web-pending", pending_secret)
+    if found is None:
+        return render(request, "login.html", 403, errors=[i18n.text(lang, "code.gone")], login="")
+    pending, account = found
+    form = await read_form(request)
+    if form is None:
+        return _code_page(request, account, [i18n.text(lang, "err.csrf")], 400)
+    typed = "".join(form.get("kod", "").split())[:6]
+    code = ctx.directory.latest_token("login-code", account.address)
+    limit = ctx.settings.accounts.login_code_attempts
+    now = ctx.directory.clock()
+    if code is None or code.used is not None or now >= code.expires or code.attempts >= limit:
+        ctx.directory.use_token(pending)
+        return render(request, "login.html", 403, errors=[i18n.text(lang, "code.gone")], login="")
+    ip = remote_ip(request)
+    if not ctx.directory.token_matches(code, f"{pending_secret}:{typed}"):
+        ctx.directory.record_failure([f"acct:{account.address}"] + ([f"ip:{ip}"] if ip else []))
+        ctx.directory.audit("web.code-wrong", account.address, "", ip)
+        left = limit - code.attempts - 1
+        if left <= 0:
+            ctx.directory.use_token(code)
+            ctx.directory.use_token(pending)
+            errors = [i18n.text(lang, "code.gone")]
+            return render(request, "login.html", 403, errors=errors, login="")
+        return _code_page(request, account, [i18n.text(lang, "code.wrong", left=left)], 403)
+    if not ctx.directory.use_token(code):
+        return render(request, "login.html", 403, errors=[i18n.text(lang, "code.gone")], login="")
+    ctx.directory.use_token(pending)
+    session = secrets.token_urlsafe(32)
+    lifetime = ctx.settings.web.session_lifetime
+    ctx.directory.create_token("web-session", account.address, session, lifetime)
+    ctx.directory.audit("web.login", account.address, "", ip)
+    response = see_other(ACCOUNT_PATH)
+    set_cookie(request, response, SESSION_COOKIE, session, int(lifetime))
+    delete_cookie(request, response, PENDING_COOKIE)
+    return response
+
+
+async def terms_post(request: web.Request) -> web.Response:
+    ctx = request.app[CTX_KEY]
+    lang = lang_of(request)
+    account = current_account(request)
+    if account is None:
+        return see_other(ACCOUNT_PATH)
+    form = await read_form(request)
+    terms = ctx.settings.web.terms
+    if form is None:
+        return render(request, "terms.html", 400, errors=[i18n.text(lang, "err.csrf")], terms=terms)
+    if form.get("akceptuje") != "tak":
+        errors = [i18n.text(lang, "terms.required")]
+        return render(request, "terms.html", 400, errors=errors, terms=terms)
+    ctx.directory.update_account(account.address, terms_accepted=ctx.directory.clock())
+    ctx.directory.audit("web.terms-accepted", account.address, "", remote_ip(request))
+    return see_other(ACCOUNT_PATH)
+
+
+async def logout_post(request: web.Request) -> web.Response:
+    ctx = request.app[CTX_KEY]
+    form = await read_form(request)
+    found = _valid(ctx, "web-session", request.cookies.get(SESSION_COOKIE, ""))
+    if form is not None and found is not None:
+        ctx.directory.use_token(found[0])
+        ctx.directory.audit("web.logout", found[1].address, "", remote_ip(request))
+    response = see_other(ACCOUNT_PATH)
+    delete_cookie(request, response, SESSION_COOKIE)
+    return response
