@@ -1,0 +1,372 @@
+"""A read-only IMAP client over stdlib imaplib.
+
+It only ever EXAMINEs folders and fetches with BODY.PEEK[], so reading never sets \\Seen and
+never changes, moves or deletes anything on the server: the class has no method that sends
+STORE, EXPUNGE, COPY, MOVE, APPEND, CREATE or DELETE.
+"""
+
+from __future__ import annotations
+
+import base64
+import imaplib
+import re
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+
+from mailsuite.remote.errors import ConnectError, LoginError, ProtocolError, TLSError
+from mailsuite.remote.transport import check_security, tls_context, translated
+
+# RFC 3501 7.2.2: mailbox-list = "(" [mbx-list-flags] ")" SP (DQUOTE QUOTED-CHAR DQUOTE / nil)
+# SP mailbox
+_LIST = re.compile(rb'^\((?P<flags>[^)]*)\) (?P<delim>NIL|"(?:[^"\\]|\\.)*") (?P<name>.*)$', re.I)
+_LITERAL = re.compile(rb"\{(\d+)\+?\}$")
+_UID = re.compile(rb"\bUID (\d+)", re.I)
+_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)", re.I)
+_FLAGS = re.compile(rb"\bFLAGS \(([^)]*)\)", re.I)
+_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.I | re.M)
+_BATCH = 500  # UIDs per FETCH command, so command lines stay short
+
+
+def decode_mutf7(raw: bytes) -> str:
+    """RFC 3501 5.1.3: modified UTF-7 mailbox name to Unicode (lenient: bad runs stay as-is)."""
+    out: list[str] = []
+    text = raw.decode("ascii", "replace")
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        end = text.find("-", i + 1) if ch == "&" else -1
+        if ch != "&" or end < 0:
+            out.append(ch)
+            i += 1
+            continue
+        chunk = text[i + 1 : end]
+        if not chunk:
+            out.append("&")
+        else:
+            data = chunk.replace(",", "/")
+            data += "=" * (-len(data) % 4)
+            try:
+                out.append(base64.b64decode(data).decode("utf-16-be"))
+            except (ValueError, UnicodeDecodeError):
+                out.append(text[i : end + 1])
+        i = end + 1
+    return "".join(out)
+
+
+def encode_mutf7(name: str) -> str:
+    """RFC 3501 5.1.3: Unicode mailbox name to modified UTF-7."""
+    out: list[str] = []
+    pending: list[str] = []
+
+    def flush() -> None:
+        if pending:
+            raw = base64.b64encode("".join(pending).encode("utf-16-be")).rstrip(b"=")
+            out.append("&" + raw.decode().replace("/", ",") + "-")
+            pending.clear()
+
+    for ch in name:
+        if 0x20 <= ord(ch) < 0x7F:
+            flush()
+            out.append("&-" if ch == "&" else ch)
+        else:
+            pending.append(ch)
+    flush()
+    return "".join(out)
+
+
+def _quote(name: str) -> str:
+    encoded = encode_mutf7(name)
+    return '"' + encoded.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _unquote(raw: bytes) -> bytes:
+    if raw.startswith(b'"') and raw.endswith(b'"') and len(raw) >= 2:
+        return re.sub(rb"\\(.)", rb"\1", raw[1:-1])
+    return raw
+
+
+def _message_id(header: bytes) -> str:
+    match = _MESSAGE_ID.search(header)
+    if not match:
+        return ""
+    return re.sub(rb"\s+", b"", match.group(1)).decode("ascii", "replace")[:998]
+
+
+class RemoteIMAP:
+    """One read-only session with a remote IMAP server.
+
+    Connects and logs in on first use (or `open()`); use as a context manager so the session
+    is logged out. Every call is bounded by `timeout` seconds of silence from the server.
+    Raises ConnectError, TLSError, LoginError or ProtocolError (see mailsuite.remote.errors).
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        security: str,
+        user: str,
+        password: str,
+        timeout: float,
+        verify: bool = True,
+    ) -> None:
+        self.host = host
+        self.port = int(port)
+        self.security = check_security(security)
+        self.user = user
+        self._password = password
+        self.timeout = float(timeout)
+        self.verify = verify
+        self._conn: imaplib.IMAP4 | None = None
+        self._examined: str | None = None
+
+    def __repr__(self) -> str:
+        return f"RemoteIMAP({self.host}:{self.port}, {self.security}, {self.user!r})"
+
+    def __enter__(self) -> RemoteIMAP:
+        self.open()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- session ---------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Connect, secure the connection as configured, and log in."""
+        if self._conn is not None:
+            return
+        context = tls_context(self.verify)
+        with translated(self.host, self.port, self.timeout):
+            if self.security == "tls":
+                conn: imaplib.IMAP4 = imaplib.IMAP4_SSL(
+                    self.host, self.port, ssl_context=context, timeout=self.timeout
+                )
+            else:
+                conn = imaplib.IMAP4(self.host, self.port, timeout=self.timeout)
+        conn._mesg = lambda *args: None  # type: ignore[method-assign]  # never echo commands
+        try:
+            with self._errors("STARTTLS"):
+                if self.security == "starttls":
+                    # RFC 3501 6.2.1: STARTTLS only when the server advertises it.
+                    if "STARTTLS" not in conn.capabilities:
+                        raise TLSError(
+                            f"{self.host}:{self.port} does not offer STARTTLS; choose TLS "
+                            "(usually port 993) or check the port"
+                        )
+                    conn.starttls(ssl_context=context)
+            try:
+                with translated(self.host, self.port, self.timeout):
+                    if (self.user + self._password).isascii():
+                        conn.login(self.user, self._password)
+                    else:
+                        # RFC 4616: SASL PLAIN carries UTF-8, which LOGIN's atoms cannot.
+                        secret = f"\0{self.user}\0{self._password}".encode()
+                        conn.authenticate("PLAIN", lambda _: secret)
+            except imaplib.IMAP4.abort:
+                raise ConnectError(f"{self.host}:{self.port} closed the connection") from None
+            except imaplib.IMAP4.error as exc:
+                detail = _server_text(exc)
+                raise LoginError(
+                    "the server refused the user name or password"
+                    + (f" ({detail})" if detail else "")
+                ) from None
+        except BaseException:
+            _shutdown(conn)
+            raise
+        self._conn = conn
+
+    def close(self) -> None:
+        """Log out (best effort) and drop the connection."""
+        conn, self._conn, self._examined = self._conn, None, None
+        if conn is None:
+            return
+        try:
+            if conn.state == "SELECTED":
+                conn.close()  # RFC 3501 6.4.2: after EXAMINE, CLOSE expunges nothing
+            conn.logout()
+        except (imaplib.IMAP4.error, OSError):
+            pass
+        _shutdown(conn)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def folders(self) -> list[tuple[str, str | None, tuple[str, ...]]]:
+        """Every folder as (name, hierarchy delimiter or None, flags); names are Unicode."""
+        conn = self._session()
+        with self._errors("LIST"):
+            typ, data = conn.list('""', "*")
+        self._check(typ, data, "LIST")
+        out: list[tuple[str, str | None, tuple[str, ...]]] = []
+        items = iter(data)
+        for item in items:
+            if item is None:
+                continue
+            if isinstance(item, tuple):
+                line, name = item[0], item[1]
+                line = _LITERAL.sub(b"", line).rstrip()
+                match = _LIST.match(line + b" x")
+            else:
+                match = _LIST.match(item)
+                name = _unquote(match.group("name")) if match else b""
+            if not match:
+                raise ProtocolError(f"the server sent an unreadable folder list line: {item!r}")
+            delim_raw = match.group("delim")
+            delim = None if delim_raw.upper() == b"NIL" else _unquote(delim_raw).decode()
+            flags = tuple(f.decode("ascii", "replace") for f in match.group("flags").split())
+            out.append((decode_mutf7(name), delim, flags))
+        return out
+
+    def examine(self, folder: str) -> tuple[int, int | None, int]:
+        """EXAMINE `folder` (read-only select); returns (uidvalidity, uidnext or None, count)."""
+        conn = self._session()
+        with self._errors("EXAMINE"):
+            typ, data = conn.select(_quote(folder), readonly=True)  # RFC 3501 6.3.2
+        self._check(typ, data, f"EXAMINE {folder}")
+        self._examined = folder
+        try:
+            count = int(data[0] or 0)
+            validity = conn.response("UIDVALIDITY")[1][0]
+            uidnext = conn.response("UIDNEXT")[1][0]
+            return int(validity), (int(uidnext) if uidnext else None), count
+        except (TypeError, ValueError, IndexError):
+            raise ProtocolError(f"the server did not give {folder!r} a UIDVALIDITY") from None
+
+    def uids(self, folder: str) -> list[int]:
+        """Every UID in `folder`, ascending."""
+        conn = self._select(folder)
+        with self._errors("UID SEARCH"):
+            typ, data = conn.uid("SEARCH", "ALL")
+        self._check(typ, data, "UID SEARCH")
+        return sorted(int(u) for chunk in data if chunk for u in chunk.split())
+
+    def sizes(self, folder: str) -> list[tuple[int, int]]:
+        """(uid, size) of every message in `folder`, ascending by UID."""
+        _, _, count = self.examine(folder)
+        if count == 0:
+            return []
+        conn = self._session()
+        with self._errors("UID FETCH"):
+            typ, data = conn.uid("FETCH", "1:*", "(UID RFC822.SIZE)")
+        self._check(typ, data, "UID FETCH")
+        out: dict[int, int] = {}
+        for item in data:
+            line = item[0] if isinstance(item, tuple) else item
+            if not line:
+                continue
+            uid, size = _UID.search(line), _SIZE.search(line)
+            if uid and size:
+                out[int(uid.group(1))] = int(size.group(1))
+        return sorted(out.items())
+
+    def message_ids(self, folder: str, uids: list[int]) -> dict[int, tuple[str, int]]:
+        """(Message-ID, size) for each of `uids`; the ID is "" when the message has none."""
+        conn = self._select(folder)
+        out: dict[int, tuple[str, int]] = {}
+        for start in range(0, len(uids), _BATCH):
+            batch = ",".join(str(u) for u in uids[start : start + _BATCH])
+            with self._errors("UID FETCH"):
+                typ, data = conn.uid(
+                    "FETCH", batch, "(UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"
+                )
+            self._check(typ, data, "UID FETCH")
+            for item in data:
+                if not isinstance(item, tuple):
+                    continue
+                uid, size = _UID.search(item[0]), _SIZE.search(item[0])
+                if uid and size:
+                    out[int(uid.group(1))] = (_message_id(item[1]), int(size.group(1)))
+        return out
+
+    def fetch(self, folder: str, uid: int) -> tuple[bytes, tuple[str, ...], float | None]:
+        """One message as (bytes, flags, internal date as a Unix time or None).
+
+        BODY.PEEK[] leaves \\Seen alone (RFC 3501 6.4.5). ProtocolError when the UID is gone.
+        """
+        conn = self._select(folder)
+        with self._errors("UID FETCH"):
+            typ, data = conn.uid("FETCH", str(int(uid)), "(UID FLAGS INTERNALDATE BODY.PEEK[])")
+        self._check(typ, data, "UID FETCH")
+        body: bytes | None = None
+        meta = b""
+        for item in data:
+            if isinstance(item, tuple):
+                meta += item[0] + b" "
+                if body is None:
+                    body = item[1]
+            elif item:
+                meta += item + b" "
+        found = _UID.search(meta)
+        if body is None or not found or int(found.group(1)) != int(uid):
+            raise ProtocolError(f"message {uid} is no longer in {folder!r} on the server")
+        flags_match = _FLAGS.search(meta)
+        flags = (
+            tuple(flags_match.group(1).decode("ascii", "replace").split()) if flags_match else ()
+        )
+        stamp = imaplib.Internaldate2tuple(meta)
+        return body, flags, (time.mktime(stamp) if stamp else None)
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _session(self) -> imaplib.IMAP4:
+        self.open()
+        assert self._conn is not None
+        return self._conn
+
+    def _select(self, folder: str) -> imaplib.IMAP4:
+        if self._examined != folder:
+            self.examine(folder)
+        return self._session()
+
+    @contextmanager
+    def _errors(self, command: str) -> Iterator[None]:
+        """Map library errors of one command; a broken connection is dropped."""
+        try:
+            with translated(self.host, self.port, self.timeout):
+                yield
+        except ConnectError:
+            self._drop()
+            raise
+        except imaplib.IMAP4.abort as exc:
+            self._drop()
+            raise ConnectError(
+                f"{self.host}:{self.port} broke off the session during {command}"
+                f" ({_server_text(exc)})"
+            ) from None
+        except imaplib.IMAP4.error as exc:
+            raise ProtocolError(f"the server refused {command}: {_server_text(exc)}") from None
+
+    def _check(self, typ: str, data: list, what: str) -> None:
+        if typ != "OK":
+            detail = b" ".join(d for d in data if isinstance(d, bytes)).decode("utf-8", "replace")
+            raise ProtocolError(f"the server refused {what}: {detail or typ}")
+
+    def _drop(self) -> None:
+        conn, self._conn, self._examined = self._conn, None, None
+        if conn is not None:
+            _shutdown(conn)
+
+
+def _server_text(exc: BaseException) -> str:
+    text = str(exc.args[0] if exc.args else exc)
+    if text.startswith("b'") or text.startswith('b"'):
+        text = text[2:-1]
+    return text[:300]
+
+
+def _shutdown(conn: imaplib.IMAP4) -> None:
+    try:
+        conn.shutdown()
+    except (OSError, AttributeError):
+        pass
+    sock = getattr(conn, "sock", None)
+    if isinstance(sock, socket.socket):
+        try:
+            sock.close()
+        except OSError:
+            pass

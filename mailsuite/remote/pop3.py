@@ -1,0 +1,217 @@
+"""A read-only POP3 client over stdlib poplib.
+
+It lists (UIDL) and retrieves (RETR) and nothing else: the class has no method that sends
+DELE, so messages stay on the server whatever happens to the session (QUIT commits nothing
+when nothing was deleted, RFC 1939 6).
+"""
+
+from __future__ import annotations
+
+import poplib
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+
+from mailsuite.remote.errors import ConnectError, LoginError, ProtocolError, TLSError
+from mailsuite.remote.transport import check_security, tls_context, translated
+
+MAX_LINE = 1024 * 1024
+"""Longest line accepted. poplib's own limit (2048) fails on real mail with long HTML or
+base64 lines; RFC 5322's 998 is widely ignored by senders."""
+
+
+class _Lines:
+    """poplib reads lines through `_getline`; this raises its limit and nothing else."""
+
+    def _getline(self) -> tuple[bytes, int]:  # same contract as poplib.POP3._getline
+        line = self.file.readline(MAX_LINE + 1)  # type: ignore[attr-defined]
+        if len(line) > MAX_LINE:
+            raise poplib.error_proto("line too long")
+        if not line:
+            raise poplib.error_proto("-ERR EOF")
+        octets = len(line)
+        if line[-2:] == b"\r\n":
+            return line[:-2], octets
+        if line[:1] == b"\r":
+            return line[1:-1], octets
+        return line[:-1], octets
+
+
+class _POP3(_Lines, poplib.POP3):
+    pass
+
+
+class _POP3_SSL(_Lines, poplib.POP3_SSL):
+    pass
+
+
+class RemotePOP3:
+    """One read-only session with a remote POP3 server.
+
+    Connects and logs in on first use (or `open()`); use as a context manager so the session
+    ends with QUIT. Every call is bounded by `timeout` seconds of silence from the server.
+    Raises ConnectError, TLSError, LoginError or ProtocolError (see mailsuite.remote.errors).
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        security: str,
+        user: str,
+        password: str,
+        timeout: float,
+        verify: bool = True,
+    ) -> None:
+        self.host = host
+        self.port = int(port)
+        self.security = check_security(security)
+        self.user = user
+        self._password = password
+        self.timeout = float(timeout)
+        self.verify = verify
+        self._conn: poplib.POP3 | None = None
+
+    def __repr__(self) -> str:
+        return f"RemotePOP3({self.host}:{self.port}, {self.security}, {self.user!r})"
+
+    def __enter__(self) -> RemotePOP3:
+        self.open()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- session ---------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Connect, secure the connection as configured, and log in (USER/PASS)."""
+        if self._conn is not None:
+            return
+        context = tls_context(self.verify)
+        with translated(self.host, self.port, self.timeout):
+            if self.security == "tls":
+                conn: poplib.POP3 = _POP3_SSL(
+                    self.host, self.port, context=context, timeout=self.timeout
+                )
+            else:
+                conn = _POP3(self.host, self.port, timeout=self.timeout)
+        try:
+            if self.security == "starttls":
+                with self._errors("STLS"):
+                    try:
+                        conn.stls(context=context)  # RFC 2595 4
+                    except poplib.error_proto:
+                        raise TLSError(
+                            f"{self.host}:{self.port} does not offer STLS; choose TLS "
+                            "(usually port 995) or check the port"
+                        ) from None
+            try:
+                with translated(self.host, self.port, self.timeout):
+                    conn.user(self.user)
+                    conn.pass_(self._password)
+            except poplib.error_proto as exc:
+                detail = _server_text(exc)
+                if detail.startswith("-ERR EOF") or "line too long" in detail:
+                    raise ConnectError(f"{self.host}:{self.port} closed the connection") from None
+                raise LoginError(
+                    "the server refused the user name or password"
+                    + (f" ({detail})" if detail else "")
+                ) from None
+        except BaseException:
+            _shutdown(conn)
+            raise
+        self._conn = conn
+
+    def close(self) -> None:
+        """QUIT (best effort) and drop the connection."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            conn.quit()
+        except (poplib.error_proto, OSError):
+            pass
+        _shutdown(conn)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def uidl(self) -> list[tuple[int, str]]:
+        """(message number, unique id) of every message (RFC 1939 7: UIDL)."""
+        conn = self._session()
+        with self._errors("UIDL"):
+            _, lines, _ = conn.uidl()
+        out: list[tuple[int, str]] = []
+        for line in lines:
+            number, _, uid = line.decode("ascii", "replace").strip().partition(" ")
+            if not number.isdigit() or not uid:
+                raise ProtocolError(f"the server sent an unreadable UIDL line: {line[:100]!r}")
+            out.append((int(number), uid.strip()))
+        return out
+
+    def sizes(self) -> dict[int, int]:
+        """Message number -> size in octets (RFC 1939 5: LIST)."""
+        conn = self._session()
+        with self._errors("LIST"):
+            _, lines, _ = conn.list()
+        out: dict[int, int] = {}
+        for line in lines:
+            parts = line.split()
+            if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+                out[int(parts[0])] = int(parts[1])
+        return out
+
+    def retr(self, msgno: int) -> bytes:
+        """The whole message `msgno` with CRLF line ends, dot-stuffing removed."""
+        conn = self._session()
+        with self._errors("RETR"):
+            _, lines, _ = conn.retr(int(msgno))
+        return b"\r\n".join(lines) + b"\r\n" if lines else b""
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _session(self) -> poplib.POP3:
+        self.open()
+        assert self._conn is not None
+        return self._conn
+
+    @contextmanager
+    def _errors(self, command: str) -> Iterator[None]:
+        """Map library errors of one command; a broken connection is dropped."""
+        try:
+            with translated(self.host, self.port, self.timeout):
+                yield
+        except ConnectError:
+            self._drop()
+            raise
+        except poplib.error_proto as exc:
+            detail = _server_text(exc)
+            if detail.startswith("-ERR EOF"):
+                self._drop()
+                raise ConnectError(
+                    f"{self.host}:{self.port} broke off the session during {command}"
+                ) from None
+            raise ProtocolError(f"the server refused {command}: {detail}") from None
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            _shutdown(conn)
+
+
+def _server_text(exc: BaseException) -> str:
+    arg = exc.args[0] if exc.args else exc
+    text = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
+    return text[:300]
+
+
+def _shutdown(conn: poplib.POP3) -> None:
+    sock = getattr(conn, "sock", None)
+    if isinstance(sock, socket.socket):
+        try:
+            sock.close()
+        except OSError:
+            pass
