@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
+import sqlite3
 import tempfile
 import time
 from pathlib import Path
@@ -189,23 +191,53 @@ def test_index_deleted_is_rebuilt_with_same_uids_and_uidvalidity(store, tmp_path
     assert again.append(message(7)) == 7
 
 
-def test_index_corrupted_is_rebuilt(store, tmp_path):
-    folder = store.mailbox(ALICE).folder("INBOX")
-    for n in range(3):
-        folder.append(message(n))
-    validity = folder.uidvalidity
-    keys = [m.key for m in folder.messages()]
-    index = folder.path / INDEX_FILE
-    del folder
-    store = None
-    for suffix in ("-wal", "-shm"):
-        Path(f"{index}{suffix}").unlink(missing_ok=True)
+def _garbage(index: Path) -> None:
     index.write_bytes(b"this is not an SQLite database at all" * 200)
-    fresh = Store(tmp_path / "maildirs")
-    again = fresh.mailbox(ALICE).folder("INBOX")
-    assert [(m.uid, m.key) for m in again.messages()] == [(1, keys[0]), (2, keys[1]), (3, keys[2])]
+
+
+def _truncated(index: Path) -> None:
+    with open(index, "r+b") as f:
+        f.truncate(os.path.getsize(index) // 2)
+
+
+def _future_version(index: Path) -> None:
+    with sqlite3.connect(index) as conn:
+        conn.execute("PRAGMA user_version = 99")
+
+
+def _meta_lost(index: Path) -> None:
+    with sqlite3.connect(index) as conn:
+        conn.execute("DELETE FROM meta")
+
+
+def _page_scribbled(index: Path) -> None:
+    with open(index, "r+b") as f:
+        f.seek(4096 + 100)
+        f.write(b"\xff" * 2000)
+
+
+@pytest.mark.parametrize(
+    "damage", [_garbage, _truncated, _future_version, _meta_lost, _page_scribbled]
+)
+def test_damaged_index_is_rebuilt_with_the_same_uids(tmp_path, damage):
+    root = tmp_path / "maildirs"
+    store = Store(root)
+    folder = store.mailbox(ALICE).folder("INBOX")
+    for n in range(300):
+        folder.append(message(n, 300), flags=["\\Seen"] if n % 3 else [])
+    folder.expunge([1, 2])
+    validity = folder.uidvalidity
+    expected = [(m.uid, m.key, m.flags) for m in folder.messages()]
+    index = folder.path / INDEX_FILE
+    del store, folder
+    gc.collect()  # closes the connection, which checkpoints the WAL into the file
+    assert not Path(f"{index}-wal").exists()
+    damage(index)
+    again = Store(root).mailbox(ALICE).folder("INBOX")
+    assert [(m.uid, m.key, m.flags) for m in again.messages()] == expected
     assert again.uidvalidity == validity
-    assert again.read(2) == message(1)
+    assert again.read(300) == message(299, 300)
+    assert again.append(message(300)) == 301
 
 
 def test_index_and_journal_lost_gives_new_uidvalidity(store, tmp_path):

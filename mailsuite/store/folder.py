@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 from . import maildir
@@ -29,6 +30,7 @@ from .index import FolderIndex, IndexDamaged
 from .model import Change, FolderStatus, MessageInfo
 from .names import LETTER_FLAGS, letters_of, parse_flags
 
+MAX_MESSAGE_SIZE = 200 * 1024 * 1024
 MAX_CACHE_BLOB = 1 << 20
 MAX_CACHE_NAME = 64
 MAX_UIDS_PER_CALL = 1_000_000
@@ -36,6 +38,15 @@ _CHUNK = 500  # SQLite host parameters per IN (...) query
 _DIRTY_WINDOW_NS = 2_000_000_000  # a scan trusts directory mtimes only once they are older
 _EXPUNGE_LOG_KEEP = 20_000
 _MODES = ("add", "remove", "replace")
+
+
+def posix_time(when: float | datetime | None) -> float:
+    """An internal date as POSIX seconds; now when not given."""
+    if when is None:
+        return time.time()
+    if isinstance(when, datetime):
+        return when.timestamp()
+    return float(when)
 
 
 class _Txn:
@@ -243,11 +254,16 @@ class Folder:
     # -- public changes --------------------------------------------------------------------
 
     def append(
-        self, data: bytes, flags: Iterable[str] = (), internal_date: float | None = None
+        self,
+        data: bytes,
+        flags: Iterable[str] = (),
+        internal_date: float | datetime | None = None,
     ) -> int:
         """Add a message (IMAP APPEND); returns its UID once it is durable."""
+        if len(data) > MAX_MESSAGE_SIZE:
+            raise TooLarge("message too large")
         letters, keywords = parse_flags(flags)
-        mtime = time.time() if internal_date is None else float(internal_date)
+        mtime = posix_time(internal_date)
         tmp, key = self._write_tmp(data, mtime)
         try:
             uid, changes = self._place(tmp, key, len(data), mtime, letters, keywords)
@@ -455,6 +471,8 @@ class Folder:
             if "uidvalidity" in self._index.meta():
                 conn.execute("ROLLBACK")
                 return
+            for table in ("msgs", "expunged", "cache"):  # leftovers of a damaged index
+                conn.execute(f"DELETE FROM {table}")
             uidvalidity, uidnext, known = self._index.journal_read()
             if uidvalidity is None:
                 uidvalidity, uidnext, known = self._new_uidvalidity(), 1, {}

@@ -8,7 +8,6 @@ import logging
 import os
 import shutil
 import threading
-import time
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -17,14 +16,13 @@ from pathlib import Path
 
 from . import maildir
 from .errors import StoreError, TooLarge
-from .folder import Folder
+from .folder import MAX_MESSAGE_SIZE, Folder, posix_time
 from .mailbox import Mailbox, create_maildir
 from .model import Change
 from .names import INBOX, folder_dirname, parse_flags, split_address
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE_SIZE = 200 * 1024 * 1024
 MAX_RECIPIENTS = 1000
 KEEP_OPEN = 32  # recently used folders kept in memory although no session holds them
 
@@ -139,9 +137,7 @@ class Store:
         if not targets:
             return {}
         letters, keywords = parse_flags(flags)
-        if isinstance(internal_date, datetime):
-            internal_date = internal_date.timestamp()
-        mtime = time.time() if internal_date is None else float(internal_date)
+        mtime = posix_time(internal_date)
         first = next(iter(targets.values()))
         tmp, key = first._write_tmp(bytes(data), mtime)
         placed: list[tuple[str, Folder, int, list[Change]]] = []
