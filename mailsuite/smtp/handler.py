@@ -59,6 +59,13 @@ def _valid_address(address: str) -> bool:
     return bool(at and local and domain and len(address) <= MAX_ADDRESS and "." in domain)
 
 
+def _targets(envelope: Envelope) -> dict[str, list[str] | None]:
+    """Accepted recipients of this transaction and the accounts each delivers to."""
+    if not hasattr(envelope, "targets"):
+        envelope.targets = {}  # type: ignore[attr-defined]
+    return envelope.targets  # type: ignore[attr-defined]
+
+
 class Handler:
     """aiosmtpd hooks for one listener kind (`mx`, `submission`, `submissions`)."""
 
@@ -189,13 +196,17 @@ class Handler:
             return replies.TOO_MANY_RECIPIENTS
         if not _valid_address(address):
             return replies.BAD_ADDRESS
+        targets: list[str] | None = None
         if is_local_domain(self.ctx, address):
-            if not local_targets(self.ctx, address):
+            targets = local_targets(self.ctx, address)
+            if not targets:
                 self._clog(session).info("unknown recipient %s", address)
                 return replies.NO_SUCH_USER.format(address=address)
         elif self._account(session) is None:
             self._clog(session).info("relay to %s refused", address)
             return replies.RELAY_DENIED.format(address=address)
+        # DATA delivers to the accounts resolved here, so it needs no second lookup.
+        _targets(envelope)[address] = targets
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return replies.RCPT_OK
@@ -217,10 +228,7 @@ class Handler:
                 if address not in own:
                     return replies.NOT_YOUR_FROM.format(address=address or "(unreadable)")
             data = missing_headers(data, self.ctx.settings.hostname) + data
-        try:
-            routing = Routing.of(self.ctx, envelope.rcpt_tos)
-        except LookupError:
-            return replies.TEMPORARY_FAILURE
+        routing = Routing.resolved(_targets(envelope))
         queue_id = new_id()
         secure = bool(getattr(server, "secure", False))
         protocol = "ESMTP" + ("S" if secure else "") + ("A" if account else "")

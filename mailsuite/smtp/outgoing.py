@@ -69,17 +69,28 @@ class Routing:
 
     @classmethod
     def of(cls, ctx: Context, recipients: list[str]) -> Routing:
-        """Split recipients; unknown local recipients raise LookupError (caught at RCPT)."""
-        local: dict[str, None] = {}
-        remote: dict[str, None] = {}
+        """Split recipients; an unknown local recipient raises LookupError."""
+        resolved: dict[str, list[str] | None] = {}
         for rcpt in recipients:
             if is_local_domain(ctx, rcpt):
                 targets = local_targets(ctx, rcpt)
                 if not targets:
                     raise LookupError(f"no mailbox for {rcpt}")
-                local.update(dict.fromkeys(targets))
+                resolved[rcpt] = targets
             else:
+                resolved[rcpt] = None
+        return cls.resolved(resolved)
+
+    @classmethod
+    def resolved(cls, targets: dict[str, list[str] | None]) -> Routing:
+        """From recipients already looked up: local ones map to accounts, remote ones to None."""
+        local: dict[str, None] = {}
+        remote: dict[str, None] = {}
+        for rcpt, accounts in targets.items():
+            if accounts is None:
                 remote[rcpt] = None
+            else:
+                local.update(dict.fromkeys(accounts))
         return cls(list(local), list(remote))
 
 
