@@ -1,0 +1,131 @@
+"""Legacy logins before, during and after the migration window, on every protocol.
+
+Each phase is a running suite whose `migration.window_start` and `migration.cutoff` put today
+before, inside or after the window. A migrated user (legacy login AB12CD34) signs in with
+real clients: imaplib, poplib and smtplib. Inside the window the old login works and the user
+is told to switch; outside it the old login is refused, and the full address is named only to
+someone who gave the right password.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import poplib
+import smtplib
+from datetime import date, timedelta
+
+import pytest
+
+from tests.conftest import DEFAULT_PASSWORD, Suite
+
+ADDRESS = "p.konarski@example.test"
+LEGACY = "AB12CD34"
+TODAY = date.today()
+WINDOWS = {
+    "before": (TODAY + timedelta(days=1), TODAY + timedelta(days=31)),
+    "during": (TODAY - timedelta(days=1), TODAY + timedelta(days=30)),
+    "after": (TODAY - timedelta(days=30), TODAY),
+}
+SWITCH = f"Please sign in with your full address {ADDRESS}"
+CHANGED = f"Your login has changed: sign in with your full address {ADDRESS}."
+
+
+@pytest.fixture(scope="module", params=list(WINDOWS))
+def phase(request, tmp_path_factory) -> tuple[str, Suite]:
+    start, cutoff = WINDOWS[request.param]
+    suite = Suite(
+        tmp_path_factory.mktemp(f"legacy-{request.param}"),
+        {"migration": {"window_start": start.isoformat(), "cutoff": cutoff.isoformat()}},
+    )
+    suite.start()
+    suite.add_user(ADDRESS, legacy_login=LEGACY)
+    yield request.param, suite
+    suite.close()
+
+
+def imap_login(suite: Suite, login: str, password: str) -> tuple[str, str, list[bytes]]:
+    """(status, tagged text, untagged OK lines) of one LOGIN."""
+    conn = imaplib.IMAP4("127.0.0.1", suite.port("imap"), timeout=10)
+    try:
+        try:
+            typ, data = conn.login(login, password)
+            text = data[0].decode()
+        except imaplib.IMAP4.error as exc:
+            typ, text = "NO", str(exc)
+        return typ, text, list(conn.untagged_responses.get("OK", []))
+    finally:
+        conn.shutdown()
+
+
+def pop3_login(suite: Suite, login: str, password: str) -> str:
+    conn = poplib.POP3("127.0.0.1", suite.port("pop3"), timeout=10)
+    try:
+        conn.user(login)
+        try:
+            return conn.pass_(password).decode()
+        except poplib.error_proto as exc:
+            return exc.args[0].decode()
+    finally:
+        conn.close()
+
+
+def smtp_login(suite: Suite, login: str, password: str) -> tuple[int, str]:
+    with smtplib.SMTP("127.0.0.1", suite.port("submission"), timeout=10) as conn:
+        conn.ehlo()
+        try:
+            code, text = conn.login(login, password)
+        except smtplib.SMTPAuthenticationError as exc:
+            code, text = exc.smtp_code, exc.smtp_error
+        return code, text.decode()
+
+
+def test_imap(phase):
+    name, suite = phase
+    typ, text, untagged = imap_login(suite, LEGACY, DEFAULT_PASSWORD)
+    alerts = b" ".join(untagged).decode()
+    if name == "during":
+        assert typ == "OK"
+        assert f"[ALERT] {SWITCH}" in alerts
+        assert f"old login {LEGACY} stops working on {WINDOWS['during'][1]}" in alerts
+    else:
+        assert typ == "NO"
+        assert f"[ALERT] {CHANGED}" in text
+    typ, text, _ = imap_login(suite, LEGACY, "Wrong-Pass-1")
+    assert typ == "NO" and "[AUTHENTICATIONFAILED]" in text and ADDRESS not in text
+    typ, _, untagged = imap_login(suite, ADDRESS, DEFAULT_PASSWORD)
+    assert typ == "OK" and b"ALERT" not in b" ".join(untagged)
+
+
+def test_pop3(phase):
+    name, suite = phase
+    reply = pop3_login(suite, LEGACY, DEFAULT_PASSWORD)
+    if name == "during":
+        assert reply.startswith("+OK Logged in") and SWITCH in reply
+    else:
+        assert reply == f"-ERR [AUTH] {CHANGED}"
+    wrong = pop3_login(suite, LEGACY, "Wrong-Pass-1")
+    assert wrong.startswith("-ERR [AUTH]") and ADDRESS not in wrong
+    assert pop3_login(suite, ADDRESS, DEFAULT_PASSWORD).startswith("+OK Logged in")
+
+
+def test_smtp_auth(phase):
+    name, suite = phase
+    code, text = smtp_login(suite, LEGACY, DEFAULT_PASSWORD)
+    if name == "during":
+        assert code == 235 and SWITCH in text
+    else:
+        assert code == 535 and CHANGED in text
+    code, text = smtp_login(suite, LEGACY, "Wrong-Pass-1")
+    assert code == 535 and ADDRESS not in text
+    code, _ = smtp_login(suite, ADDRESS, DEFAULT_PASSWORD)
+    assert code == 235
+
+
+def test_legacy_login_is_recorded_as_a_login_only_when_let_in(phase):
+    """`migrate status` reads last_login: only a successful login may set it."""
+    name, suite = phase
+    account = suite.directory.get_account(ADDRESS)
+    suite.directory.update_account(ADDRESS, last_login=None)
+    imap_login(suite, LEGACY, DEFAULT_PASSWORD)
+    after = suite.directory.get_account(ADDRESS).last_login
+    assert (after is not None) == (name == "during"), account
