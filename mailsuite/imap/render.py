@@ -247,6 +247,16 @@ def fetch_item(item: FetchItem, data: bytes, root: Part) -> bytes:
     raise ValueError(name)
 
 
+CACHEABLE = ("ENVELOPE", "BODYSTRUCTURE", "BODY")
+
+
+def cacheable_value(name: str, root: Part) -> bytes:
+    """The value of ENVELOPE, BODYSTRUCTURE or BODY, fit to keep with the message."""
+    if name == "ENVELOPE":
+        return envelope(root)
+    return body_structure(root, name == "BODYSTRUCTURE")
+
+
 def fetch_line(
     seq: int,
     items: Iterable[FetchItem],
@@ -256,9 +266,14 @@ def fetch_line(
     size: int,
     when: dt.datetime | float,
     data: bytes | None,
+    known: dict[str, bytes] | None = None,
 ) -> bytes:
-    """A whole ``* n FETCH (...)`` line (with CRLF); `data` is needed only if needs_body()."""
-    root = parse(data) if data is not None else None
+    """A whole ``* n FETCH (...)`` line (with CRLF).
+
+    `known` holds already computed ENVELOPE / BODYSTRUCTURE / BODY values; `data` is needed
+    for anything else that needs_body() reports.
+    """
+    root = None
     out = []
     for item in items:
         name = item.name
@@ -270,8 +285,12 @@ def fetch_line(
             out.append(b"RFC822.SIZE %d" % size)
         elif name == "INTERNALDATE":
             out.append(b"INTERNALDATE " + internal_date(when))
+        elif known and item.section is None and name in known:
+            out.append(name.encode() + b" " + known[name])
         else:
-            if data is None or root is None:
+            if data is None:
                 raise ValueError(f"{name} needs the message bytes")
+            if root is None:
+                root = parse(data)
             out.append(fetch_item(item, data, root))
     return b"* %d FETCH (" % seq + b" ".join(out) + b")\r\n"

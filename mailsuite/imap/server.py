@@ -107,6 +107,10 @@ class Connection(protocol.Protocol):
         reg.connections.add(self)
         reg.by_ip[self.remote_ip] += 1
         self.transport.registerProducer(self.gate, True)
+        # responses end in small tagged lines; Nagle plus delayed ACKs would stall them 40 ms
+        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_no_delay is not None:
+            set_no_delay(True)
         if len(reg.connections) > self.limits.total:
             self.write(b"* BYE Too many connections; try again later\r\n")
             self.close()

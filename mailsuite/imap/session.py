@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import bisect
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from mailsuite import store as store_pkg
 from mailsuite.auth import AuthCode
 from mailsuite.imap import mailboxes, render
+from mailsuite.imap.message import parse as parse_message
 from mailsuite.imap.parser import Command, FetchItem, ParseError, parse_command, parse_tag
 from mailsuite.imap.search import search
 from mailsuite.imap.view import View
@@ -33,6 +35,7 @@ SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 FETCH_CHUNK_INDEX = 5000  # messages rendered per trip to the I/O pool, index-only items
 FETCH_CHUNK_BYTES = 4 << 20  # message bytes read per trip for body items
 FETCH_CHUNK_FILES = 200
+CACHE_PREFIX = "imap1."  # bump when the rendering of cached values changes
 SERVER_ID = (("name", "mailsuite"), ("vendor", "mailsuite"))
 
 _ANY = frozenset({NOT_AUTH, AUTH, SELECTED})
@@ -198,23 +201,19 @@ class Session:
         self.idle_wakeup.set()
 
     async def send_updates(self, cmd: Command | None, *, poll: bool = False) -> None:
-        """Announce pending changes of the selected folder where RFC 3501 7.4.1 allows."""
+        """Announce pending changes of the selected folder where RFC 3501 7.4.1 allows.
+
+        Work is proportional to the number of changes, not to the folder's size.
+        """
         view = self.view
         if view is None:
             return
         if poll:
-            await self.ctx.run_io(view.folder.sync)
-            await asyncio.sleep(0)  # let notices queued by the sync arrive
-        allow_expunge = cmd is None or cmd.uid or cmd.name not in ("FETCH", "STORE", "SEARCH")
+            # changes by other processes: the sync finds them and returns them as notices
+            for change in await self.ctx.run_io(view.folder.sync):
+                view.note(change.kind, change.uids)
         pending = view.pending
-        if poll:
-            latest = await self.ctx.run_io(view.folder.messages)
-            gone, changed = await self.ctx.run_io(view.differences, latest)
-            pending.expunged |= gone
-            pending.flags |= changed
-            if latest and latest[-1].uid > view.last_uid():
-                pending.new = True
-        elif not pending:
+        if not pending:
             return
         if pending.rebuilt:
             # RFC 3501 2.3.1.1: the UIDs changed under us; the client must start again
@@ -222,13 +221,17 @@ class Session:
             self.state = LOGOUT
             self.conn.close()
             return
-        latest = None
-        if pending.new or pending.flags:
-            if pending.new and not view.readonly:
-                view.recent |= await self.ctx.run_io(view.folder.claim_recent)
-            latest = await self.ctx.run_io(view.folder.messages)
+        allow_expunge = cmd is None or cmd.uid or cmd.name not in ("FETCH", "STORE", "SEARCH")
+        changed: dict[int, Any] = {}
+        new: list[Any] = []
+        if pending.flags or pending.new:
+            claim = pending.new and not view.readonly
+            changed, new, recent = await self.ctx.run_io(
+                _collect, view.folder, set(pending.flags), view.last_uid(), pending.new, claim
+            )
+            view.recent |= recent
         with_uid = cmd is not None and cmd.uid
-        out = view.apply(latest, allow_expunge, with_uid)
+        out = view.apply(changed, new, allow_expunge, with_uid)
         if out:
             self.conn.write(out)
 
@@ -654,6 +657,23 @@ class _Handled(Exception):
     """The handler already wrote its tagged reply (STARTTLS)."""
 
 
+def _collect(
+    folder: Any, flag_uids: set[int], last_uid: int, want_new: bool, claim: bool
+) -> tuple[dict[int, Any], list[Any], set[int]]:
+    """Current entries for flag notices, entries newer than `last_uid`, claimed \\Recent."""
+    recent = folder.claim_recent() if claim else set()
+    changed = {uid: folder.get(uid) for uid in flag_uids}
+    new: list[Any] = []
+    if want_new:
+        latest = folder.messages()
+        new = latest[bisect.bisect_right(latest, last_uid, key=_uid_of) :]
+    return changed, new, recent
+
+
+def _uid_of(info: Any) -> int:
+    return info.uid
+
+
 def _copyuid(dest: Any, pairs: list[tuple[int, int]]) -> str:
     # RFC 4315 3: COPYUID uidvalidity source-uids dest-uids, in matching order
     if not pairs:
@@ -704,12 +724,35 @@ def _render_index_chunk(
 def _render_body_chunk(
     folder: Any, chunk: list[tuple[int, Any]], items: list[FetchItem], recent: set[int]
 ) -> bytes:
+    """FETCH lines that need more than the index: ENVELOPE and BODYSTRUCTURE come from the
+    store's per-message cache when there, and are put there when computed; the file is read
+    only when something else needs it."""
+    wanted = [n for n in render.CACHEABLE if any(i.name == n and i.section is None for i in items)]
+    others = any(
+        i.section is not None or i.name in ("RFC822", "RFC822.HEADER", "RFC822.TEXT") for i in items
+    )
     out = []
     for seq, m in chunk:
-        try:
-            data = folder.read(m.uid)
-        except store_pkg.NoSuchMessage:
-            continue  # expunged by another session meanwhile; its EXPUNGE comes later
+        known: dict[str, bytes] = {}
+        for name in wanted:
+            value = folder.cache_get(m.uid, CACHE_PREFIX + name)
+            if value is not None:
+                known[name] = value
+        data = None
+        if others or len(known) < len(wanted):
+            try:
+                data = folder.read(m.uid)
+            except store_pkg.NoSuchMessage:
+                continue  # expunged by another session meanwhile; its EXPUNGE comes later
+            missing = [n for n in wanted if n not in known]
+            if missing:
+                root = parse_message(data)
+                for name in missing:
+                    known[name] = render.cacheable_value(name, root)
+                    try:
+                        folder.cache_put(m.uid, CACHE_PREFIX + name, known[name])
+                    except store_pkg.StoreError:
+                        pass  # too large to keep or gone: it is computed again next time
         out.append(
             render.fetch_line(
                 seq,
@@ -719,6 +762,7 @@ def _render_body_chunk(
                 size=m.size,
                 when=m.internal_date,
                 data=data,
+                known=known,
             )
         )
     return b"".join(out)

@@ -3,8 +3,9 @@
 Sequence numbers are per session (RFC 3501 2.3.1.2), so every session keeps its own snapshot of
 the folder's index entries and moves it forward only where the protocol lets it: new messages
 and flag changes at any command's end, expunges not during FETCH, STORE or SEARCH
-(RFC 3501 7.4.1). Changes come from the store's notices; `reconcile` compares with a fresh
-listing when a client polls, so changes made by other processes are seen too.
+(RFC 3501 7.4.1). Changes come from the store's notices; a poll (NOOP, CHECK, IDLE) syncs
+the folder first, so changes made by other processes arrive as notices too. No step here
+walks the whole folder except an expunge, which rebuilds the sequence list once.
 """
 
 from __future__ import annotations
@@ -105,11 +106,14 @@ class View:
         elif kind == "uidvalidity":
             self.pending.rebuilt = True
 
-    def apply(self, latest: Sequence[Any] | None, allow_expunge: bool, with_uid: bool) -> bytes:
+    def apply(
+        self, changed: dict[int, Any], new: Sequence[Any], allow_expunge: bool, with_uid: bool
+    ) -> bytes:
         """Untagged responses for the pending changes, applied to the view.
 
-        `latest` is a fresh listing of the folder when new messages or flag changes are
-        pending (None otherwise); expunges wait while `allow_expunge` is false.
+        `changed` maps UIDs with pending flag notices to their current entry (None when
+        gone); `new` lists entries newer than the view's last UID. Expunges wait while
+        `allow_expunge` is false.
         """
         out: list[bytes] = []
         p = self.pending
@@ -117,31 +121,21 @@ class View:
             # RFC 3501 7.4.1: each EXPUNGE renumbers, so descending numbers stay valid
             out.extend(b"* %d EXPUNGE\r\n" % s for s in self.remove(p.expunged))
             p.expunged = set()
-        if latest is not None:
-            uids = [m.uid for m in latest]
-            for uid in sorted(p.flags):
-                i = bisect.bisect_left(uids, uid)
-                if i < len(uids) and uids[i] == uid and self.update(latest[i]):
-                    seq = self.seq_of(uid)
-                    extra = b" UID %d" % uid if with_uid else b""
-                    out.append(
-                        b"* %d FETCH (FLAGS %s%s)\r\n"
-                        % (seq, render.flags(self.flags_of(latest[i])), extra)
-                    )
-            p.flags = set()
-            if p.new:
-                if self.add(latest[bisect.bisect_right(uids, self.last_uid()) :]):
-                    out.append(b"* %d EXISTS\r\n" % len(self.messages))
-                    out.append(b"* %d RECENT\r\n" % len(self.recent))
-                p.new = False
+        for uid in sorted(changed):
+            info = changed[uid]
+            if info is not None and self.update(info):
+                extra = b" UID %d" % uid if with_uid else b""
+                out.append(
+                    b"* %d FETCH (FLAGS %s%s)\r\n"
+                    % (self.seq_of(uid), render.flags(self.flags_of(info)), extra)
+                )
+        p.flags.difference_update(changed)
+        if p.new:
+            p.new = False
+            if self.add(new):
+                out.append(b"* %d EXISTS\r\n" % len(self.messages))
+                out.append(b"* %d RECENT\r\n" % len(self.recent))
         return b"".join(out)
-
-    def differences(self, latest: Sequence[Any]) -> tuple[set[int], set[int]]:
-        """(expunged, flags changed) between the view and a full listing; run off the loop."""
-        now = {m.uid: m.flags for m in latest}
-        gone = {m.uid for m in self.messages if m.uid not in now}
-        changed = {m.uid for m in self.messages if m.uid in now and now[m.uid] != m.flags}
-        return gone, changed
 
     def flags_of(self, info: Any) -> list[str]:
         if info.uid in self.recent:
