@@ -49,6 +49,13 @@ def posix_time(when: float | datetime | None) -> float:
     return float(when)
 
 
+def _keywords_of(info: str, by_letter: dict[str, str]) -> list[str]:
+    """Keywords named by the lower-case letters of a Maildir info part."""
+    if not info.startswith("2,"):
+        return []
+    return [by_letter[c] for c in info[2:] if c in by_letter]
+
+
 class _Txn:
     """What one write transaction has done so far."""
 
@@ -93,6 +100,7 @@ class Folder:
         self._uidvalidity = 0
         self._uidnext = 1
         self._flagsets: dict[tuple[str, str], frozenset[str]] = {}
+        self._keywords_cache: tuple[int, dict[str, str]] | None = None
         maildir.clean_tmp(path)
         with self._lock:
             try:
@@ -327,8 +335,7 @@ class Folder:
         """
 
         def txn_fn(txn: _Txn) -> int:
-            sub = "cur" if letters else "new"
-            name = maildir.file_name(key, letters) if letters else key
+            sub, name = self._target_name(key, letters, keywords)
             maildir.link_or_copy(tmp, self.path / sub / name, fsync=self._fsync)
             if self._fsync:
                 maildir.fsync_dir(self.path / sub)
@@ -594,12 +601,10 @@ class Folder:
             flags_text = "".join(sorted(new_letters))
             kw_text = " ".join(sorted(new_keywords))
             if flags_text != old_letters or kw_text != old_kw:
-                new_sub, new_name = sub, name
-                if flags_text != old_letters:
-                    # Lower-case letters (Dovecot keywords) written by others are kept.
-                    _, info = maildir.split_name(name)
-                    extra = "".join(c for c in info[2:] if c.islower()) if info[:2] == "2," else ""
-                    new_sub, new_name = "cur", maildir.file_name(key, flags_text, extra)
+                new_sub, new_name = self._target_name(
+                    key, flags_text, sorted(new_keywords), old_name=name, old_sub=sub
+                )
+                if (new_sub, new_name) != (sub, name):
                     try:
                         os.rename(self.path / sub / name, self.path / new_sub / new_name)
                     except FileNotFoundError:
@@ -648,10 +653,12 @@ class Folder:
         conn = self._conn()
         claimed: set[int] = set()
         updates = []
-        for uid, key, name, letters in conn.execute(
-            "SELECT uid, key, name, flags FROM msgs WHERE sub = 'new'"
+        for uid, key, name, letters, keywords in conn.execute(
+            "SELECT uid, key, name, flags, keywords FROM msgs WHERE sub = 'new'"
         ).fetchall():
-            new_name = maildir.file_name(key, letters)
+            _, new_name = self._target_name(
+                key, letters, keywords.split(), old_name=name, old_sub="cur"
+            )
             try:
                 os.rename(self.path / "new" / name, self.path / "cur" / new_name)
             except FileNotFoundError:
@@ -665,7 +672,10 @@ class Folder:
         """Make the index match the files: drop rows of vanished files, follow renames,
         and give new files UIDs (from `known`, the journal, when rebuilding)."""
         conn = self._conn()
-        indexed = {row[0]: row for row in conn.execute("SELECT key, uid, sub, name FROM msgs")}
+        indexed = {
+            row[0]: row for row in conn.execute("SELECT key, uid, sub, name, keywords FROM msgs")
+        }
+        by_letter = self._keyword_map()
         found: dict[str, tuple[str, str, os.DirEntry[str]]] = {}
         for sub, name, entry in maildir.scan(self.path):
             key = maildir.split_name(name)[0]
@@ -691,13 +701,19 @@ class Folder:
                 fresh.append((st.st_mtime, key, sub, name, st.st_size if size is None else size))
             elif (row[2], row[3]) != (sub, name):
                 info = maildir.split_name(name)[1]
-                moved.append((sub, name, letters_of(info), txn.modseq, row[1]))
+                # Keywords with a letter follow the file name; the others only live here.
+                unlettered = set(row[4].split()) - set(by_letter.values())
+                keywords = " ".join(sorted(unlettered | set(_keywords_of(info, by_letter))))
+                moved.append((sub, name, letters_of(info), keywords, txn.modseq, row[1]))
         conn.executemany(
-            "UPDATE msgs SET sub = ?, name = ?, flags = ?, modseq = ? WHERE uid = ?", moved
+            "UPDATE msgs SET sub = ?, name = ?, flags = ?, keywords = ?, modseq = ? WHERE uid = ?",
+            moved,
         )
         fresh.sort()
         for mtime, key, sub, name, size in fresh:
-            letters = letters_of(maildir.split_name(name)[1])
+            info = maildir.split_name(name)[1]
+            letters = letters_of(info)
+            keywords = " ".join(sorted(_keywords_of(info, by_letter)))
             uid = known.get(key)
             if uid is None:
                 uid = txn.uidnext
@@ -705,11 +721,59 @@ class Folder:
                 txn.journal.append((uid, key))
             conn.execute(
                 "INSERT INTO msgs (uid, key, sub, name, size, idate, flags, keywords, modseq)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, '', ?)",
-                (uid, key, sub, name, size, mtime, letters, txn.modseq),
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (uid, key, sub, name, size, mtime, letters, keywords, txn.modseq),
             )
         if gone:
             self._trim_expunge_log(txn)
+
+    # -- file names and Dovecot's keyword letters ----------------------------------------
+
+    def _target_name(
+        self,
+        key: str,
+        letters: str,
+        keywords: Iterable[str],
+        *,
+        old_name: str | None = None,
+        old_sub: str | None = None,
+    ) -> tuple[str, str]:
+        """(subdir, file name) for a message with these flags (caller holds the write lock).
+
+        Keywords get Dovecot's letters a-z from `dovecot-keywords` (new ones are assigned
+        while letters last), so Dovecot sees them and a rebuilt index gets them back.
+        Letters of keywords unknown to the file are kept as they are. A message without
+        any letter stays in new/ only if it is new.
+        """
+        by_letter = self._keyword_map()
+        by_keyword = {kw: letter for letter, kw in by_letter.items()}
+        wanted = [kw for kw in keywords if kw not in by_keyword]
+        free = [c for c in maildir.KEYWORD_LETTERS if c not in by_letter]
+        if wanted and free:
+            for kw, letter in zip(wanted, free, strict=False):
+                by_letter[letter] = kw
+                by_keyword[kw] = letter
+            maildir.write_keywords(self.path, by_letter)
+            self._keywords_cache = None
+        extra = "".join(by_keyword[kw] for kw in keywords if kw in by_keyword)
+        if old_name is not None:
+            info = maildir.split_name(old_name)[1]
+            if info.startswith("2,"):
+                extra += "".join(c for c in info[2:] if c.islower() and c not in by_letter)
+        if letters or extra or old_sub == "cur":
+            return "cur", maildir.file_name(key, letters, "".join(sorted(set(extra))))
+        return "new", key
+
+    def _keyword_map(self) -> dict[str, str]:
+        """letter -> keyword from `dovecot-keywords`, re-read when the file changes."""
+        try:
+            mtime = os.stat(self.path / maildir.KEYWORDS_FILE).st_mtime_ns
+        except FileNotFoundError:
+            return {}
+        cached = self._keywords_cache
+        if cached is None or cached[0] != mtime:
+            cached = self._keywords_cache = (mtime, maildir.read_keywords(self.path))
+        return dict(cached[1])
 
     # -- copying between folders -----------------------------------------------------------
 
@@ -728,8 +792,8 @@ class Folder:
             touched = set()
             for src_uid, key, sub, name, size, idate, letters, keywords in rows:
                 new_key = maildir.unique_key(size)
-                new_sub = "cur" if letters else "new"
-                new_name = maildir.file_name(new_key, letters) if letters else new_key
+                kw = tuple(keywords.split()) if keywords else ()
+                new_sub, new_name = self._target_name(new_key, letters, kw)
                 target = self.path / new_sub / new_name
                 try:
                     maildir.link_or_copy(source.path / sub / name, target, fsync=self._fsync)
@@ -741,7 +805,6 @@ class Folder:
                         continue  # expunged meanwhile
                     maildir.link_or_copy(moved, target, fsync=self._fsync)
                 touched.add(new_sub)
-                kw = tuple(keywords.split()) if keywords else ()
                 uid = self._insert_row(txn, new_key, new_sub, new_name, size, idate, letters, kw)
                 pairs.append((src_uid, uid))
             if self._fsync:

@@ -13,15 +13,17 @@ builds a path below it. One user's Maildir, as Dovecot would read it::
           mailsuite-index.sqlite        INBOX index (+ -wal, -shm): UIDs, flags, cache
           mailsuite-uids                INBOX UID journal "uid key" (rebuilds keep UIDs)
           mailsuite.lock                flock() held by every writer of INBOX
+          dovecot-keywords              keyword letters a-z in file names, as Dovecot has them
           .Sent/                        folder "Sent": cur/ new/ tmp/ maildirfolder + the
           .Archive.2026/                  same mailsuite-* files; "Archive/2026" in the API
           .&AMk-t&AOk-/                 "Été" (names are modified UTF-7 on disk)
 
 A message file is `<key>` in new/ or `<key>:2,<letters>` in cur/, where the key is
 `<sec>.M<usec>P<pid>Q<counter>.<host>,S=<size>`; letters D F R S T are \\Draft \\Flagged
-\\Answered \\Seen \\Deleted. The key is the POP3 UIDL and is mapped to the IMAP UID by the
-index, so both survive flag changes. Files in tmp/ are never messages; leftovers older than
-36 hours are removed, as the Maildir specification asks of readers.
+\\Answered \\Seen \\Deleted, and a-z are keywords numbered in `dovecot-keywords` (the first
+26; further keywords live in the index only). The key is the POP3 UIDL and is mapped to the
+IMAP UID by the index, so both survive flag changes. Files in tmp/ are never messages;
+leftovers older than 36 hours are removed, as the Maildir specification asks of readers.
 
 This module never touches the index or anything outside one Maildir; it knows names, bytes
 and fsync.
@@ -47,6 +49,8 @@ LOCK_FILE = "mailsuite.lock"
 MAILBOX_LOCK_FILE = "mailsuite-mailbox.lock"
 UIDVALIDITY_FILE = "mailsuite-uidvalidity"
 SUBSCRIPTIONS_FILE = "subscriptions"
+KEYWORDS_FILE = "dovecot-keywords"  # Dovecot's "<n> <keyword>" lines; n = 0.. is letter a..
+KEYWORD_LETTERS = "abcdefghijklmnopqrstuvwxyz"
 FOLDER_MARKER = "maildirfolder"  # Maildir++: present in every folder but INBOX
 
 _counter = itertools.count(1)
@@ -216,6 +220,25 @@ def clean_tmp(folder_dir: Path, now: float | None = None) -> int:
         except FileNotFoundError:
             continue
     return removed
+
+
+def read_keywords(folder_dir: Path) -> dict[str, str]:
+    """letter -> keyword from `dovecot-keywords`; malformed lines are skipped."""
+    try:
+        text = (folder_dir / KEYWORDS_FILE).read_text("utf-8", errors="replace")
+    except FileNotFoundError:
+        return {}
+    result: dict[str, str] = {}
+    for line in text.splitlines():
+        number, _, keyword = line.partition(" ")
+        if number.isdigit() and int(number) < len(KEYWORD_LETTERS) and keyword:
+            result[KEYWORD_LETTERS[int(number)]] = keyword
+    return result
+
+
+def write_keywords(folder_dir: Path, by_letter: dict[str, str]) -> None:
+    lines = [f"{KEYWORD_LETTERS.index(c)} {kw}\n" for c, kw in sorted(by_letter.items())]
+    write_private(folder_dir / KEYWORDS_FILE, "".join(lines))
 
 
 def write_private(path: Path, text: str) -> None:
