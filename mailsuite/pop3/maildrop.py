@@ -69,17 +69,25 @@ def open_maildrop(store: Store, address: str) -> Maildrop:
     folder = store.mailbox(address).folder(INBOX)
     folder.sync()
     drop = Maildrop(folder)
+    known = _known_sizes(folder)
     for info in folder.messages():
-        cached = folder.cache_get(info.uid, SIZE_CACHE)
-        if cached is not None and cached.isdigit():
-            size = int(cached)
-        else:
-            try:
-                size = wire_size(folder.read(info.uid))
-            except NoSuchMessage:
-                continue  # expunged while we looked
-            folder.cache_put(info.uid, SIZE_CACHE, b"%d" % size)
+        size = known.get(info.key)
+        if size is None:
+            cached = folder.cache_get(info.uid, SIZE_CACHE)
+            if cached is not None and cached.isdigit():
+                size = int(cached)
+            else:
+                try:
+                    size = wire_size(folder.read(info.uid))
+                except NoSuchMessage:
+                    continue  # expunged while we looked
+                folder.cache_put(info.uid, SIZE_CACHE, b"%d" % size)
+            known[info.key] = size
         drop.entries.append(Entry(len(drop.entries) + 1, info.uid, uidl_of(info.key), size))
+    if len(known) > len(drop.entries) * 2 + 1000:
+        current = {e.uidl for e in drop.entries}
+        for key in [k for k in known if uidl_of(k) not in current]:
+            del known[key]  # forget expunged messages now and then
     return drop
 
 
@@ -93,6 +101,20 @@ def commit(drop: Maildrop) -> int:
     if uids:
         drop.folder.expunge(uids)
     return len(uids)
+
+
+_SIZES: weakref.WeakKeyDictionary[Folder, dict[str, int]] = weakref.WeakKeyDictionary()
+_SIZES_LOCK = threading.Lock()
+
+
+def _known_sizes(folder: Folder) -> dict[str, int]:
+    """Wire sizes by message key, remembered while the store keeps the folder open, so a
+    login reads the store's cache only for messages this process has not listed yet."""
+    with _SIZES_LOCK:
+        found = _SIZES.get(folder)
+        if found is None:
+            found = _SIZES[folder] = {}
+        return found
 
 
 class Locks:

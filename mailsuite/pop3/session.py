@@ -20,12 +20,12 @@ from mailsuite.auth import AuthCode, AuthResult
 from mailsuite.context import Context
 from mailsuite.logs import ClientLog
 from mailsuite.pop3.maildrop import Locks, Maildrop, commit, open_maildrop
+from mailsuite.pop3.readahead import ReadAhead
 from mailsuite.pop3.wire import (
     BadCommand,
     Command,
     parse_command,
     parse_number,
-    retr_body,
     top_body,
 )
 from mailsuite.store import NoSuchMessage, StoreError
@@ -57,6 +57,14 @@ class Connection(Protocol):
     def close(self) -> None: ...
 
 
+def _read_top(drop: Maildrop, uid: int, lines: int) -> bytes | None:
+    """TOP's body (I/O thread); None when the message was expunged meanwhile."""
+    try:
+        return top_body(drop.folder.read(uid), lines)
+    except NoSuchMessage:
+        return None
+
+
 def _one_line(text: str) -> str:
     """Reply text never breaks the line it sits on."""
     return " ".join(text.split())
@@ -74,6 +82,7 @@ class Session:
         self.address: str | None = None
         self.drop: Maildrop | None = None
         self.log = ClientLog("pop3", conn.peer)
+        self.ahead = ReadAhead(ctx.run_io)
         self.handlers: dict[str, Callable[[Command], Awaitable[None]]] = {
             "CAPA": self.capa,
             "QUIT": self.quit,
@@ -130,6 +139,7 @@ class Session:
             self.locks.release(self.address)
             self.address = None
         self.drop = None
+        self.ahead.clear()
 
     # -- replies ---------------------------------------------------------------------------
 
@@ -395,14 +405,11 @@ class Session:
         """RETR and TOP: read and frame the message off the loop, then stream it out."""
         entry = drop.get(number)
         assert entry is not None
-
-        def build() -> bytes:
-            data = drop.folder.read(entry.uid)
-            return retr_body(data) if top is None else top_body(data, top)
-
-        try:
-            body = await self.ctx.run_io(build)
-        except NoSuchMessage:
+        if top is None:
+            body = await self.ahead.body(drop, number)
+        else:
+            body = await self.ctx.run_io(_read_top, drop, entry.uid, top)
+        if body is None:
             # Expunged by another session since login (RFC 1939 8 leaves this to us).
             self.err("Message was removed by another session")
             return
