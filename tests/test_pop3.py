@@ -299,6 +299,8 @@ def test_auth_plain(suite) -> None:  # type: ignore[no-untyped-def]
     assert raw.cmd("AUTH PLAIN") == b"+ \r\n"
     assert raw.cmd("*").startswith(b"-ERR")  # cancelled
     assert raw.cmd("AUTH PLAIN") == b"+ \r\n"
+    assert raw.cmd("A" * 20000).startswith(b"-ERR [AUTH]")  # over-long response line
+    assert raw.cmd("AUTH PLAIN") == b"+ \r\n"
     assert raw.cmd(good).startswith(b"+OK Logged in")
     raw.cmd("QUIT")
     raw = Raw(suite.port("pop3s"), tls=True)
@@ -334,6 +336,16 @@ def test_legacy_login_shows_the_notice(suite) -> None:  # type: ignore[no-untype
     reply = client.pass_(PASSWORD).decode()
     assert reply.startswith("+OK Logged in")
     assert address in reply  # "sign in with your full address …"
+    client.quit()
+
+
+def test_alias_login_opens_the_owners_maildrop(suite) -> None:  # type: ignore[no-untyped-def]
+    address = new_user(suite)
+    deliver(suite, address, MESSAGES[0])
+    alias = "alias-" + address
+    suite.directory.add_alias(alias, address)
+    client = login(suite, alias)
+    assert client.stat()[0] == 1
     client.quit()
 
 

@@ -21,7 +21,7 @@ from zope.interface import implementer
 
 from mailsuite.context import Context
 from mailsuite.pop3.maildrop import locks_for
-from mailsuite.pop3.session import Session, State
+from mailsuite.pop3.session import TOO_LONG, Session, State
 
 log = logging.getLogger("mailsuite.pop3")
 
@@ -143,27 +143,24 @@ class Connection(protocol.Protocol):
 
     def _too_long(self) -> None:
         # Answered in place of the line's command, so pipelined replies keep their order.
-        self.lines.append(b"\0too-long")
+        self.lines.append(TOO_LONG)
         self.wakeup.set()
 
     # -- what the session calls ------------------------------------------------------------
 
     async def next_line(self) -> bytes | None:
-        """The next line from the client, None once the connection is gone."""
-        while True:
-            while not self.lines:
-                if self.closed:
-                    return None
-                self.wakeup.clear()
-                await self.wakeup.wait()
-            line = self.lines.popleft()
-            if self.reading_paused and len(self.lines) < MAX_QUEUED // 2 and not self.closed:
-                self.reading_paused = False
-                self.transport.resumeProducing()
-            if line == b"\0too-long":
-                self.write(b"-ERR Line too long\r\n")
-                continue
-            return line
+        """The next line from the client (TOO_LONG in place of an over-long one), None once
+        the connection is gone."""
+        while not self.lines:
+            if self.closed:
+                return None
+            self.wakeup.clear()
+            await self.wakeup.wait()
+        line = self.lines.popleft()
+        if self.reading_paused and len(self.lines) < MAX_QUEUED // 2 and not self.closed:
+            self.reading_paused = False
+            self.transport.resumeProducing()
+        return line
 
     def write(self, data: bytes) -> None:
         if not self.closed:

@@ -33,6 +33,7 @@ from mailsuite.store import NoSuchMessage, StoreError
 log = logging.getLogger("mailsuite.pop3")
 
 CHUNK = 256 * 1024  # big responses are written in pieces, waiting while the socket is full
+TOO_LONG = b"\0too long"  # handed over, by identity, in place of an over-long line
 MAX_AUTH_RESPONSE = 8192  # RFC 5034 4: a SASL response line may exceed 255 octets
 
 
@@ -116,6 +117,9 @@ class Session:
             self.release()
 
     async def dispatch(self, line: bytes) -> None:
+        if line is TOO_LONG:
+            self.err("Line too long")  # answered in order, the connection stays
+            return
         try:
             command = parse_command(line)
         except BadCommand as exc:
@@ -280,6 +284,9 @@ class Session:
             self.conn.write(b"+ \r\n")  # RFC 5034 4: empty challenge
             line = await self.conn.next_line()
             if line is None:
+                return
+            if line is TOO_LONG:
+                self.err("[AUTH] Response too long")
                 return
             response = line.decode("ascii", "replace").strip()
         if response == "*":
