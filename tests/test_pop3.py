@@ -500,3 +500,17 @@ def test_connections_per_ip_and_idle_timeout(suite_factory) -> None:  # type: ig
     client = login(suite, address)
     assert client.stat()[0] == 1
     client.quit()
+
+
+def test_failed_logins_are_throttled(suite_factory) -> None:  # type: ignore[no-untyped-def]
+    suite = suite_factory({"throttle": {"max_failures_per_account": 3}})
+    address = new_user(suite)
+    raw = Raw(suite.port("pop3"))
+    for _ in range(3):
+        raw.cmd(f"USER {address}")
+        assert raw.cmd("PASS wrong").startswith(b"-ERR [AUTH]")
+    raw.cmd(f"USER {address}")
+    # Locked out now, even with the right password: try later, not "wrong password".
+    assert raw.cmd(f"PASS {PASSWORD}").startswith(b"-ERR [SYS/TEMP]")
+    assert raw.cmd("CAPA").startswith(b"+OK")  # the connection stays usable
+    raw.close()
