@@ -6,6 +6,7 @@ them in Polish or English and the CLI in English; `describe` gives both.
 
 from __future__ import annotations
 
+import re
 import string
 import unicodedata
 from dataclasses import dataclass
@@ -76,8 +77,11 @@ def check(policy: PasswordPolicy, password: str, logins: list[str] = ()) -> list
     if policy.forbid_login:
         lowered = password.lower()
         for login in logins:
-            parts = {login.lower(), login.lower().partition("@")[0]}
-            if any(len(p) >= 3 and p in lowered for p in parts):
+            local = login.lower().partition("@")[0]
+            parts = {login.lower(), local}
+            # A name inside a dotted login (the "konarski" of p.konarski) counts as well.
+            words = {w for w in re.split(r"[._+-]", local) if len(w) >= 4}
+            if any(len(p) >= 3 and p in lowered for p in parts | words):
                 broken.append(Broken("forbid_login"))
                 break
     return broken
