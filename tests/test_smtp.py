@@ -467,3 +467,21 @@ def test_send_system_mail_local_and_remote(users) -> None:  # type: ignore[no-un
     assert parsed["Subject"] == "Kod logowania: żółw"
     assert parsed.get_content().strip() == "Twój kod: 123"
     assert b"Message-ID: <" in newest and b"\r\nDate: " in newest
+
+
+def test_failed_auth_is_throttled_through_the_shared_path(strict) -> None:  # type: ignore[no-untyped-def]
+    """After throttle.max_failures_per_account failures even the right password waits."""
+    strict.add_user("guess@example.test")
+    codes = []
+    for attempt in range(7):
+        with smtplib.SMTP("127.0.0.1", strict.port("submission")) as client:
+            client.starttls(context=unverified())
+            client.ehlo()
+            client.user = "guess@example.test"
+            client.password = PASSWORD if attempt == 6 else f"wrong-{attempt}"
+            try:
+                # One mechanism per try: smtplib's login() would try PLAIN and then LOGIN.
+                codes.append(client.auth("PLAIN", client.auth_plain)[0])
+            except smtplib.SMTPAuthenticationError as exc:
+                codes.append(exc.smtp_code)
+    assert codes == [535] * 5 + [454, 454]

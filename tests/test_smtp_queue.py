@@ -19,6 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import dkim
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
 import pytest
 from aiosmtpd.controller import Controller
 
@@ -241,3 +245,77 @@ def test_local_recipients_skip_the_queue(suite_factory, sink) -> None:  # type: 
     assert wait(lambda: handler.received)
     assert handler.received[0][1] == ["bob@remote.test"]
     assert messages(suite, "ala@example.test") == []
+
+
+class TinyDNS:
+    """A loopback DNS server for the MX path: MX and A answers from a table (dnspython)."""
+
+    def __init__(self, records: dict[tuple[str, str], list[str]], nxdomain: set[str]) -> None:
+        self.records = records
+        self.nxdomain = nxdomain
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while self.running:
+            try:
+                wire, peer = self.sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            query = dns.message.from_wire(wire)
+            response = dns.message.make_response(query)
+            question = query.question[0]
+            name = question.name.to_text()
+            rdtype = dns.rdatatype.to_text(question.rdtype)
+            if name in self.nxdomain:
+                response.set_rcode(dns.rcode.NXDOMAIN)
+            for value in self.records.get((name, rdtype), []):
+                response.answer.append(dns.rrset.from_text(question.name, 60, "IN", rdtype, value))
+            self.sock.sendto(response.to_wire(), peer)
+
+    def close(self) -> None:
+        self.running = False
+        self.thread.join(2)
+        self.sock.close()
+
+
+def test_mx_path_with_dns_on_loopback(suite_factory) -> None:  # type: ignore[no-untyped-def]
+    """MX lookup through smtp.nameservers: one transaction per domain; null MX bounces."""
+    mx_ip = "127.88.0.1"
+    handler = Sink()
+    controller = Controller(handler, hostname=mx_ip, port=25)
+    controller.start()
+    resolver = TinyDNS(
+        {
+            ("remote.test.", "MX"): ["20 backup.remote.test.", "10 mx.remote.test."],
+            ("mx.remote.test.", "A"): [mx_ip],
+            ("backup.remote.test.", "A"): ["127.88.0.2"],
+            ("nomail.test.", "MX"): ["0 ."],
+        },
+        nxdomain={"gone.test."},
+    )
+    try:
+        suite = suite_factory(
+            {"smtp": {"nameservers": [f"127.0.0.1:{resolver.port}"], "retry_initial": 0.3}}
+        )
+        suite.add_user("ala@example.test")
+        submit(suite, ["bob@remote.test", "carol@remote.test"])
+        assert wait(lambda: handler.received)
+        [(_, rcpts, _)] = handler.received
+        assert sorted(rcpts) == ["bob@remote.test", "carol@remote.test"]
+        submit(suite, ["x@nomail.test"])
+        submit(suite, ["y@gone.test"])
+        bounces = wait_for_messages(suite, "ala@example.test", 2)
+        texts = b"".join(p.read_bytes() for p in bounces)
+        assert b"Final-Recipient: rfc822; x@nomail.test" in texts
+        assert b"null MX" in texts
+        assert b"Final-Recipient: rfc822; y@gone.test" in texts
+        assert wait(lambda: queue_files(suite) == [])
+    finally:
+        resolver.close()
+        controller.stop()

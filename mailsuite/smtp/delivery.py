@@ -7,6 +7,7 @@ into delivered, temporary (retry later) and permanent (bounce) per recipient.
 
 from __future__ import annotations
 
+import ipaddress
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -68,6 +69,26 @@ async def mx_hosts(domain: str, nameservers: list[str]) -> list[str]:
     if hosts in ([""], ["."]) or (len(records) == 1 and records[0].exchange.to_text() == "."):
         raise LookupFailure(f"{domain} accepts no mail (null MX)", permanent=True)
     return [h for h in hosts if h and h != "."]
+
+
+async def addresses(host: str, nameservers: list[str]) -> list[str]:
+    """IPv4 then IPv6 addresses of an exchanger, looked up with the same resolvers as MX."""
+    try:
+        ipaddress.ip_address(host)
+        return [host]
+    except ValueError:
+        pass
+    resolver = _resolver(nameservers)
+    found: list[str] = []
+    for rdtype in ("A", "AAAA"):
+        try:
+            answer = await resolver.resolve(host, rdtype)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            continue
+        except (dns.exception.Timeout, dns.resolver.NoNameservers):
+            continue
+        found.extend(r.to_text() for r in answer)
+    return found
 
 
 def _outcome(code: int, message: bytes | str, mta: str) -> Outcome:

@@ -123,7 +123,16 @@ class QueueRunner:
         if self.settings.relay_host:
             return [self.settings.relay_host]
         names = await delivery.mx_hosts(domain, self.settings.nameservers)
-        return [(name, delivery.SMTP_PORT) for name in names]
+        hosts = [
+            (ip, delivery.SMTP_PORT)
+            for name in names
+            for ip in await delivery.addresses(name, self.settings.nameservers)
+        ]
+        if not hosts:
+            raise delivery.LookupFailure(
+                f"no address for the mail exchangers of {domain}", permanent=False
+            )
+        return hosts
 
     async def _deliver(self, queue_id: str) -> None:
         entry = await self.ctx.run_io(self.spool.load, queue_id)
