@@ -8,6 +8,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -479,6 +480,24 @@ def test_tmp_leftovers_are_never_messages_and_go_after_36_hours(store, tmp_path)
     again = Store(tmp_path / "maildirs").mailbox(ALICE).folder("INBOX")
     assert [m.uid for m in again.messages()] == [1]
     assert sorted(os.listdir(tmp)) == ["1700000000.M1P1Q2.writing,S=5"]
+
+
+def test_sessions_share_one_folder_object(store):
+    """Every lookup of a folder, from any thread, gives the same object (INBOX in any case)."""
+    store.deliver([ALICE], message(1))
+    found: list[object] = []
+    threads = [
+        threading.Thread(
+            target=lambda n=n: found.append(store.mailbox(ALICE).folder(("INBOX", "inbox")[n % 2]))
+        )
+        for n in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(f) for f in found}) == 1
+    assert store.mailbox("ALICE@example.org").folder("Inbox") is found[0]
 
 
 def test_unknown_folder_raises(store):

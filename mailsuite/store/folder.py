@@ -112,7 +112,10 @@ class Folder:
                 meta = self._index.meta()
             if "uidvalidity" not in meta:
                 with self._writing():
-                    self._populate_locked()
+                    try:
+                        self._populate_locked()
+                    except (sqlite3.DatabaseError, IndexDamaged):
+                        self._recover_locked()
                 meta = self._index.meta()
             self._take_meta(meta)
 

@@ -67,6 +67,7 @@ class Store:
         )
         self._watchers: dict[tuple[str, str], list[Watch]] = {}
         self._mailbox_locks: dict[str, _MailboxLock] = {}
+        self._opening: dict[tuple[str, str], threading.Lock] = {}
 
     def attach_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
         """Deliver change notices on `loop` (call_soon_threadsafe) instead of in the thread
@@ -188,25 +189,41 @@ class Store:
     # -- used by Mailbox and Folder --------------------------------------------------------
 
     def _folder(self, mailbox: Mailbox, canonical: str) -> Folder:
+        """The one Folder object for (address, name). Opening (which may rebuild an index)
+        happens outside the store-wide lock, so other users are not held up by it."""
         key = (mailbox.address, canonical)
         with self._lock:
-            found = self._folders.get(key)
-            if found is None:
-                dirname = folder_dirname(canonical)
-                path = mailbox.path if dirname is None else mailbox.path / dirname
-                found = Folder(
-                    canonical,
-                    path,
-                    fsync=self.fsync,
-                    new_uidvalidity=mailbox._next_uidvalidity,
-                    emit=lambda changes, key=key: self._emit(key, changes),
-                )
-                self._folders[key] = found
+            found = self._touch(key)
+            if found is not None:
+                return found
+            opener = self._opening.setdefault(key, threading.Lock())
+        with opener:
+            with self._lock:
+                found = self._touch(key)
+                if found is not None:
+                    return found
+            dirname = folder_dirname(canonical)
+            opened = Folder(
+                canonical,
+                mailbox.path if dirname is None else mailbox.path / dirname,
+                fsync=self.fsync,
+                new_uidvalidity=mailbox._next_uidvalidity,
+                emit=lambda changes, key=key: self._emit(key, changes),
+            )
+            with self._lock:
+                self._folders[key] = opened
+                self._opening.pop(key, None)
+                return self._touch(key) or opened
+
+    def _touch(self, key: tuple[str, str]) -> Folder | None:
+        """Registry lookup that keeps recently used folders in memory (caller holds _lock)."""
+        found = self._folders.get(key)
+        if found is not None:
             self._recently_used[key] = found
             self._recently_used.move_to_end(key)
             while len(self._recently_used) > KEEP_OPEN:
                 self._recently_used.popitem(last=False)
-            return found
+        return found
 
     def _forget_folders(self, address: str, names: list[str]) -> None:
         with self._lock:
