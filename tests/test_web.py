@@ -453,6 +453,9 @@ async def test_reset_mails_a_temporary_password_that_must_be_changed(site: Site)
         "zapominalski@example.test", temporary, protocol="pop3", remote_ip=None
     )
     assert r.code is AuthCode.MUST_CHANGE
+    lifetime = site.ctx.settings.accounts.temporary_password_lifetime
+    account = site.ctx.directory.get_account("zapominalski@example.test")
+    assert account.temp_expires == site.clock.now + lifetime
     status, html = await site.change("zapominalski@example.test", temporary, "Nowsze123")
     assert status == 200, errors_of(html)
 
@@ -583,3 +586,32 @@ async def test_tokens_and_codes_are_stored_hashed(site: Site) -> None:
     dump = "\n".join(site.ctx.directory.db.conn.iterdump())
     assert code not in dump
     assert "Konto1234" not in dump
+
+
+async def test_the_session_ends_after_its_lifetime(site: Site) -> None:
+    site.add("sesja@example.test", "Konto1234", temporary=False, contact=CONTACT)
+    code = await sign_in(site, "sesja@example.test", "Konto1234")
+    status, html = await site.post("/konto/kod", {"kod": code})
+    assert status == 200 and "Regulamin" in html
+    site.clock.now += site.ctx.settings.web.session_lifetime + 1
+    status, html, _ = await site.page("/konto")
+    assert status == 200 and "Logowanie do konta" in html
+
+
+@pytest.mark.parametrize(
+    ("header", "lang"),
+    [
+        ("", "pl"),
+        ("en", "en"),
+        ("EN-us", "en"),
+        ("pl-PL,pl;q=0.9,en;q=0.8", "pl"),
+        ("en;q=0.5, pl;q=0.6", "pl"),
+        ("fr, de;q=0.9, en;q=0.1", "en"),
+        ("en;q=0, fr", "pl"),
+        ("en;q=abc, pl;q=0.1", "pl"),
+        ("*", "pl"),
+    ],
+)
+async def test_accept_language_table(site: Site, header: str, lang: str) -> None:
+    _, html, _ = await site.page("/", headers={"Accept-Language": header})
+    assert f'<html lang="{lang}">' in html

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from mailsuite.context import Context
 from mailsuite.urls import ACCOUNT_PATH, ACTIVATE_PATH, CHANGE_PASSWORD_PATH, RESET_PATH
-from mailsuite.web import account, password, reset
+from mailsuite.web import account, clients, password, reset
 from mailsuite.web.pages import CTX_KEY, ENV_KEY, HERE, environment, render
 from mailsuite.web.security import (
     CSRF_KEY,
@@ -84,6 +84,7 @@ def init_app(ctx: Context, *, https: bool | None = None) -> web.Application:
     app.router.add_post(account.CODE_PATH, account.code_post)
     app.router.add_post(account.TERMS_PATH, account.terms_post)
     app.router.add_post(account.LOGOUT_PATH, account.logout_post)
+    clients.add_routes(app)
     app.router.add_static("/static", HERE / "static", name="static", append_version=True)
     return app
 
@@ -91,13 +92,10 @@ def init_app(ctx: Context, *, https: bool | None = None) -> web.Application:
 class WebServer:
     """The running site: `address` is where it is bound (port 0 picks one)."""
 
-    def __init__(self, runner: web.AppRunner, site: web.TCPSite) -> None:
+    def __init__(self, runner: web.AppRunner) -> None:
         self.runner = runner
-        self.site = site
-        sockets = getattr(site._server, "sockets", None) or []
-        self.address: tuple[str, int] | None = (
-            tuple(sockets[0].getsockname()[:2]) if sockets else None  # type: ignore[assignment]
-        )
+        bound = runner.addresses
+        self.address: tuple[str, int] | None = (bound[0][0], bound[0][1]) if bound else None
 
     async def close(self) -> None:
         await self.runner.cleanup()
@@ -118,4 +116,4 @@ async def start_web(ctx: Context, host: str, port: int) -> WebServer:
     await site.start()
     if not tls and host not in ("127.0.0.1", "::1", "localhost"):
         log.warning("web.tls is off on %s: passwords cross the network in clear text", host)
-    return WebServer(runner, site)
+    return WebServer(runner)
