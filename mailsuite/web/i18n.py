@@ -234,10 +234,6 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Nie znaleziono strony. Wróć do strony głównej.",
         "The page was not found. Go back to the home page.",
     ),
-    "mail.subject.temporary": (
-        "Dane dostępowe do poczty / Your mail login",
-        "Dane dostępowe do poczty / Your mail login",
-    ),
 }
 
 
