@@ -361,6 +361,7 @@ def strict(tmp_path_factory):  # type: ignore[no-untyped-def]
         {
             "tls": {"allow_plaintext_auth_on_loopback": False},
             "limits": {"message_size": "64K", "recipients": 3, "connections_per_ip": 3},
+            "smtp": {"catch_all": {"example.org": "ala@example.test"}},
         },
     )
     s.start()
@@ -485,3 +486,14 @@ def test_failed_auth_is_throttled_through_the_shared_path(strict) -> None:  # ty
             except smtplib.SMTPAuthenticationError as exc:
                 codes.append(exc.smtp_code)
     assert codes == [535] * 5 + [454, 454]
+
+
+def test_catch_all_takes_unknown_local_parts_of_its_domain(strict) -> None:  # type: ignore[no-untyped-def]
+    before = len(messages(strict, "ala@example.test"))
+    with smtplib.SMTP("127.0.0.1", strict.port("smtp")) as client:
+        client.ehlo()
+        client.mail("x@remote.test")
+        assert client.rcpt("anything@example.org")[0] == 250
+        assert client.rcpt("nobody@example.test")[0] == 550
+        assert client.data(b"Subject: catch-all\r\n\r\nhi\r\n")[0] == 250
+    assert len(wait_for_messages(strict, "ala@example.test", before + 1)) == before + 1

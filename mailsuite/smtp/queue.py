@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from typing import TypeVar
 
 from mailsuite.context import Context
 from mailsuite.smtp import delivery, dsn
@@ -33,6 +35,41 @@ def next_delay(attempts: int, initial: float, longest: float) -> float:
     return min(initial * 2 ** max(attempts - 1, 0), longest)
 
 
+T = TypeVar("T")
+
+
+async def in_thread(fn: Callable[[], T]) -> T:
+    """Run a blocking SMTP conversation in its own daemon thread.
+
+    Not an executor: its threads are joined at interpreter exit, so one remote server that
+    stalls would hold up shutdown for the whole SMTP timeout. The caller bounds concurrency.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        outcome: tuple[T | None, BaseException | None]
+        try:
+            outcome = (fn(), None)
+        except BaseException as exc:
+            outcome = (None, exc)
+        try:
+            loop.call_soon_threadsafe(settle, *outcome)
+        except RuntimeError:
+            pass  # the loop has closed (shutdown); the entry is retried after restart
+
+    threading.Thread(target=run, name="smtp-out", daemon=True).start()
+    return await future
+
+
 class QueueRunner:
     """Background service (`Running`): address is None, close() stops it."""
 
@@ -42,9 +79,6 @@ class QueueRunner:
         self.ctx = ctx
         self.spool = spool_of(ctx)
         self.settings = ctx.settings.smtp
-        self.workers = ThreadPoolExecutor(
-            self.settings.delivery_workers, thread_name_prefix="smtp-out"
-        )
         self.slots = asyncio.Semaphore(self.settings.delivery_workers)
         self.in_flight: dict[str, asyncio.Task[None]] = {}
         self.woken = asyncio.Event()
@@ -61,7 +95,6 @@ class QueueRunner:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self.workers.shutdown(wait=False, cancel_futures=True)
 
     async def _run(self) -> None:
         await self.ctx.run_io(self.spool.sweep)
@@ -139,7 +172,6 @@ class QueueRunner:
         if entry is None or not entry.pending:
             return
         data = await self.ctx.run_io(self.spool.read, queue_id)
-        loop = asyncio.get_running_loop()
         for domain, rcpts in self._groups(entry).items():
             try:
                 hosts = await self._hosts(domain)
@@ -147,8 +179,7 @@ class QueueRunner:
                 kind = "permanent" if exc.permanent else "temporary"
                 results = {r.address: delivery.Outcome(kind, str(exc)) for r in rcpts}
             else:
-                results = await loop.run_in_executor(
-                    self.workers,
+                results = await in_thread(
                     lambda hosts=hosts, rcpts=rcpts: delivery.send(
                         hosts,
                         helo=self.ctx.settings.hostname,
