@@ -328,6 +328,15 @@ def test_wrong_password_and_temporary_password(suite) -> None:  # type: ignore[n
     client.quit()
 
 
+def test_password_with_polish_letters(suite) -> None:  # type: ignore[no-untyped-def]
+    address = f"pl{next(_users)}@example.test"
+    suite.add_user(address, "Zażółć gęślą 1")
+    client = poplib.POP3("127.0.0.1", suite.port("pop3"), timeout=10)
+    client.user(address)
+    assert client.pass_("Zażółć gęślą 1").startswith(b"+OK")  # poplib sends UTF-8
+    client.quit()
+
+
 def test_legacy_login_shows_the_notice(suite) -> None:  # type: ignore[no-untyped-def]
     address = new_user(suite, legacy_login=f"old{next(_users)}")
     legacy = suite.directory.get_account(address).legacy_login

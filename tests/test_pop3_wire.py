@@ -25,6 +25,7 @@ from mailsuite.pop3.wire import (
         (b"PASS pass with spaces ", "PASS", ["pass", "with", "spaces"], "pass with spaces "),
         (b"USER ala@example.test", "USER", ["ala@example.test"], "ala@example.test"),
         (b"AUTH PLAIN AGFsYQBzZWNyZXQ=", "AUTH", ["PLAIN", "AGFsYQBzZWNyZXQ="], ""),
+        ("PASS Zażółć 1".encode(), "PASS", ["Zażółć", "1"], "Zażółć 1"),
     ],
 )
 def test_parse_command(line: bytes, verb: str, args: list[str], rest: str) -> None:

@@ -1,6 +1,6 @@
 """The maildrop a POP3 session works on: INBOX as it was at login, and the locks.
 
-RFC 1939 8 lets the server fix the message list at login: numbers stay valid for the whole
+RFC 1939 4 has the server fix the message list at login: numbers stay valid for the whole
 session although IMAP sessions and deliveries change INBOX meanwhile. New mail waits for
 the next login; mail expunged by IMAP meanwhile answers -ERR when asked for. Only messages
 the store has indexed are listed, and the store indexes a delivery only once it is complete,
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from mailsuite.pop3.wire import uidl_of, wire_size
 from mailsuite.store import Folder, NoSuchMessage, Store
 
-INBOX = "INBOX"  # RFC 1939 1: POP3 sees one maildrop; ours is INBOX only
+INBOX = "INBOX"  # RFC 1939 1: one maildrop per user; ours is INBOX only
 SIZE_CACHE = "pop3-size"  # the wire size, kept with the message by the store
 
 
@@ -62,7 +62,7 @@ class Maildrop:
 def open_maildrop(store: Store, address: str) -> Maildrop:
     """Take the snapshot of the user's INBOX (I/O thread).
 
-    LIST must report the size as sent, with CRLF line ends (RFC 1939 11), which differs from
+    LIST must report the size as sent, with CRLF line ends (RFC 1939 5), which differs from
     the stored size when other software stored bare LFs. It is worked out once per message,
     by reading it, and kept in the store's per-message cache for every later login.
     """
@@ -118,7 +118,8 @@ def _known_sizes(folder: Folder) -> dict[str, int]:
 
 
 class Locks:
-    """RFC 1939 8 / RFC 2449 8.1.2 IN-USE: one POP3 session per maildrop in this server."""
+    """One POP3 session per maildrop in this server (RFC 1939 4 exclusive access; the
+    refusal is RFC 2449 8.1.2 IN-USE)."""
 
     def __init__(self) -> None:
         self._held: set[str] = set()

@@ -8,11 +8,9 @@ where one applies; a handler never raises into the connection.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import enum
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -29,8 +27,6 @@ from mailsuite.pop3.wire import (
     top_body,
 )
 from mailsuite.store import NoSuchMessage, StoreError
-
-log = logging.getLogger("mailsuite.pop3")
 
 CHUNK = 256 * 1024  # big responses are written in pieces, waiting while the socket is full
 TOO_LONG = b"\0too long"  # handed over, by identity, in place of an over-long line
@@ -131,8 +127,6 @@ class Session:
             return
         try:
             await handler(command)
-        except asyncio.CancelledError:
-            raise
         except Exception:
             self.log.exception("%s failed", command.verb)
             self.err("[SYS/TEMP] Internal error; try again later")
@@ -314,7 +308,7 @@ class Session:
         await self.login(authcid, password)
 
     async def login(self, login: str, password: str) -> None:
-        """The shared auth path, then the maildrop lock and snapshot (RFC 1939 7, 8)."""
+        """The shared auth path, then the maildrop lock and snapshot (RFC 1939 4)."""
         result = await self.ctx.auth.authenticate(
             login, password, protocol="pop3", remote_ip=self.conn.remote_ip or None
         )
@@ -417,7 +411,7 @@ class Session:
         else:
             body = await self.ctx.run_io(_read_top, drop, entry.uid, top)
         if body is None:
-            # Expunged by another session since login (RFC 1939 8 leaves this to us).
+            # Expunged by another session since login; RFC 1939 4 keeps the numbers.
             self.err("Message was removed by another session")
             return
         self.ok(f"{entry.size} octets" if top is None else "Top of message follows")

@@ -11,7 +11,6 @@ import re
 from typing import NamedTuple
 
 MAX_KEYWORD = 40  # RFC 2449 4: keywords are at most 40 characters (ours are far shorter)
-MAX_ARG = 255  # RFC 2449 4: arguments are at most 40 characters; AUTH responses run longer
 MAX_NUMBER_DIGITS = 9  # message numbers and TOP line counts beyond this are refused
 MAX_UIDL = 70  # RFC 1939 7: a unique-id is 1 to 70 characters in 0x21..0x7E
 
@@ -35,19 +34,20 @@ def parse_command(line: bytes) -> Command:
     """Split a command line (without its CRLF).
 
     RFC 1939 3: keywords are case-insensitive, arguments are separated by single spaces.
-    Lines that are not ASCII, that hold control characters or a keyword that is too long
-    are refused here, so handlers only see clean text.
+    Arguments may be UTF-8 (passwords with Polish letters); lines that are not UTF-8, that
+    hold control characters or a keyword that is not ASCII or too long are refused here, so
+    handlers only see clean text.
     """
     try:
-        text = line.decode("ascii")
+        text = line.decode("utf-8")
     except UnicodeDecodeError:
-        raise BadCommand("Commands must be ASCII") from None
+        raise BadCommand("Commands must be UTF-8") from None
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
         raise BadCommand("Control characters in command")
     verb, _, rest = text.partition(" ")
     if not verb:
         raise BadCommand("Empty command")
-    if len(verb) > MAX_KEYWORD or not verb.isalnum():
+    if len(verb) > MAX_KEYWORD or not (verb.isascii() and verb.isalnum()):
         raise BadCommand("Unknown command")
     args = rest.split()
     return Command(verb.upper(), args, rest)
