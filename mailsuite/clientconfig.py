@@ -13,6 +13,7 @@ import ipaddress
 import plistlib
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mailsuite.config import Settings
@@ -54,14 +55,21 @@ def client_host(settings: Settings) -> str:
     return settings.client_host or settings.hostname
 
 
-def endpoints(settings: Settings) -> list[Endpoint]:
-    """The listeners users' clients connect to, in order of preference."""
+def endpoints(settings: Settings, bound: Mapping[str, int] | None = None) -> list[Endpoint]:
+    """The listeners users' clients connect to, in order of preference.
+
+    `bound` gives the ports a running server actually listens on (port 0 in the config
+    picks one at start); without it the configured ports are used.
+    """
     host = client_host(settings)
     found = []
     for key, kind, security in _LISTENERS:
         where = getattr(settings.listen, key)
-        if where is not None and where[1] != 0:
-            found.append(Endpoint(kind, host, where[1], security))
+        if where is None:
+            continue
+        port = (bound or {}).get(key) or where[1]
+        if port:
+            found.append(Endpoint(kind, host, port, security))
     return found
 
 
@@ -76,7 +84,9 @@ def _xml(root: ET.Element) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def autoconfig_xml(settings: Settings, domain: str | None = None) -> str:
+def autoconfig_xml(
+    settings: Settings, domain: str | None = None, bound: Mapping[str, int] | None = None
+) -> str:
     """Mozilla autoconfig: the login is the full address (`%EMAILADDRESS%`), which
     Thunderbird fills in itself, so the document is the same with or without the
     `emailaddress` parameter."""
@@ -87,7 +97,7 @@ def autoconfig_xml(settings: Settings, domain: str | None = None) -> str:
         _text(provider, "domain", d)
     _text(provider, "displayName", f"{domain} mail")
     _text(provider, "displayShortName", domain)
-    for ep in endpoints(settings):
+    for ep in endpoints(settings, bound):
         tag = "incomingServer" if ep.incoming else "outgoingServer"
         server = ET.SubElement(provider, tag, type=ep.kind)
         _text(server, "hostname", ep.host)
@@ -110,7 +120,7 @@ def parse_autodiscover_request(body: bytes) -> str | None:
     return None
 
 
-def autodiscover_xml(settings: Settings, email: str) -> str:
+def autodiscover_xml(settings: Settings, email: str, bound: Mapping[str, int] | None = None) -> str:
     """POX Autodiscover answer with IMAP, POP3 and SMTP settings for `email`."""
     root = ET.Element("Autodiscover", xmlns=AUTODISCOVER_RESPONSE_NS)
     response = ET.SubElement(root, "Response", xmlns=AUTODISCOVER_OUTLOOK_NS)
@@ -119,7 +129,7 @@ def autodiscover_xml(settings: Settings, email: str) -> str:
     _text(account, "Action", "settings")
     kinds = {"imap": "IMAP", "pop3": "POP3", "smtp": "SMTP"}
     seen: set[str] = set()
-    for ep in endpoints(settings):
+    for ep in endpoints(settings, bound):
         if ep.kind in seen:
             continue  # Outlook takes one entry per protocol: the preferred one.
         seen.add(ep.kind)
@@ -150,12 +160,14 @@ def autodiscover_error_xml(code: str, message: str) -> str:
     return _xml(root)
 
 
-def mobileconfig(settings: Settings, email: str, name: str) -> bytes:
+def mobileconfig(
+    settings: Settings, email: str, name: str, bound: Mapping[str, int] | None = None
+) -> bytes:
     """An Apple configuration profile with one mail account (IMAP preferred over POP3).
 
     No password is embedded: the device asks for it, so the file is safe to download.
     """
-    eps = endpoints(settings)
+    eps = endpoints(settings, bound)
     incoming = next((e for e in eps if e.incoming), None)
     outgoing = next((e for e in eps if not e.incoming), None)
     if incoming is None or outgoing is None:

@@ -19,6 +19,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from twisted.internet.error import CannotListenError
+
 from mailsuite.auth import Authenticator
 from mailsuite.config import ConfigError, Settings, load_config
 from mailsuite.context import Context, Running
@@ -93,7 +95,12 @@ async def start_services(ctx: Context) -> dict[str, Running]:
                 running = await _entry(spec)(ctx, host, port)
             except OSError as exc:
                 raise StartupError(
-                    f"listen.{key}: cannot listen on {host}:{port}: {exc.strerror}"
+                    f"listen.{key}: cannot listen on {host}:{port}: {exc.strerror or exc}"
+                ) from None
+            except CannotListenError as exc:
+                reason = getattr(exc.socketError, "strerror", None) or exc.socketError
+                raise StartupError(
+                    f"listen.{key}: cannot listen on {host}:{port}: {reason}"
                 ) from None
             started[key] = running
             bound = running.address

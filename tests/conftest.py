@@ -42,6 +42,8 @@ def make_config(tmp: Path, overrides: dict[str, Any] | None = None) -> dict[str,
     base = {
         "hostname": "mail.example.test",
         "domains": ["example.test", "example.org"],
+        # As in the demo: clients reach the test server at 127.0.0.1 (autoconfig, web pages).
+        "client_host": "127.0.0.1",
         "listen": {name: "127.0.0.1:0" for name in ALL_LISTENERS},
         "paths": {
             "maildirs": str(tmp / "maildirs"),
