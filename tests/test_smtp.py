@@ -497,3 +497,16 @@ def test_catch_all_takes_unknown_local_parts_of_its_domain(strict) -> None:  # t
         assert client.rcpt("nobody@example.test")[0] == 550
         assert client.data(b"Subject: catch-all\r\n\r\nhi\r\n")[0] == 250
     assert len(wait_for_messages(strict, "ala@example.test", before + 1)) == before + 1
+
+
+def test_looping_message_is_refused(users) -> None:  # type: ignore[no-untyped-def]
+    hops = b"".join(
+        b"Received: from hop%d by hop%d; Mon, 1 Jan 2026 00:00:00 +0000\r\n" % (i, i + 1)
+        for i in range(100)
+    )
+    with smtplib.SMTP("127.0.0.1", users.port("smtp")) as client:
+        with pytest.raises(smtplib.SMTPDataError) as info:
+            client.sendmail(
+                "x@remote.test", ["ala@example.test"], hops + b"Subject: loop\r\n\r\nx\r\n"
+            )
+    assert info.value.smtp_code == 554 and info.value.smtp_error.startswith(b"5.4.6")

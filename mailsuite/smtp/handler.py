@@ -30,6 +30,7 @@ from mailsuite.logs import ClientLog
 from mailsuite.smtp import replies
 from mailsuite.smtp.message import (
     from_addresses,
+    hop_count,
     missing_headers,
     normalize_line_endings,
     received_header,
@@ -39,6 +40,7 @@ from mailsuite.smtp.spool import new_id
 
 log = logging.getLogger("mailsuite.smtp")
 
+MAX_HOPS = 100  # RFC 5321 6.3: a loop is assumed at 100 Received lines
 MAX_ADDRESS = 254  # RFC 5321 4.5.3.1.3 path length less the brackets
 
 
@@ -217,6 +219,9 @@ class Handler:
         raw = envelope.original_content
         assert isinstance(raw, bytes)
         data = normalize_line_endings(raw)
+        if hop_count(data) >= MAX_HOPS:
+            self._clog(session).warning("refused a message with %d Received lines", MAX_HOPS)
+            return replies.TOO_MANY_HOPS
         account = self._account(session)
         if account is not None:
             own = self._own_addresses(account)

@@ -34,6 +34,12 @@ def header_block(data: bytes) -> bytes:
     return data[: match.start() + 2] if match else data
 
 
+def hop_count(data: bytes) -> int:
+    """How many `Received:` lines the message already carries (RFC 5321 6.3: loop detection)."""
+    head = header_block(data)
+    return sum(1 for line in head.split(b"\r\n") if line[:9].lower() == b"received:")
+
+
 def received_header(
     *,
     helo: str | None,

@@ -72,3 +72,4 @@ AUTH_UNDECODABLE = "501 5.5.2 Cannot decode the credentials"
 TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections from your address; try again later"
 SERVICE_FULL = "421 4.3.2 Too many connections; try again later"
 HEADERS_UNREADABLE = "554 5.6.0 The message header cannot be parsed"
+TOO_MANY_HOPS = "554 5.4.6 Too many hops; the message is probably looping"  # RFC 5321 6.3
