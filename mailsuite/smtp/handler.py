@@ -57,7 +57,12 @@ def is_loopback(ip: str) -> bool:
 
 
 def _valid_address(address: str) -> bool:
+    """Enough of RFC 5321 4.1.2 to route: local@domain, valid UTF-8 (RFC 6531), bounded."""
     local, at, domain = address.rpartition("@")
+    try:
+        address.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
     return bool(at and local and domain and len(address) <= MAX_ADDRESS and "." in domain)
 
 
