@@ -133,3 +133,21 @@ def test_file_keys_run_only_on_messages_that_pass_the_index_keys():
 def test_search_on_an_empty_folder():
     cmd = parse_command(b"a SEARCH 1:* UNSEEN")
     assert search(cmd.search, [], set(), Loader()).seqs == []
+
+
+@pytest.mark.parametrize(
+    "program",
+    ["UID 11:12 SEEN", "2:3 NOT SEEN", "UID 11 BODY druga", "OR UID 10 UID 12", "UID 12:* ALL"],
+)
+def test_narrowed_searches_agree_with_full_evaluation(program):
+    """A top-level UID or sequence range only limits where to look, never the answer."""
+    cmd = parse_command(b"a UID SEARCH " + program.encode())
+    got = search(cmd.search, ENTRIES, {12}, Loader()).uids
+    wide = ("AND", (("ALL",), cmd.search, ("NOT", ("NOT", ("ALL",)))))
+    from mailsuite.imap.search import Candidate, compile_key
+
+    pred = compile_key(wide, len(ENTRIES), ENTRIES[-1].uid)
+    expected = [
+        e.uid for i, e in enumerate(ENTRIES, 1) if pred(Candidate(i, e, e.uid == 12, Loader()))
+    ]
+    assert got == expected

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 from collections.abc import Iterable
+from typing import Any
 
 from mailsuite.imap import mutf7
 from mailsuite.imap.message import Part, parse, section_bytes
@@ -245,6 +246,61 @@ def fetch_item(item: FetchItem, data: bytes, root: Part) -> bytes:
     if name == "RFC822.TEXT":
         return b"RFC822.TEXT " + literal(root.body_bytes())
     raise ValueError(name)
+
+
+_INDEX_FORMATS = {
+    "UID": b"UID %d",
+    "FLAGS": b"FLAGS %s",
+    "RFC822.SIZE": b"RFC822.SIZE %d",
+    "INTERNALDATE": b"INTERNALDATE %s",
+}
+
+
+def index_lines(entries: Iterable[tuple[int, Any]], names: list[str], recent: set[int]) -> bytes:
+    """FETCH lines for items the index answers (UID, FLAGS, RFC822.SIZE, INTERNALDATE).
+
+    The hot path of ``UID FETCH 1:* (UID FLAGS RFC822.SIZE)``: one format string for the
+    line, flag lists rendered once per distinct set.
+    """
+    template = b"* %d FETCH (" + b" ".join(_INDEX_FORMATS[n] for n in names) + b")\r\n"
+    flag_text: dict[Any, bytes] = {}
+    date_text: dict[Any, bytes] = {}
+    getters = []
+    for n in names:
+        if n == "UID":
+            getters.append(lambda m: m.uid)
+        elif n == "RFC822.SIZE":
+            getters.append(lambda m: m.size)
+        elif n == "FLAGS":
+
+            def get_flags(m: Any) -> bytes:
+                key = (m.flags, m.uid in recent) if recent else m.flags
+                text = flag_text.get(key)
+                if text is None:
+                    names_ = sorted((*m.flags, "\\Recent")) if m.uid in recent else sorted(m.flags)
+                    text = flag_text[key] = flags(names_)
+                return text
+
+            getters.append(get_flags)
+        else:
+
+            def get_date(m: Any) -> bytes:
+                text = date_text.get(m.internal_date)
+                if text is None:
+                    text = date_text[m.internal_date] = internal_date(m.internal_date)
+                return text
+
+            getters.append(get_date)
+    if names == ["UID", "FLAGS", "RFC822.SIZE"] and not recent:
+        # the commonest client request gets a loop without per-item calls
+        out = []
+        for seq, m in entries:
+            text = flag_text.get(m.flags)
+            if text is None:
+                text = flag_text[m.flags] = flags(sorted(m.flags))
+            out.append(template % (seq, m.uid, text, m.size))
+        return b"".join(out)
+    return b"".join(template % (seq, *[g(m) for g in getters]) for seq, m in entries)
 
 
 CACHEABLE = ("ENVELOPE", "BODYSTRUCTURE", "BODY")

@@ -8,6 +8,7 @@ and the SENT* keys load the message, and then once per message. Callers run `sea
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import email
 import email.errors
@@ -20,6 +21,7 @@ from typing import Any, Protocol
 
 from mailsuite.imap.message import Part, parse
 from mailsuite.imap.parser import SearchKey
+from mailsuite.store import NoSuchMessage
 
 _FILE_KEYS = frozenset({"HEADER", "BODY", "TEXT", "SENTBEFORE", "SENTON", "SENTSINCE"})
 
@@ -200,6 +202,93 @@ def _date_predicate(op: str, day: dt.date, get: Callable[[Candidate], dt.date | 
     return check
 
 
+IndexPredicate = Callable[[int, Any], bool]
+
+
+def compile_index_key(
+    key: SearchKey, largest_seq: int, largest_uid: int, recent: set[int]
+) -> IndexPredicate:
+    """A predicate over (sequence number, entry) for keys that need no file (see needs_file).
+
+    Faster than `compile_key` because no per-message object is made: ``UID SEARCH UNSEEN`` on
+    100,000 messages is one comprehension.
+    """
+    name = key[0]
+    if name == "ALL":
+        return lambda i, e: True
+    if name in ("FLAG", "NOFLAG"):
+        flag = key[1]
+        want = name == "FLAG"
+        if flag == "\\Recent":
+            return lambda i, e: (e.uid in recent) == want
+        if flag.startswith("\\"):
+            if want:
+                return lambda i, e: flag in e.flags
+            return lambda i, e: flag not in e.flags
+        folded = flag.casefold()
+        return lambda i, e: any(f.casefold() == folded for f in e.flags) == want
+    if name in ("SEQ", "UID"):
+        bounds = key[1].bounds(largest_seq if name == "SEQ" else largest_uid)
+        if name == "SEQ":
+            return lambda i, e: any(lo <= i <= hi for lo, hi in bounds)
+        return lambda i, e: any(lo <= e.uid <= hi for lo, hi in bounds)
+    if name == "LARGER":
+        n = key[1]
+        return lambda i, e: e.size > n
+    if name == "SMALLER":
+        n = key[1]
+        return lambda i, e: e.size < n
+    if name in ("BEFORE", "ON", "SINCE"):
+        day = key[1]
+        if name == "BEFORE":
+            return lambda i, e: _date_of(e.internal_date) < day
+        if name == "ON":
+            return lambda i, e: _date_of(e.internal_date) == day
+        return lambda i, e: _date_of(e.internal_date) >= day
+    if name == "NOT":
+        inner = compile_index_key(key[1], largest_seq, largest_uid, recent)
+        return lambda i, e: not inner(i, e)
+    if name == "OR":
+        a = compile_index_key(key[1], largest_seq, largest_uid, recent)
+        b = compile_index_key(key[2], largest_seq, largest_uid, recent)
+        return lambda i, e: a(i, e) or b(i, e)
+    if name == "AND":
+        preds = [compile_index_key(k, largest_seq, largest_uid, recent) for k in key[1]]
+        return lambda i, e: all(p(i, e) for p in preds)
+    raise ValueError(f"search key {name} needs the message")
+
+
+def _narrow(key: SearchKey, entries: Sequence[MessageEntry]) -> range:
+    """Index range a top-level UID or sequence-set key confines the search to."""
+    keys = key[1] if key[0] == "AND" else (key,)
+    lo, hi = 0, len(entries)
+    if not entries:
+        return range(0)
+    uids = _UidView(entries)
+    for k in keys:
+        if k[0] == "UID" and len(k[1].ranges) == 1:
+            ((a, b),) = k[1].bounds(entries[-1].uid)
+            lo = max(lo, bisect.bisect_left(uids, a))
+            hi = min(hi, bisect.bisect_right(uids, b))
+        elif k[0] == "SEQ" and len(k[1].ranges) == 1:
+            ((a, b),) = k[1].bounds(len(entries))
+            lo, hi = max(lo, a - 1), min(hi, b)
+    return range(lo, max(lo, hi))
+
+
+class _UidView:
+    """The UIDs of an entry list, for bisect without building a second list."""
+
+    def __init__(self, entries: Sequence[MessageEntry]) -> None:
+        self.entries = entries
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, i: int) -> int:
+        return self.entries[i].uid
+
+
 @dataclass
 class SearchResult:
     seqs: list[int]
@@ -217,16 +306,26 @@ def search(
     Messages that vanished from disk since the snapshot are skipped, not reported as errors.
     """
     largest_uid = entries[-1].uid if entries else 0
-    pred = compile_key(key, len(entries), largest_uid)
+    span = _narrow(key, entries)
     seqs: list[int] = []
     uids: list[int] = []
-    for i, entry in enumerate(entries, 1):
-        c = Candidate(i, entry, entry.uid in recent, loader)
+    if not needs_file(key):
+        pred = compile_index_key(key, len(entries), largest_uid, recent)
+        for i in span:
+            e = entries[i]
+            if pred(i + 1, e):
+                seqs.append(i + 1)
+                uids.append(e.uid)
+        return SearchResult(seqs, uids)
+    cpred = compile_key(key, len(entries), largest_uid)
+    for i in span:
+        entry = entries[i]
+        c = Candidate(i + 1, entry, entry.uid in recent, loader)
         try:
-            hit = pred(c)
-        except (FileNotFoundError, KeyError):
+            hit = cpred(c)
+        except (FileNotFoundError, NoSuchMessage):
             continue
         if hit:
-            seqs.append(i)
+            seqs.append(i + 1)
             uids.append(entry.uid)
     return SearchResult(seqs, uids)

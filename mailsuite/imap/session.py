@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import bisect
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -23,7 +22,7 @@ from mailsuite.imap import mailboxes, render
 from mailsuite.imap.message import parse as parse_message
 from mailsuite.imap.parser import Command, FetchItem, ParseError, parse_command, parse_tag
 from mailsuite.imap.search import search
-from mailsuite.imap.view import View
+from mailsuite.imap.view import View, snapshot
 
 if TYPE_CHECKING:
     from mailsuite.context import Context
@@ -92,7 +91,10 @@ class Session:
                 data = await conn.next_command()
                 if data is None:
                     break
-                await self.dispatch(data)
+                try:
+                    await self.dispatch(data)
+                except _Handled:
+                    continue
                 if not conn.has_pending_input():
                     await conn.drain()
         except ConnectionError:
@@ -124,30 +126,34 @@ class Session:
             conn.write(tag + b" BAD " + cmd.name.encode() + b" is not valid in this state\r\n")
             return
         try:
-            text = await handler(self, cmd)
-        except _Handled:
-            return
-        except Bad as exc:
-            conn.write(tag + b" BAD " + self._coded(exc) + b"\r\n")
-        except No as exc:
-            await self.send_updates(cmd)
-            conn.write(tag + b" NO " + self._coded(exc) + b"\r\n")
-        except store_pkg.StoreError as exc:
-            code = _STORE_ERRORS.get(type(exc), "CANNOT")
-            await self.send_updates(cmd)
-            conn.write(tag + b" NO [" + code.encode() + b"] " + str(exc).encode() + b"\r\n")
+            reply = await self._run(handler, cmd)
         except asyncio.CancelledError:
+            raise
+        except (ConnectionError, _Handled):
             raise
         except Exception:
             log.exception("IMAP %s failed for %s", cmd.name, self.address)
-            conn.write(tag + b" NO [SERVERBUG] Internal error; the problem was logged\r\n")
+            reply = b"NO [SERVERBUG] Internal error; the problem was logged"
+        conn.write(tag + b" " + reply + b"\r\n")
+        if self.state == LOGOUT:
+            conn.close()
+
+    async def _run(self, handler: Callable[..., Any], cmd: Command) -> bytes:
+        """Run one handler and announce pending changes; the tagged reply without its tag."""
+        try:
+            text = await handler(self, cmd)
+        except Bad as exc:
+            return b"BAD " + self._coded(exc)
+        except No as exc:
+            reply = b"NO " + self._coded(exc)
+        except store_pkg.StoreError as exc:
+            code = _STORE_ERRORS.get(type(exc), "CANNOT")
+            reply = b"NO [" + code.encode() + b"] " + str(exc).encode()
         else:
-            if self.state == LOGOUT:
-                conn.write(tag + b" OK " + (text or "LOGOUT completed").encode() + b"\r\n")
-                conn.close()
-                return
+            reply = b"OK " + (text or f"{cmd.name} completed").encode()
+        if self.state != LOGOUT:
             await self.send_updates(cmd)
-            conn.write(tag + b" OK " + (text or f"{cmd.name} completed").encode() + b"\r\n")
+        return reply
 
     @staticmethod
     def _coded(exc: No) -> bytes:
@@ -225,9 +231,11 @@ class Session:
         changed: dict[int, Any] = {}
         new: list[Any] = []
         if pending.flags or pending.new:
-            claim = pending.new and not view.readonly
+            new_uids = {u for u in pending.new if u > view.last_uid()}
+            pending.new.clear()
+            claim = bool(new_uids) and not view.readonly
             changed, new, recent = await self.ctx.run_io(
-                _collect, view.folder, set(pending.flags), view.last_uid(), pending.new, claim
+                _collect, view.folder, set(pending.flags), new_uids, claim
             )
             view.recent |= recent
         with_uid = cmd is not None and cmd.uid
@@ -346,11 +354,11 @@ class Session:
         folder = await self.folder(cmd.mailbox)
         await self.ctx.run_io(folder.sync)
         recent = set() if readonly else await self.ctx.run_io(folder.claim_recent)
-        messages = await self.ctx.run_io(folder.messages)
+        snap = await self.ctx.run_io(snapshot, folder)
         if readonly:
             recent = await self.ctx.run_io(folder.recent)
-        first_unseen, keywords = await self.ctx.run_io(_scan_for_select, messages)
-        view = View(folder.name, folder, readonly, messages, recent)
+        first_unseen, keywords = snap.first_unseen, snap.keywords
+        view = View(folder.name, folder, readonly, snap, recent)
         flag_list = render.flags([*SYSTEM_FLAGS, *sorted(keywords)])
         w = self.conn.write
         w(b"* FLAGS " + flag_list + b"\r\n")
@@ -463,7 +471,7 @@ class Session:
         when = cmd.date.timestamp() if cmd.date is not None else None
         uid = await self.ctx.run_io(folder.append, cmd.data, cmd.flags, when)
         if self.view is not None and self.view.folder is folder:
-            self.view.pending.new = True
+            self.view.pending.new.add(uid)
         # RFC 4315 3: APPENDUID
         return f"[APPENDUID {folder.uidvalidity} {uid}] APPEND completed"
 
@@ -511,7 +519,7 @@ class Session:
         view = self._view()
         if not view.readonly:
             # RFC 3501 6.4.2: expunge silently
-            uids = [m.uid for m in view.messages if "\\Deleted" in m.flags]
+            uids = await self.ctx.run_io(_deleted, view, None)
             if uids:
                 await self.ctx.run_io(view.folder.expunge, uids)
         self.deselect()
@@ -528,11 +536,7 @@ class Session:
         chosen = (
             set(view.select(cmd.sequence, True)) if cmd.uid and cmd.sequence is not None else None
         )
-        uids = [
-            m.uid
-            for m in view.messages
-            if "\\Deleted" in m.flags and (chosen is None or m.uid in chosen)
-        ]
+        uids = await self.ctx.run_io(_deleted, view, chosen)
         if uids:
             removed = await self.ctx.run_io(view.folder.expunge, uids)
             self.conn.write(b"".join(b"* %d EXPUNGE\r\n" % s for s in view.remove(removed)))
@@ -541,10 +545,7 @@ class Session:
     async def do_search(self, cmd: Command) -> str | None:
         view = self._view()
         assert cmd.search is not None
-        messages = list(view.messages)
-        result = await self.ctx.run_io(
-            search, cmd.search, messages, set(view.recent), view.folder.read
-        )
+        result = await self.ctx.run_io(_search_view, view, cmd.search, set(view.recent))
         found = result.uids if cmd.uid else result.seqs
         self.conn.write(b"* SEARCH" + b"".join(b" %d" % n for n in found) + b"\r\n")
         return None
@@ -587,7 +588,7 @@ class Session:
             return None
         pairs = await self.ctx.run_io(view.folder.copy, uids, dest)
         if dest is view.folder:
-            view.pending.new = True
+            view.pending.new.update(dst for _, dst in pairs)
         return _copyuid(dest, pairs) + " COPY completed"
 
     async def do_move(self, cmd: Command) -> str | None:
@@ -605,7 +606,7 @@ class Session:
         seqs = view.remove([src for src, _ in pairs])
         self.conn.write(b"".join(b"* %d EXPUNGE\r\n" % s for s in seqs))
         if dest is view.folder:
-            view.pending.new = True
+            view.pending.new.update(dst for _, dst in pairs)
         return None
 
     async def do_fetch(self, cmd: Command) -> str | None:
@@ -613,11 +614,11 @@ class Session:
         items = list(cmd.fetch)
         if cmd.uid and not any(i.name == "UID" for i in items):
             items.insert(0, FetchItem("UID"))  # RFC 3501 6.4.8
-        uids = view.select(cmd.sequence, cmd.uid)
-        if not uids:
+        entries = view.select_entries(cmd.sequence, cmd.uid)
+        if not entries:
             return None
         if not view.readonly and any(i.sets_seen for i in items):
-            unseen = [u for u in uids if "\\Seen" not in (view.entry(u).flags)]
+            unseen = [m.uid for _, m in entries if "\\Seen" not in m.flags]
             if unseen:
                 # RFC 3501 6.4.5: fetching the body sets \Seen; the new flags are reported
                 infos = await self.ctx.run_io(view.folder.store_flags, unseen, ["\\Seen"], "add")
@@ -626,7 +627,7 @@ class Session:
                 view.pending.flags.difference_update(unseen)
                 if not any(i.name == "FLAGS" for i in items):
                     items.append(FetchItem("FLAGS"))
-        entries = [(view.seq_of(u), view.entry(u)) for u in uids]
+                entries = view.select_entries(cmd.sequence, cmd.uid)
         recent = set(view.recent)
         if not render.needs_body(items):
             for start in range(0, len(entries), FETCH_CHUNK_INDEX):
@@ -658,20 +659,13 @@ class _Handled(Exception):
 
 
 def _collect(
-    folder: Any, flag_uids: set[int], last_uid: int, want_new: bool, claim: bool
+    folder: Any, flag_uids: set[int], new_uids: set[int], claim: bool
 ) -> tuple[dict[int, Any], list[Any], set[int]]:
-    """Current entries for flag notices, entries newer than `last_uid`, claimed \\Recent."""
+    """Current entries for flag and new-message notices, and the \\Recent ones claimed."""
     recent = folder.claim_recent() if claim else set()
     changed = {uid: folder.get(uid) for uid in flag_uids}
-    new: list[Any] = []
-    if want_new:
-        latest = folder.messages()
-        new = latest[bisect.bisect_right(latest, last_uid, key=_uid_of) :]
+    new = [m for m in map(folder.get, sorted(new_uids)) if m is not None]
     return changed, new, recent
-
-
-def _uid_of(info: Any) -> int:
-    return info.uid
 
 
 def _copyuid(dest: Any, pairs: list[tuple[int, int]]) -> str:
@@ -683,19 +677,15 @@ def _copyuid(dest: Any, pairs: list[tuple[int, int]]) -> str:
     return f"[COPYUID {dest.uidvalidity} {src} {dst}]"
 
 
-def _scan_for_select(messages: list[Any]) -> tuple[int, set[str]]:
-    """First unseen sequence number and the keywords in use; one pass off the loop."""
-    first = 0
-    keywords: set[str] = set()
-    for i, m in enumerate(messages, 1):
-        flags = m.flags
-        if not first and "\\Seen" not in flags:
-            first = i
-        if flags:
-            for f in flags:
-                if not f.startswith("\\"):
-                    keywords.add(f)
-    return first, keywords
+def _deleted(view: View, chosen: set[int] | None) -> list[int]:
+    """UIDs flagged \\Deleted (among `chosen` if given); off the loop."""
+    return [
+        m.uid for m in view.all() if "\\Deleted" in m.flags and (chosen is None or m.uid in chosen)
+    ]
+
+
+def _search_view(view: View, key: Any, recent: set[int]) -> Any:
+    return search(key, view.all(), recent, view.folder.read)
 
 
 def _flag_names(info: Any, recent: set[int]) -> list[str]:
@@ -707,18 +697,7 @@ def _flag_names(info: Any, recent: set[int]) -> list[str]:
 def _render_index_chunk(
     chunk: list[tuple[int, Any]], items: list[FetchItem], recent: set[int]
 ) -> bytes:
-    return b"".join(
-        render.fetch_line(
-            seq,
-            items,
-            uid=m.uid,
-            flag_names=_flag_names(m, recent),
-            size=m.size,
-            when=m.internal_date,
-            data=None,
-        )
-        for seq, m in chunk
-    )
+    return render.index_lines(chunk, [i.name for i in items], recent)
 
 
 def _render_body_chunk(

@@ -1,16 +1,21 @@
 """What one session knows of its selected folder: sequence numbers, flags and pending changes.
 
-Sequence numbers are per session (RFC 3501 2.3.1.2), so every session keeps its own snapshot of
+Sequence numbers are per session (RFC 3501 2.3.1.2), so every session keeps its own view of
 the folder's index entries and moves it forward only where the protocol lets it: new messages
 and flag changes at any command's end, expunges not during FETCH, STORE or SEARCH
-(RFC 3501 7.4.1). Changes come from the store's notices; a poll (NOOP, CHECK, IDLE) syncs
-the folder first, so changes made by other processes arrive as notices too. No step here
-walks the whole folder except an expunge, which rebuilds the sequence list once.
+(RFC 3501 7.4.1). Changes come from the store's notices; a poll (NOOP, CHECK, IDLE) syncs the
+folder first, so changes made by other processes arrive as notices too.
+
+Memory: sessions on the same folder share one immutable snapshot of its entries (`Snapshot`);
+a view holds only what happened since (new messages, changed flags). Only an expunge gives a
+view its own copy. So a thousand IDLE sessions on a 100,000-message INBOX hold one listing.
 """
 
 from __future__ import annotations
 
 import bisect
+import threading
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,11 +23,51 @@ from typing import Any
 from mailsuite.imap import render
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """One folder listing shared by sessions, with what SELECT reports about it."""
+
+    messages: tuple[Any, ...]
+    uids: tuple[int, ...]
+    first_unseen: int
+    keywords: frozenset[str]
+
+
+_shared: weakref.WeakKeyDictionary[Any, Snapshot] = weakref.WeakKeyDictionary()
+_shared_lock = threading.Lock()
+
+
+def snapshot(folder: Any) -> Snapshot:
+    """The folder's current listing, shared with other sessions when unchanged; off the loop.
+
+    The comparison is cheap because the store hands out the same entry objects while they do
+    not change (tuple equality checks identity first).
+    """
+    messages = tuple(folder.messages())
+    with _shared_lock:
+        known = _shared.get(folder)
+    if known is not None and known.messages == messages:
+        return known
+    first = 0
+    keywords: set[str] = set()
+    for i, m in enumerate(messages, 1):
+        flags = m.flags
+        if not first and "\\Seen" not in flags:
+            first = i
+        for f in flags:
+            if f[0] != "\\":
+                keywords.add(f)
+    snap = Snapshot(messages, tuple(m.uid for m in messages), first, frozenset(keywords))
+    with _shared_lock:
+        _shared[folder] = snap
+    return snap
+
+
 @dataclass
 class Pending:
     expunged: set[int] = field(default_factory=set)
     flags: set[int] = field(default_factory=set)
-    new: bool = False
+    new: set[int] = field(default_factory=set)
     rebuilt: bool = False
 
     def __bool__(self) -> bool:
@@ -30,75 +75,150 @@ class Pending:
 
 
 class View:
-    """The selected folder as this session presents it."""
+    """The selected folder as this session presents it: base listing + tail + overrides."""
 
-    def __init__(
-        self, name: str, folder: Any, readonly: bool, messages: Sequence[Any], recent: set[int]
-    ) -> None:
+    def __init__(self, name: str, folder: Any, readonly: bool, snap: Snapshot, recent: set[int]):
         self.name = name
         self.folder = folder
         self.readonly = readonly
-        self.messages: list[Any] = list(messages)
-        self.uids: list[int] = [m.uid for m in self.messages]
+        self.base: Sequence[Any] = snap.messages
+        self.base_uids: Sequence[int] = snap.uids
+        self.tail: list[Any] = []
+        self.tail_uids: list[int] = []
+        self.over: dict[int, Any] = {}
         self.recent = recent
         self.pending = Pending()
         self.uidvalidity: int = folder.uidvalidity
 
     def __len__(self) -> int:
-        return len(self.messages)
+        return len(self.base) + len(self.tail)
 
-    def seq_of(self, uid: int) -> int | None:
-        i = bisect.bisect_left(self.uids, uid)
-        if i < len(self.uids) and self.uids[i] == uid:
-            return i + 1
+    def _index(self, uid: int) -> int | None:
+        i = bisect.bisect_left(self.base_uids, uid)
+        if i < len(self.base_uids) and self.base_uids[i] == uid:
+            return i
+        j = bisect.bisect_left(self.tail_uids, uid)
+        if j < len(self.tail_uids) and self.tail_uids[j] == uid:
+            return len(self.base) + j
         return None
 
+    def _at(self, i: int) -> Any:
+        nb = len(self.base)
+        m = self.base[i] if i < nb else self.tail[i - nb]
+        return self.over.get(m.uid, m) if self.over else m
+
+    def seq_of(self, uid: int) -> int | None:
+        i = self._index(uid)
+        return None if i is None else i + 1
+
     def last_uid(self) -> int:
-        return self.uids[-1] if self.uids else 0
+        if self.tail_uids:
+            return self.tail_uids[-1]
+        return self.base_uids[-1] if self.base_uids else 0
+
+    def entry(self, uid: int) -> Any | None:
+        i = self._index(uid)
+        return None if i is None else self._at(i)
+
+    def all(self) -> list[Any]:
+        """Every entry in sequence order (proportional to the folder: call off the loop)."""
+        over = self.over
+        if not over:
+            return [*self.base, *self.tail]
+        return [over.get(m.uid, m) for m in (*self.base, *self.tail)]
+
+    def _index_ranges(self, sequence: Any, by_uid: bool) -> list[tuple[int, int]]:
+        """Half-open index ranges the set names, ascending and disjoint."""
+        n = len(self)
+        if n == 0:
+            return []
+        ranges: list[tuple[int, int]] = []
+        if by_uid:
+            for lo, hi in sequence.bounds(self.last_uid()):
+                a = self._lower(lo)
+                b = self._upper(hi)
+                if a < b:
+                    ranges.append((a, b))
+        else:
+            for lo, hi in sequence.bounds(n):
+                a, b = max(lo, 1) - 1, min(hi, n)
+                if a < b:
+                    ranges.append((a, b))
+        ranges.sort()
+        merged: list[tuple[int, int]] = []
+        for a, b in ranges:
+            if merged and a <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+            else:
+                merged.append((a, b))
+        return merged
+
+    def _lower(self, uid: int) -> int:
+        i = bisect.bisect_left(self.base_uids, uid)
+        if i < len(self.base_uids):
+            return i
+        return len(self.base) + bisect.bisect_left(self.tail_uids, uid)
+
+    def _upper(self, uid: int) -> int:
+        i = bisect.bisect_right(self.base_uids, uid)
+        if i < len(self.base_uids):
+            return i
+        return len(self.base) + bisect.bisect_right(self.tail_uids, uid)
+
+    def select_entries(self, sequence: Any, by_uid: bool) -> list[tuple[int, Any]]:
+        """(sequence number, entry) for the messages a sequence set names, ascending."""
+        out: list[tuple[int, Any]] = []
+        nb = len(self.base)
+        over = self.over
+        for a, b in self._index_ranges(sequence, by_uid):
+            if b <= nb and not over:
+                out.extend(zip(range(a + 1, b + 1), self.base[a:b], strict=True))
+            else:
+                out.extend((i + 1, self._at(i)) for i in range(a, b))
+        return out
 
     def select(self, sequence: Any, by_uid: bool) -> list[int]:
         """UIDs named by a sequence set (message numbers or UIDs), ascending."""
-        if by_uid:
-            return sequence.select(self.uids)
-        seqs = sequence.select(range(1, len(self.uids) + 1))
-        return [self.uids[s - 1] for s in seqs]
-
-    def entry(self, uid: int) -> Any | None:
-        seq = self.seq_of(uid)
-        return None if seq is None else self.messages[seq - 1]
+        return [m.uid for _, m in self.select_entries(sequence, by_uid)]
 
     def update(self, info: Any) -> bool:
-        """Replace a message's entry; True when its flags changed."""
-        seq = self.seq_of(info.uid)
-        if seq is None:
+        """Record a message's new entry; True when its flags changed."""
+        old = self.entry(info.uid)
+        if old is None:
             return False
-        old = self.messages[seq - 1]
-        self.messages[seq - 1] = info
+        self.over[info.uid] = info
         return old.flags != info.flags
 
     def remove(self, uids: Iterable[int]) -> list[int]:
-        """Drop expunged messages; their old sequence numbers, descending (safe to send so)."""
-        gone = {u for u in uids if self.seq_of(u) is not None}
-        if not gone:
+        """Drop expunged messages; their old sequence numbers, descending (safe to send so).
+
+        The view gets its own copy of the listing here, once per expunge.
+        """
+        seqs = sorted((s for s in map(self.seq_of, set(uids)) if s is not None), reverse=True)
+        if not seqs:
             return []
-        seqs = sorted((self.seq_of(u) or 0 for u in gone), reverse=True)
-        self.messages = [m for m in self.messages if m.uid not in gone]
-        self.uids = [m.uid for m in self.messages]
+        gone = {self._at(s - 1).uid for s in seqs}
+        kept = [m for m in self.all() if m.uid not in gone]
+        self.base = kept
+        self.base_uids = [m.uid for m in kept]
+        self.tail, self.tail_uids, self.over = [], [], {}
         self.recent -= gone
         return seqs
 
     def add(self, infos: Iterable[Any]) -> int:
         """Append messages newer than the last known UID; how many were added."""
         last = self.last_uid()
-        added = [m for m in infos if m.uid > last]
-        self.messages.extend(added)
-        self.uids.extend(m.uid for m in added)
+        added = sorted((m for m in infos if m is not None and m.uid > last), key=_uid_of)
+        for m in added:
+            if not self.tail_uids or m.uid > self.tail_uids[-1]:
+                self.tail.append(m)
+                self.tail_uids.append(m.uid)
         return len(added)
 
     def note(self, kind: str, uids: Iterable[int]) -> None:
         """Record a store notice, to be announced at the next point that allows it."""
         if kind == "new":
-            self.pending.new = True
+            self.pending.new.update(uids)
         elif kind == "flags":
             self.pending.flags.update(uids)
         elif kind == "expunge":
@@ -112,7 +232,8 @@ class View:
         """Untagged responses for the pending changes, applied to the view.
 
         `changed` maps UIDs with pending flag notices to their current entry (None when
-        gone); `new` lists entries newer than the view's last UID. Expunges wait while
+        gone); `new` holds the entries of new UIDs (the caller has taken them out of
+        `pending`). Expunges wait while
         `allow_expunge` is false.
         """
         out: list[bytes] = []
@@ -130,10 +251,9 @@ class View:
                     % (self.seq_of(uid), render.flags(self.flags_of(info)), extra)
                 )
         p.flags.difference_update(changed)
-        if p.new:
-            p.new = False
+        if new:
             if self.add(new):
-                out.append(b"* %d EXISTS\r\n" % len(self.messages))
+                out.append(b"* %d EXISTS\r\n" % len(self))
                 out.append(b"* %d RECENT\r\n" % len(self.recent))
         return b"".join(out)
 
@@ -141,3 +261,7 @@ class View:
         if info.uid in self.recent:
             return sorted((*info.flags, "\\Recent"))
         return sorted(info.flags)
+
+
+def _uid_of(info: Any) -> int:
+    return info.uid
