@@ -523,3 +523,25 @@ def test_failed_logins_are_throttled(suite_factory) -> None:  # type: ignore[no-
     assert raw.cmd(f"PASS {PASSWORD}").startswith(b"-ERR [SYS/TEMP]")
     assert raw.cmd("CAPA").startswith(b"+OK")  # the connection stays usable
     raw.close()
+
+
+def test_client_that_does_not_read_is_not_buffered_without_bound(suite) -> None:  # type: ignore[no-untyped-def]
+    address = new_user(suite)
+    deliver(suite, address, b"Subject: big\r\n\r\n" + b"y" * 2_000_000)
+    raw = Raw(suite.port("pop3"))
+    raw.cmd(f"USER {address}")
+    raw.cmd(f"PASS {PASSWORD}")
+    raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.sock.settimeout(0.5)
+    command = b"RETR 1" + b" " * 8000 + b"\r\n"  # 8 KB lines fill the socket buffers fast
+    sent = 0
+    try:
+        for _ in range(4000):  # 32 MB of commands, each asking for 2 MB
+            raw.sock.sendall(command)
+            sent += 1
+    except TimeoutError:
+        pass
+    assert sent < 4000  # the server stopped reading: it is not queueing 8 GB of answers
+    raw.sock.settimeout(30)
+    assert raw.line().startswith(b"+OK")  # and the session still answers in order
+    raw.close()

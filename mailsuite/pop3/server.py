@@ -151,6 +151,9 @@ class Connection(protocol.Protocol):
     async def next_line(self) -> bytes | None:
         """The next line from the client (TOO_LONG in place of an over-long one), None once
         the connection is gone."""
+        # A client that sends commands but does not read the answers gets no more answers
+        # until it does, so the output buffered for it stays bounded.
+        await self.gate.open.wait()
         while not self.lines:
             if self.closed:
                 return None
