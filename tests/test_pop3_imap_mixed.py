@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import imaplib
 import poplib
+import socket
 import threading
 from itertools import count
 
@@ -112,3 +113,20 @@ def test_concurrent_imap_flag_changes_and_pop3_reads(suite) -> None:  # type: ig
         worker.join(30)
     assert not errors
     im.logout()
+
+
+def test_pop3_deletion_reaches_an_idling_imap_session(suite) -> None:  # type: ignore[no-untyped-def]
+    address, _ = setup(suite, 3)
+    sock = socket.create_connection(("127.0.0.1", suite.port("imap")), timeout=10)
+    reader = sock.makefile("rb")
+    reader.readline()
+    sock.sendall(f"a LOGIN {address} {PASSWORD}\r\nb SELECT INBOX\r\nc IDLE\r\n".encode())
+    while not reader.readline().startswith(b"+"):
+        pass  # up to the IDLE continuation
+    p = pop(suite, address)
+    p.dele(2)
+    assert p.quit().startswith(b"+OK")
+    # The store's change notice reaches the IDLE session (RFC 2177) while it idles.
+    assert reader.readline() == b"* 2 EXPUNGE\r\n"
+    sock.sendall(b"DONE\r\nd LOGOUT\r\n")
+    sock.close()
