@@ -1,6 +1,7 @@
 """A private Dovecot for tests: a server we did not write, on free loopback ports.
 
-Everything lives under one temporary folder (config, passwd-file, Maildirs, logs, sockets);
+Everything lives in temporary folders (config, passwd-file, logs and sockets in one, the
+Maildirs in it or, as root, in a second one);
 nothing under /etc is read or written. Runs as root (CI) or as an ordinary user.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -36,27 +38,27 @@ class Dovecot:
         self.cert = root / "cert.pem"
         self.proc: subprocess.Popen[bytes] | None = None
         self._sequence = 0
+        # Dovecot never reads mail as root; as root the mail belongs to "nobody", who cannot
+        # pass through pytest's private (0700) folders, so the Maildirs live in a folder of
+        # their own that only lets others pass (0711), removed again by stop().
+        if os.getuid() == 0:
+            self.home = Path(tempfile.mkdtemp(prefix="mailsuite-dovecot-"))
+            self.home.chmod(0o711)
+        else:
+            self.home = root / "home"
 
     def start(self) -> Dovecot:
-        for sub in ("run", "state", "home"):
+        for sub in ("run", "state"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         os.chmod(self.root / "run", 0o755)
         generate_self_signed(self.cert, self.root / "key.pem", "localhost")
         me = pwd.getpwnam("nobody") if os.getuid() == 0 else pwd.getpwuid(os.getuid())
         self.owner = (me.pw_uid, me.pw_gid)
-        if os.getuid() == 0:
-            top = Path(tempfile.gettempdir()).resolve()
-            for folder in [self.root.resolve(), *self.root.resolve().parents]:
-                if folder == top or top not in folder.parents:
-                    break
-                folder.chmod(folder.stat().st_mode | 0o001)  # o+x: pass through, not list
         (self.root / "passwd").write_text(
             "".join(f"{u}:{{PLAIN}}{PASSWORD}:::::\n" for u in self.users)
         )
         for user in self.users:
             self.maildir(user)
-        # Dovecot never reads mail as root: then the mail belongs to "nobody", who needs to
-        # pass through the (mode 0700) temporary folders above ours.
         if os.getuid() == 0:
             users = "service auth {\n  user = root\n}\n"
         else:
@@ -78,7 +80,7 @@ first_valid_uid = 0
 first_valid_gid = 0
 mail_uid = {me.pw_uid}
 mail_gid = {me.pw_gid}
-mail_location = maildir:{self.root}/home/%n/Maildir
+mail_location = maildir:{self.home}/%n/Maildir
 pop3_uidl_format = %08Xu%08Xv
 passdb {{
   driver = passwd-file
@@ -87,7 +89,7 @@ passdb {{
 userdb {{
   driver = passwd-file
   args = username_format=%n {self.root}/passwd
-  default_fields = home={self.root}/home/%n
+  default_fields = home={self.home}/%n
 }}
 service imap-login {{
   inet_listener imap {{
@@ -150,15 +152,17 @@ service auth {{
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+        if self.home != self.root / "home":
+            shutil.rmtree(self.home, ignore_errors=True)
 
     def maildir(self, user: str, folder: str | None = None) -> Path:
         """The Maildir of `user` (a Maildir++ sub-folder such as "Work.2026" if given)."""
-        path = self.root / "home" / user / "Maildir"
+        path = self.home / user / "Maildir"
         if folder:
             path = path / f".{encode_mutf7(folder)}"  # Dovecot's Maildir++ names are mUTF-7
         for sub in ("cur", "new", "tmp"):
             (path / sub).mkdir(parents=True, exist_ok=True)
-        self._own(self.root / "home")
+        self._own(self.home)
         return path
 
     def _own(self, top: Path) -> None:
@@ -207,6 +211,5 @@ def message(n: int, subject: str = "", size: int = 0, message_id: str | None = N
     ).encode()
     body = f"Body of message {n}.\r\n".encode()
     line = b"x" * 76 + b"\r\n"
-    while len(head) + len(body) < size:
-        body += line
-    return head + body
+    missing = max(0, size - len(head) - len(body))
+    return head + body + line * -(-missing // len(line))

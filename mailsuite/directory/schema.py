@@ -94,4 +94,57 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX migration_copied_pending ON migration_copied(address, state);
     """,
+    # 3: external accounts polled into users' mailboxes, and what was already copied from each
+    """
+    CREATE TABLE external_accounts (
+        id INTEGER PRIMARY KEY,
+        owner TEXT NOT NULL REFERENCES accounts(address) ON DELETE CASCADE,
+        label TEXT NOT NULL COLLATE NOCASE,
+        display_name TEXT NOT NULL DEFAULT '',
+        email TEXT NOT NULL,
+        login TEXT NOT NULL,
+        secret BLOB NOT NULL,
+        protocol TEXT NOT NULL CHECK (protocol IN ('pop3', 'imap')),
+        host TEXT NOT NULL,
+        port INTEGER NOT NULL,
+        security TEXT NOT NULL CHECK (security IN ('tls', 'starttls', 'plain')),
+        accept_self_signed INTEGER NOT NULL DEFAULT 0,
+        created REAL NOT NULL,
+        updated REAL NOT NULL,
+        last_attempt REAL,
+        last_success REAL,
+        last_error TEXT NOT NULL DEFAULT '',
+        last_error_at REAL,
+        failures INTEGER NOT NULL DEFAULT 0,
+        next_attempt REAL NOT NULL DEFAULT 0,
+        lease_until REAL,
+        lease_owner TEXT,
+        fetched INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (owner, label)
+    );
+    CREATE TABLE external_folders (
+        account_id INTEGER NOT NULL REFERENCES external_accounts(id) ON DELETE CASCADE,
+        remote TEXT NOT NULL,
+        local TEXT NOT NULL,
+        uidvalidity INTEGER,
+        PRIMARY KEY (account_id, remote)
+    );
+    CREATE TABLE external_seen (
+        account_id INTEGER NOT NULL REFERENCES external_accounts(id) ON DELETE CASCADE,
+        remote TEXT NOT NULL,
+        uid TEXT NOT NULL,
+        local TEXT NOT NULL,
+        message_id TEXT NOT NULL DEFAULT '',
+        size INTEGER NOT NULL,
+        digest TEXT NOT NULL DEFAULT '',
+        state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'skipped')),
+        local_uidnext INTEGER,
+        local_uid INTEGER,
+        at REAL NOT NULL,
+        PRIMARY KEY (account_id, remote, uid)
+    );
+    CREATE INDEX external_seen_message ON external_seen(account_id, local, message_id, size);
+    CREATE INDEX external_seen_digest ON external_seen(account_id, local, digest);
+    CREATE INDEX external_seen_pending ON external_seen(account_id, state);
+    """,
 ]
