@@ -115,9 +115,12 @@ def _commit(
     queue_id: str,
     smtputf8: bool,
 ) -> None:
-    """Runs in an I/O thread: store delivery and spooling, each fsynced before returning."""
-    if routing.local:
-        ctx.store.deliver(routing.local, return_path(sender) + data)
+    """Runs in an I/O thread: spooling and store delivery, each fsynced before returning.
+
+    The spool goes first because it can be taken back: if the store then fails, the entry is
+    removed again and the client's retry (after our 451) does not send the remote copy twice.
+    """
+    spool = spool_of(ctx)
     if routing.remote:
         signed = data
         domain = _dkim_domain(ctx, sender, data)
@@ -127,7 +130,14 @@ def _commit(
                 signing.sign(data, domain, settings.smtp.dkim_selector, settings.paths.dkim_keys)
                 + data
             )
-        spool_of(ctx).enqueue(sender, routing.remote, signed, queue_id=queue_id, smtputf8=smtputf8)
+        spool.enqueue(sender, routing.remote, signed, queue_id=queue_id, smtputf8=smtputf8)
+    if routing.local:
+        try:
+            ctx.store.deliver(routing.local, return_path(sender) + data)
+        except BaseException:
+            if routing.remote:
+                spool.remove(queue_id)
+            raise
 
 
 async def dispatch(
