@@ -17,4 +17,4 @@ LISTENERS: dict[str, str] = {
     "web": "mailsuite.web.app:start_web",
 }
 
-BACKGROUND: list[str] = ["mailsuite.smtp.queue:start_queue"]
+BACKGROUND: list[str] = ["mailsuite.smtp.queue:start_queue", "mailsuite.fetcher.service:start"]

@@ -383,3 +383,127 @@ def test_provider_settings_are_filled_in(local: Any) -> None:
     assert accounts.suggested("jan@wp.pl", "pop3").host == "pop3.wp.pl"
     assert accounts.suggested("jan@gmail.com", "pop3").port == 995
     assert accounts.suggested("jan@firma.pl", "imap", label="Gmail").host == "imap.gmail.com"
+
+
+def _silent_server() -> tuple[Any, list[Any]]:
+    """Accepts connections and never says a word: the slowest possible remote."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    held: list[Any] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    return listener, held
+
+
+def test_server_polls_on_schedule_and_a_stuck_account_holds_up_nobody(
+    suite_factory: Any, dovecot: Dovecot
+) -> None:
+    """The running suite polls every account; one whose server never answers times out on
+    its own while the others keep arriving."""
+    import time
+
+    suite = suite_factory(
+        {"fetcher": {"interval": "2s", "timeout": 30, "concurrency": 2}}, start=False
+    )
+    suite.add_user(USER)
+    listener, held = _silent_server()
+    try:
+        ok(add(suite, dovecot, "r14", "Stuck", "pop3", extra=("--no-test",)))
+        account = ext_db.get_external(suite.directory, USER, "Stuck")
+        ext_db.update_external(suite.directory, account.id, port=listener.getsockname()[1])
+        ok(add(suite, dovecot, "r14", "Live", "pop3"))
+        suite.start()
+        dovecot.put("r14", message(1))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if len(local_messages(suite, "Live")) == 1:
+                    break
+            except NoSuchFolder:
+                pass
+            time.sleep(0.2)
+        assert len(local_messages(suite, "Live")) == 1
+        dovecot.put("r14", message(2))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(local_messages(suite, "Live")) < 2:
+            time.sleep(0.2)
+        assert len(local_messages(suite, "Live")) == 2
+        stuck = ext_db.get_external(suite.directory, USER, "Stuck")
+        assert stuck.last_success is None and stuck.lease_until is not None
+    finally:
+        listener.close()
+        for sock in held:
+            sock.close()
+    assert suite.stop() == 0
+
+
+def test_submission_accepts_the_external_address_as_sender(
+    suite_factory: Any, dovecot: Dovecot
+) -> None:
+    """Once added, the external address may be used in MAIL FROM and From on submission;
+    an address the user does not own is still refused."""
+    import smtplib
+    import ssl
+
+    suite = suite_factory({"fetcher": {"interval": "1h"}}, start=False)
+    suite.add_user(USER)
+    suite.add_user("ola@example.org")
+    ok(add(suite, dovecot, "r15", "Poczta", "pop3"))
+    suite.start()
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with smtplib.SMTP("127.0.0.1", suite.port("submission"), timeout=20) as smtp:
+        smtp.starttls(context=context)
+        smtp.login(USER, "Secret123")
+        body = (
+            "From: Ala Poczta <r15@remote.test>\r\nTo: ola@example.org\r\n"
+            "Subject: hej\r\n\r\nhej\r\n"
+        )
+        assert smtp.sendmail("r15@remote.test", ["ola@example.org"], body) == {}
+        with pytest.raises(smtplib.SMTPSenderRefused):
+            smtp.sendmail("someone@remote.test", ["ola@example.org"], body)
+
+
+def test_another_mailsuite_as_the_remote(suite_factory: Any) -> None:
+    """Our own IMAP (implicit TLS) and POP3 (STLS) servers as the remote side."""
+    remote = suite_factory()
+    remote.add_user("bob@example.test")
+    remote_store = Store(remote.config["paths"]["maildirs"])
+    remote_box = remote_store.mailbox("bob@example.test")
+    remote_box.create_folder("Projekty/2026")
+    inbox = [message(n) for n in range(3)]
+    project = message(10, "projekt")
+    for data in inbox:
+        remote_store.deliver(["bob@example.test"], data)
+    remote_store.deliver(["bob@example.test"], project, folder="Projekty/2026")
+    local = suite_factory(start=False)
+    local.add_user(USER)
+    common = ["--email", "bob@example.test", "--host", "127.0.0.1", "--accept-self-signed"]
+    ok(local.cli("external", "add", USER, "--label", "Stara", "--protocol", "imap",
+                 "--port", str(remote.port("imaps")), "--security", "tls", *common,
+                 "--password-stdin", input="Secret123\n"))  # fmt: skip
+    ok(local.cli("external", "add", USER, "--label", "Pop", "--protocol", "pop3",
+                 "--port", str(remote.port("pop3")), "--security", "starttls", *common,
+                 "--password-stdin", input="Secret123\n"))  # fmt: skip
+    out = ok(local.cli("external", "fetch", USER))
+    assert "Stara: 4 new" in out and "Pop: 3 new" in out
+    assert sorted(local_messages(local, "Stara")) == sorted(inbox)
+    assert local_messages(local, "Stara/Projekty/2026") == [project]
+    assert sorted(local_messages(local, "Pop")) == sorted(inbox)
+    assert "0 new" in ok(local.cli("external", "fetch", USER, "Stara"))
+    folder = remote_box.folder("INBOX")
+    folder.sync()
+    assert len(folder.messages()) == 3
+    assert not any("\\Seen" in m.flags for m in remote_box.folder("Projekty/2026").messages())

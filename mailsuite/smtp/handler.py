@@ -26,6 +26,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 from mailsuite.auth import AuthCode
 from mailsuite.context import Context
 from mailsuite.directory import Account
+from mailsuite.directory.external import external_senders
 from mailsuite.logs import ClientLog
 from mailsuite.smtp import replies
 from mailsuite.smtp.message import (
@@ -90,7 +91,10 @@ class Handler:
         return ClientLog("smtp", session.peer)
 
     def _own_addresses(self, account: Account) -> set[str]:
-        return {a.lower() for a in self.ctx.directory.addresses_of(account)}
+        own = {a.lower() for a in self.ctx.directory.addresses_of(account)}
+        # The user's external accounts' addresses are theirs to send as, too.
+        own.update(a.lower() for a, _ in external_senders(self.ctx.directory, account))
+        return own
 
     # -- EHLO -------------------------------------------------------------------------------
 
