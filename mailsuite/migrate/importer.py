@@ -10,7 +10,11 @@ nothing twice and misses nothing (see `mailsuite.directory.migration`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -18,12 +22,14 @@ from mailsuite.directory import Directory
 from mailsuite.directory import migration as state
 from mailsuite.migrate.message import digest, message_date
 from mailsuite.migrate.sources import Candidate, Source
-from mailsuite.store import BadFlag, BadFolderName, Folder, NoSuchFolder, Store, StoreError
+from mailsuite.store import BadFlag, Folder, NoSuchFolder, Store, StoreError
 from mailsuite.store.names import INBOX
 
 log = logging.getLogger("mailsuite.migrate")
 
 FETCH_BATCH = 200  # messages asked of the source at once (bounds memory and round trips)
+READ_AHEAD = 8  # messages read but not yet handed to a writer
+WRITERS = 4  # appends at once: the store fsyncs each message, and fsyncs overlap well
 SYSTEM_FLAGS = frozenset({"\\Seen", "\\Answered", "\\Flagged", "\\Draft"})
 MAX_FAILURES_KEPT = 1000  # reasons listed in a summary; the count goes on
 
@@ -69,6 +75,7 @@ class Importer:
         self.folder = folder
         self.summary = Summary()
         self._work: list[tuple[str, list[Candidate]]] = []
+        self._lock = threading.Lock()
 
     def prepare(self) -> int:
         """Recover, scan every source folder, and return how many messages are to be read."""
@@ -120,35 +127,49 @@ class Importer:
                     state.drop_pending(self.directory, self.address, p.folder, p.digest)
 
     def run(self, advance: Callable[[int], None] = lambda n: None) -> Summary:
-        """Copy what `prepare` found; `advance(n)` is told after every n messages."""
+        """Copy what `prepare` found; `advance(n)` is told after every n messages.
+
+        Reading runs ahead of writing in a second thread (`_read_ahead`), and WRITERS
+        threads append at once, so the source's round trips and the store's fsyncs overlap.
+        The store gives UIDs in the order appends finish, so neighbouring messages may swap
+        places within that window.
+        """
         mailbox = self.store.mailbox(self.address)
+        work: list[tuple[Folder, list[Candidate]]] = []
         for target, items in self._work:
             try:
-                folder = mailbox.folder(target)
-            except NoSuchFolder:
                 try:
+                    folder = mailbox.folder(target)
+                except NoSuchFolder:
                     mailbox.create_folder(target)
                     mailbox.subscribe(target)
                     folder = mailbox.folder(target)
-                except StoreError as exc:
-                    for item in items:
-                        self.summary.fail(self._name(item), f"folder {target!r}: {exc}")
-                    advance(len(items))
-                    continue
-            except BadFolderName as exc:
+            except StoreError as exc:
                 for item in items:
                     self.summary.fail(self._name(item), f"folder {target!r}: {exc}")
                 advance(len(items))
                 continue
-            for start in range(0, len(items), FETCH_BATCH):
-                batch = items[start : start + FETCH_BATCH]
-                for item, data in self.source.fetch(batch):
+            work.append((folder, items))
+        in_flight: deque[Future[None]] = deque()
+        with ThreadPoolExecutor(WRITERS, thread_name_prefix="migrate-write") as writers:
+            try:
+                for folder, item, data in _read_ahead(self.source, work):
                     if isinstance(data, Exception):
-                        self.summary.fail(self._name(item), _reason(data))
+                        self._fail(item, _reason(data))
                     elif self._older(item):
-                        self.summary.older += 1  # a remote message, dated once read
+                        with self._lock:
+                            self.summary.older += 1  # a remote message, dated once read
                     else:
-                        self._copy(folder, item, data)
+                        in_flight.append(writers.submit(self._copy, folder, item, data))
+                        if len(in_flight) < 2 * WRITERS:
+                            continue
+                        in_flight.popleft().result()
+                    advance(1)
+            finally:
+                # Copies already handed to the store finish (and are recorded) even when
+                # reading failed, so nothing written is left unconfirmed.
+                for future in in_flight:
+                    future.result()
                     advance(1)
         return self.summary
 
@@ -157,12 +178,14 @@ class Importer:
         return day is not None and day < self.since
 
     def _copy(self, folder: Folder, item: Candidate, data: bytes) -> None:
+        """Append one message once (runs in a writer thread)."""
         target = folder.name
         d = digest(data, item.message_id)
         if state.is_copied(self.directory, self.address, target, d) or not state.begin_copy(
             self.directory, self.address, target, d, item.message_id, len(data)
         ):
-            self.summary.duplicates += 1
+            with self._lock:
+                self.summary.duplicates += 1
             return
         try:
             try:
@@ -173,15 +196,69 @@ class Importer:
                 uid = folder.append(data, item.flags & SYSTEM_FLAGS, item.internal_date)
         except (StoreError, OSError) as exc:
             state.drop_pending(self.directory, self.address, target, d)
-            self.summary.fail(self._name(item), _reason(exc))
+            self._fail(item, _reason(exc))
             return
         state.finish_copy(self.directory, self.address, target, d, uid)
-        self.summary.copied += 1
-        self.summary.bytes += len(data)
+        with self._lock:
+            self.summary.copied += 1
+            self.summary.bytes += len(data)
+
+    def _fail(self, item: Candidate, reason: str) -> None:
+        with self._lock:
+            self.summary.fail(self._name(item), reason)
 
     def _name(self, item: Candidate) -> str:
         where = "" if item.folder == INBOX else f"{item.folder}: "
         return f"{where}{item.ref}" + (f" {item.message_id}" if item.message_id else "")
+
+
+_DONE = object()
+
+
+def _read_ahead(
+    source: Source, work: list[tuple[Folder, list[Candidate]]]
+) -> Iterator[tuple[Folder, Candidate, bytes | Exception]]:
+    """Messages of every folder in order, read by a worker thread at most READ_AHEAD ahead.
+
+    An exception that ends the reading (the connection is lost) is raised here, in the
+    consumer; a consumer that stops early stops the reader too.
+    """
+    out: queue.Queue[object] = queue.Queue(maxsize=READ_AHEAD)
+    stop = threading.Event()
+
+    def put(value: object) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(value, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def reader() -> None:
+        try:
+            for folder, items in work:
+                for start in range(0, len(items), FETCH_BATCH):
+                    for item, data in source.fetch(items[start : start + FETCH_BATCH]):
+                        if not put((folder, item, data)):
+                            return
+            put(_DONE)
+        except BaseException as exc:
+            put(exc)
+
+    thread = threading.Thread(target=reader, name="migrate-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            value = out.get()
+            if value is _DONE:
+                return
+            if isinstance(value, BaseException):
+                raise value
+            yield value  # type: ignore[misc]
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _reason(exc: BaseException) -> str:
