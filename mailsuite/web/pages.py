@@ -33,6 +33,7 @@ def environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True,
+        auto_reload=False,  # templates ship with the package; no stat() per page view
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
