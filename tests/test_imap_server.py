@@ -731,3 +731,20 @@ def test_autologout_after_the_idle_timeout(suite_factory):
     assert time.monotonic() - started >= 0.5
     with pytest.raises(ConnectionError):
         c.line()
+
+
+def test_idle_hears_of_mail_delivered_over_smtp(suite, user):
+    """SMTP delivery in the same server reaches an IDLE session through the store's notices."""
+    import smtplib
+
+    a = session(suite, user)
+    a.send(b"i IDLE\r\n")
+    assert a.line().startswith(b"+ ")
+    with smtplib.SMTP("127.0.0.1", suite.port("smtp"), timeout=10) as smtp:
+        smtp.sendmail("someone@example.org", [user], simple(1, "over smtp"))
+    assert a.line() == b"* 1 EXISTS\r\n"
+    a.line()
+    a.send(b"DONE\r\n")
+    assert a.line().startswith(b"i OK")
+    lines = a.cmd("FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]")
+    assert b"Subject: over smtp 1\r\n" in lines[0]

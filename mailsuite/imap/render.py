@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,6 +15,8 @@ from mailsuite.imap.message import Part, parse, section_bytes
 from mailsuite.imap.parser import FetchItem
 
 _QUOTE_MAX = 1024  # longer strings are sent as literals
+_MONTHS_B = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct")
+_MONTHS_B += (b"Nov", b"Dec")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -54,7 +57,16 @@ def flags(names: Iterable[str]) -> bytes:
 def internal_date(when: dt.datetime | float) -> bytes:
     """RFC 3501 9 date-time, quoted: ``"dd-Mon-yyyy hh:mm:ss +zzzz"``."""
     if not isinstance(when, dt.datetime):
-        when = dt.datetime.fromtimestamp(when, dt.UTC)
+        # POSIX seconds carry no zone: shown in UTC, formatted without datetime (hot path)
+        t = time.gmtime(when)
+        return b'"%02d-%s-%04d %02d:%02d:%02d +0000"' % (
+            t.tm_mday,
+            _MONTHS_B[t.tm_mon - 1],
+            t.tm_year,
+            t.tm_hour,
+            t.tm_min,
+            t.tm_sec,
+        )
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     offset = when.utcoffset() or dt.timedelta(0)
@@ -264,7 +276,6 @@ def index_lines(entries: Iterable[tuple[int, Any]], names: list[str], recent: se
     """
     template = b"* %d FETCH (" + b" ".join(_INDEX_FORMATS[n] for n in names) + b")\r\n"
     flag_text: dict[Any, bytes] = {}
-    date_text: dict[Any, bytes] = {}
     getters = []
     for n in names:
         if n == "UID":
@@ -283,21 +294,15 @@ def index_lines(entries: Iterable[tuple[int, Any]], names: list[str], recent: se
 
             getters.append(get_flags)
         else:
-
-            def get_date(m: Any) -> bytes:
-                text = date_text.get(m.internal_date)
-                if text is None:
-                    text = date_text[m.internal_date] = internal_date(m.internal_date)
-                return text
-
-            getters.append(get_date)
-    if names == ["UID", "FLAGS", "RFC822.SIZE"] and not recent:
+            getters.append(lambda m: internal_date(m.internal_date))
+    if names == ["UID", "FLAGS", "RFC822.SIZE"]:
         # the commonest client request gets a loop without per-item calls
         out = []
         for seq, m in entries:
-            text = flag_text.get(m.flags)
+            key = (m.flags, m.uid in recent)
+            text = flag_text.get(key)
             if text is None:
-                text = flag_text[m.flags] = flags(sorted(m.flags))
+                text = flag_text[key] = flags(sorted((*m.flags, "\\Recent") if key[1] else m.flags))
             out.append(template % (seq, m.uid, text, m.size))
         return b"".join(out)
     return b"".join(template % (seq, *[g(m) for g in getters]) for seq, m in entries)

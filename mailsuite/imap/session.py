@@ -31,7 +31,7 @@ log = logging.getLogger("mailsuite.imap")
 
 NOT_AUTH, AUTH, SELECTED, LOGOUT = "not-authenticated", "authenticated", "selected", "logout"
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
-FETCH_CHUNK_INDEX = 5000  # messages rendered per trip to the I/O pool, index-only items
+FETCH_CHUNK_INDEX = 20000  # messages rendered per trip to the I/O pool, index-only items
 FETCH_CHUNK_BYTES = 4 << 20  # message bytes read per trip for body items
 FETCH_CHUNK_FILES = 200
 CACHE_PREFIX = "imap1."  # bump when the rendering of cached values changes
