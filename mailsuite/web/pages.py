@@ -6,13 +6,13 @@ back) and `nav`; handlers add their own values and never build HTML themselves.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
 from aiohttp import web
 
+from mailsuite.clientconfig import Endpoint, endpoints
 from mailsuite.context import Context
 from mailsuite.urls import ACCOUNT_PATH, CHANGE_PASSWORD_PATH, RESET_PATH
 from mailsuite.web import i18n
@@ -76,38 +76,10 @@ def see_other(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location})
 
 
-@dataclass(frozen=True)
-class ClientEndpoint:
-    kind: str  # imap, pop3, smtp
-    host: str
-    port: int
-    security: str  # ssl, starttls
-
-
-_CLIENT_LISTENERS = (
-    # RFC 8314 3: implicit TLS is preferred, so it is listed first.
-    ("imaps", "imap", "ssl"),
-    ("imap", "imap", "starttls"),
-    ("pop3s", "pop3", "ssl"),
-    ("pop3", "pop3", "starttls"),
-    ("submissions", "smtp", "ssl"),
-    ("submission", "smtp", "starttls"),
-)
-
-
-def client_endpoints(ctx: Context) -> list[ClientEndpoint]:
+def client_endpoints(ctx: Context) -> list[Endpoint]:
     """What a mail client needs, with the ports actually bound (port 0 picks one at start)."""
-    host = ctx.settings.client_host or ctx.settings.hostname
-    found = []
-    for key, kind, security in _CLIENT_LISTENERS:
-        where = getattr(ctx.settings.listen, key)
-        if where is None:
-            continue
-        running = ctx.services.get(key)
-        port = running.address[1] if running is not None and running.address else where[1]
-        if port:
-            found.append(ClientEndpoint(kind, host, port, security))
-    return found
+    bound = {name: s.address[1] for name, s in ctx.services.items() if s.address is not None}
+    return endpoints(ctx.settings, bound)
 
 
 FIELD_LIMIT = 256  # characters; logins are at most 254, passwords at most 72 bytes
