@@ -25,6 +25,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 from tests.test_smtp import messages, unverified, wait_for_messages
 
@@ -318,4 +319,35 @@ def test_mx_path_with_dns_on_loopback(suite_factory) -> None:  # type: ignore[no
         assert wait(lambda: queue_files(suite) == [])
     finally:
         resolver.close()
+        controller.stop()
+
+
+def test_relay_host_with_auth(suite_factory) -> None:  # type: ignore[no-untyped-def]
+    """smtp.relay_username/password log in to the smarthost before sending."""
+    handler = Sink()
+    logins: list[tuple[bytes, bytes]] = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
+        logins.append((auth_data.login, auth_data.password))
+        ok = (auth_data.login, auth_data.password) == (b"relay-user", b"relay-secret")
+        return AuthResult(success=ok, handled=False)
+
+    port = free_port()
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=authenticator,
+        auth_require_tls=False,
+    )
+    controller.start()
+    try:
+        suite = relay_suite(
+            suite_factory, port, relay_username="relay-user", relay_password="relay-secret"
+        )
+        submit(suite, ["bob@remote.test"])
+        assert wait(lambda: handler.received)
+        assert logins[-1] == (b"relay-user", b"relay-secret")
+        assert "relay-secret" not in suite.log()
+    finally:
         controller.stop()
