@@ -608,7 +608,7 @@ def migrate_import(
 @click.option(
     "--passwords-file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Where temporary passwords of new accounts go (mode 0600; default FILE.passwords.csv).",
+    help="Temporary passwords that could not be e-mailed (mode 0600; default FILE.passwords.csv).",
 )
 @click.option("--rerun", is_flag=True, help="Import again for users whose import finished.")
 @config_option
@@ -623,10 +623,18 @@ def migrate_plan(
     """Create the accounts listed in FILE.csv and import their mail, resumably.
 
     Columns: legacy login, new address, contact e-mail, source. New accounts get a temporary
-    password the user changes on the web site; running the same plan again after a crash
-    resumes where it stopped.
+    password, e-mailed to the contact (else written to --passwords-file), which the user
+    changes on the web site; running the same plan again after a crash resumes where it
+    stopped.
     """
-    from mailsuite.migrate.plan import PasswordFile, PlanError, ensure_accounts, read_plan, run_plan
+    from mailsuite.migrate.plan import (
+        PasswordFile,
+        PlanError,
+        PlanRow,
+        ensure_accounts,
+        read_plan,
+        run_plan,
+    )
     from mailsuite.store import Store
 
     settings = _settings(config)
@@ -643,20 +651,40 @@ def migrate_plan(
         return password, hash_password_sync(password, rounds), time.time() + lifetime
 
     out = passwords_file or plan_file.with_suffix(".passwords.csv")
-    passwords = PasswordFile(out)
+    passwords: PasswordFile | None = None
+    mailed = 0
+
+    def deliver(row: PlanRow, password: str, expires: float) -> None:
+        nonlocal passwords, mailed
+        if row.contact:
+            from mailsuite.web import mails
+
+            subject, body = mails.temporary_password(settings, row.address, password, expires)
+            problem = _mail(settings, config, row.contact, subject, body)
+            if problem is None:
+                mailed += 1
+                return
+            click.echo(f"warning: could not e-mail {row.contact}: {problem}", err=True)
+        if passwords is None:
+            passwords = PasswordFile(out)
+        passwords.add(row.address, row.legacy_login, row.contact, password)
+
     try:
         created, existing = ensure_accounts(
-            directory, rows, since, new_password=new_password, passwords=passwords
+            directory, rows, since, new_password=new_password, deliver=deliver
         )
     except DirectoryError as exc:
         _fail(str(exc))
     finally:
-        passwords.close()
+        if passwords is not None:
+            passwords.close()
     click.echo(f"{len(rows)} users: {created} accounts created, {existing} already existed")
-    if passwords.written:
+    if mailed:
+        click.echo(f"temporary passwords of {mailed} new accounts e-mailed to their contacts")
+    if passwords is not None:
         click.echo(
-            f"temporary passwords of the {passwords.written} new accounts are in {out} "
-            "(mode 0600); they are not e-mailed: hand them to the users"
+            f"temporary passwords of {passwords.written} new accounts are in {out} (mode 0600): "
+            "no contact address or the e-mail failed; hand them to the users"
         )
     store = Store(settings.paths.maildirs)
     failed = 0

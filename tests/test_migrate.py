@@ -9,6 +9,8 @@ after to prove it was only read.
 from __future__ import annotations
 
 import csv
+import email
+import email.policy
 import hashlib
 import mailbox
 import os
@@ -24,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from mailsuite.directory import migration as mstate
+from mailsuite.passwords import verify_password_sync
 from mailsuite.store import Store
 from tests.conftest import Suite
 
@@ -297,6 +300,7 @@ def write_plan(path: Path, rows: list[list[str]]) -> Path:
 def test_plan_creates_accounts_imports_and_resumes(suite_factory, tmp_path):
     suite = suite_factory(start=False)
     suite.add_user("existing@example.test", legacy_login="OLD00003")
+    suite.add_user("kontakt@example.org")  # a contact address the suite delivers to itself
     make_maildir(tmp_path / "u1")
     mbox_path = tmp_path / "u2.mbox"
     box = mailbox.mbox(str(mbox_path))
@@ -306,7 +310,7 @@ def test_plan_creates_accounts_imports_and_resumes(suite_factory, tmp_path):
     plan = write_plan(
         tmp_path / "plan.csv",
         [
-            ["AB12CD34", "p.konarski@example.test", "pk@home.example", str(tmp_path / "u1")],
+            ["AB12CD34", "p.konarski@example.test", "kontakt@example.org", str(tmp_path / "u1")],
             ["EF56GH78", "m.nowak@example.test", "", str(mbox_path)],
             ["OLD00003", "existing@example.test", "ex@home.example", str(missing)],
         ],
@@ -316,18 +320,23 @@ def test_plan_creates_accounts_imports_and_resumes(suite_factory, tmp_path):
 
     assert run.returncode == 1, run.stderr
     assert "3 users: 2 accounts created, 1 already existed" in run.stdout
+    assert "temporary passwords of 1 new accounts e-mailed to their contacts" in run.stdout
     assert "existing@example.test: failed: " in run.stdout
     pw_file = tmp_path / "plan.passwords.csv"
     assert stat.S_IMODE(pw_file.stat().st_mode) == 0o600
-    assert f"temporary passwords of the 2 new accounts are in {pw_file} (mode 0600)" in run.stdout
+    assert f"temporary passwords of 1 new accounts are in {pw_file} (mode 0600)" in run.stdout
     passwords = {row[0]: row for row in csv.reader(pw_file.open())}
-    assert set(passwords) == {"p.konarski@example.test", "m.nowak@example.test"}
+    assert set(passwords) == {"m.nowak@example.test"}
+    nowak = suite.directory.get_account("m.nowak@example.test")
+    assert verify_password_sync(passwords["m.nowak@example.test"][3], nowak.password_hash)
     konarski = suite.directory.get_account("p.konarski@example.test")
     assert konarski.legacy_login == "AB12CD34"
-    assert konarski.must_change and konarski.contact == "pk@home.example"
-    from mailsuite.passwords import verify_password_sync
-
-    assert verify_password_sync(passwords["p.konarski@example.test"][3], konarski.password_hash)
+    assert konarski.must_change and konarski.contact == "kontakt@example.org"
+    [(mail, _, _)] = stored(suite, "kontakt@example.org")["INBOX"]
+    text = email.message_from_bytes(mail, policy=email.policy.default).get_content()
+    assert "Login: p.konarski@example.test" in text
+    sent = text.split("Temporary password: ", 1)[1].split()[0]
+    assert verify_password_sync(sent, konarski.password_hash)
     assert len(stored(suite, "p.konarski@example.test")["INBOX"]) == 4
     assert message_ids(stored(suite, "m.nowak@example.test")["INBOX"]) == ["<u2-1@old.example>"]
     status = {u.address: u for u in mstate.list_users(suite.directory)}
@@ -343,7 +352,7 @@ def test_plan_creates_accounts_imports_and_resumes(suite_factory, tmp_path):
     assert "3 users: 0 accounts created, 3 already existed" in again.stdout
     assert "existing@example.test: copied 1" in again.stdout
     assert "p.konarski" not in again.stdout.split("already existed", 1)[1]
-    assert len(list(csv.reader(pw_file.open()))) == 2
+    assert len(list(csv.reader(pw_file.open()))) == 1
     assert len(stored(suite, "p.konarski@example.test")["INBOX"]) == 4
 
     shown = suite.cli("migrate", "status")

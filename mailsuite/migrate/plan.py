@@ -89,8 +89,8 @@ def read_plan(path: Path) -> list[PlanRow]:
 
 
 class PasswordFile:
-    """Temporary passwords written for the admin to hand out: created with mode 0600, each
-    line flushed to disk before the account exists, so a crash never loses one."""
+    """Temporary passwords the admin hands out (no contact address, or the e-mail failed):
+    created with mode 0600, each line on disk before the account exists."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -123,17 +123,22 @@ def ensure_accounts(
     since: date,
     *,
     new_password: Callable[[], tuple[str, str, float]],
-    passwords: PasswordFile,
+    deliver: Callable[[PlanRow, str, float], None],
 ) -> tuple[int, int]:
     """Create missing accounts (temporary password), record legacy logins, list every user
-    for migration. `new_password()` returns (password, hash, expiry). Returns (created,
-    existing)."""
+    for migration. Returns (created, existing).
+
+    `new_password()` gives (password, hash, expiry); `deliver(row, password, expiry)` hands
+    the password to the user (e-mail or the password file) and runs before the account is
+    created: a crash in between costs the user one stale message, never an account whose
+    password nobody knows.
+    """
     created = existing = 0
     for row in rows:
         account = directory.get_account(row.address)
         if account is None:
             password, password_hash, expires = new_password()
-            passwords.add(row.address, row.legacy_login, row.contact, password)
+            deliver(row, password, expires)
             directory.add_account(
                 row.address,
                 password_hash=password_hash,
