@@ -615,3 +615,12 @@ async def test_the_session_ends_after_its_lifetime(site: Site) -> None:
 async def test_accept_language_table(site: Site, header: str, lang: str) -> None:
     _, html, _ = await site.page("/", headers={"Accept-Language": header})
     assert f'<html lang="{lang}">' in html
+
+
+async def test_the_stylesheet_is_cached_by_its_versioned_address(site: Site) -> None:
+    _, html, _ = await site.page("/")
+    href = re.search(r'<link rel="stylesheet" href="([^"]+)"', html).group(1)
+    assert "?v=" in href
+    response = await site.client.get(href)
+    assert response.status == 200 and "max-width" in await response.text()
+    assert "immutable" in response.headers["Cache-Control"]

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from mailsuite.auth import AuthCode
 from mailsuite.context import Context
-from mailsuite.directory import Account
+from mailsuite.directory import Account, Token
 from mailsuite.smtp.outgoing import send_system_mail
 from mailsuite.urls import ACCOUNT_PATH, CHANGE_PASSWORD_PATH
 from mailsuite.web import i18n, mails
@@ -84,7 +84,8 @@ register_section(Section("haslo", "section.password", "section_password.html", _
 register_section(Section("program", "section.client", "section_client.html", _client))
 
 
-def _valid(ctx: Context, kind: str, secret: str) -> tuple[Any, Account] | None:
+def _valid(ctx: Context, kind: str, secret: str) -> tuple[Token, Account] | None:
+    """The live token `secret` of `kind` and its account, when both may still be used."""
     if not secret or len(secret) > 64:
         return None
     token = ctx.directory.find_token(kind, secret)
