@@ -1,17 +1,24 @@
 """Legacy logins before, during and after the migration window, on every protocol.
 
 Each phase is a running suite whose `migration.window_start` and `migration.cutoff` put today
-before, inside or after the window. A migrated user (legacy login AB12CD34) signs in with
-real clients: imaplib, poplib and smtplib. Inside the window the old login works and the user
-is told to switch; outside it the old login is refused, and the full address is named only to
-someone who gave the right password.
+before, inside or after the window. Migrated users sign in with their legacy logins through
+real clients: imaplib, poplib, smtplib, and urllib on the web site's change-password page
+(the first thing a migrated user with a temporary password does). Inside the window the old
+login works and the user is told to switch; outside it the old login is refused, and the full
+address is named only to someone who gave the right password.
 """
 
 from __future__ import annotations
 
+import html
+import http.cookiejar
 import imaplib
 import poplib
+import re
 import smtplib
+import urllib.error
+import urllib.parse
+import urllib.request
 from datetime import date, timedelta
 
 import pytest
@@ -26,6 +33,9 @@ WINDOWS = {
     "during": (TODAY - timedelta(days=1), TODAY + timedelta(days=30)),
     "after": (TODAY - timedelta(days=30), TODAY),
 }
+WEB_ADDRESS = "w.kowalski@example.test"
+WEB_LEGACY = "WK000001"
+TEMPORARY = "Tymczasowe-77"
 SWITCH = f"Please sign in with your full address {ADDRESS}"
 CHANGED = f"Your login has changed: sign in with your full address {ADDRESS}."
 
@@ -39,6 +49,7 @@ def phase(request, tmp_path_factory) -> tuple[str, Suite]:
     )
     suite.start()
     suite.add_user(ADDRESS, legacy_login=LEGACY)
+    suite.add_user(WEB_ADDRESS, TEMPORARY, temporary=True, legacy_login=WEB_LEGACY)
     yield request.param, suite
     suite.close()
 
@@ -129,3 +140,38 @@ def test_legacy_login_is_recorded_as_a_login_only_when_let_in(phase):
     imap_login(suite, LEGACY, DEFAULT_PASSWORD)
     after = suite.directory.get_account(ADDRESS).last_login
     assert (after is not None) == (name == "during"), account
+
+
+def change_password(suite: Suite, login: str, current: str, new: str) -> tuple[int, str]:
+    """Fill in the change-password form as a browser would: GET (CSRF cookie), then POST."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    url = f"http://127.0.0.1:{suite.port('web')}/zmien-haslo?lang=en"
+    with opener.open(url, timeout=10) as page:
+        token = re.search(r'name="csrf" value="([^"]+)"', page.read().decode())
+    assert token is not None
+    form = {"csrf": html.unescape(token.group(1)), "konto": login, "aktualne": current,
+            "nowe": new, "powtorzone": new}  # fmt: skip
+    data = urllib.parse.urlencode(form).encode()
+    try:
+        with opener.open(url, data=data, timeout=10) as reply:
+            return reply.status, html.unescape(reply.read().decode())
+    except urllib.error.HTTPError as exc:
+        return exc.code, html.unescape(exc.read().decode())
+
+
+def test_web_change_password_page(phase):
+    name, suite = phase
+    status, page = change_password(suite, WEB_LEGACY, "Wrong-Pass-1", "Nowe-Haslo-2024")
+    assert status == 400 and "Wrong account or password." in page and WEB_ADDRESS not in page
+
+    status, page = change_password(suite, WEB_LEGACY, TEMPORARY, "Nowe-Haslo-2024")
+
+    if name == "during":
+        assert status == 200 and "Your password has been changed." in page
+        assert f'<p class="notice">Please sign in with your full address {WEB_ADDRESS}' in page
+        assert not suite.directory.get_account(WEB_ADDRESS).must_change
+    else:
+        assert status == 400
+        assert f"Your old login no longer works. Use your full address: {WEB_ADDRESS}" in page
+        assert suite.directory.get_account(WEB_ADDRESS).must_change
