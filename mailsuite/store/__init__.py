@@ -1,4 +1,27 @@
-"""Maildir++ store: the only code that touches `maildirs/` (layout in `maildir.py`)."""
+"""Maildir++ store: the only code that touches `maildirs/` (layout in `maildir.py`).
+
+Everything is synchronous and thread-safe; from the event loop call it through
+`ctx.run_io` unless it only reads memory (`Folder.uidvalidity`, `uidnext`, `name`).
+
+    store = Store(root, fsync=True); store.attach_loop(loop)
+    store.deliver(addresses, data, folder="INBOX", flags=(), internal_date=None) -> {addr: uid}
+    store.mailbox(address) -> Mailbox          store.purge(address) -> bool
+    store.watch(address, folder, callback) -> Watch (.cancel())
+    store.sync_watched() -> int                store.has_mailbox(address) -> bool
+
+    Mailbox: list_folders() -> [FolderInfo], folder(name) -> Folder, create_folder(name),
+             delete_folder(name), rename_folder(old, new), subscribe(name),
+             unsubscribe(name), subscriptions() -> [str]
+    Folder:  uidvalidity, uidnext, name, sync() -> [Change], messages() -> [MessageInfo],
+             get(uid), recent() -> set, status() -> FolderStatus, read(uid) -> bytes,
+             append(data, flags=(), internal_date=None) -> uid,
+             store_flags(uids, flags, mode) -> [MessageInfo], expunge(uids) -> [uid],
+             copy(uids, dest) -> [(src, dst)], move(uids, dest) -> [(src, dst)],
+             claim_recent() -> set, cache_get(uid, name), cache_put(uid, name, blob)
+
+Errors are `StoreError` subclasses: BadFolderName, NoSuchFolder, FolderExists, NotAllowed,
+NoSuchMessage, BadFlag, TooLarge.
+"""
 
 from .errors import (
     BadFlag,
