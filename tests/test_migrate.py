@@ -380,3 +380,37 @@ def test_plan_refuses_a_broken_file_before_doing_anything(suite_factory, tmp_pat
     assert "line 4: other@example.test or AB12CD34 appears twice" in run.stderr
     assert "line 5: expected 4 columns, found 2" in run.stderr
     assert suite.directory.list_accounts() == []
+
+
+def test_status_shows_the_password_change_and_the_first_login(suite_factory, tmp_path):
+    """After the plan: temporary password, no login; after the user changes the password on
+    the web site and signs in over IMAP with the full address, status shows both."""
+    import imaplib
+
+    from tests.test_migrate_logins import change_password
+
+    suite = suite_factory()
+    make_maildir(tmp_path / "old")
+    plan = write_plan(
+        tmp_path / "plan.csv", [["AB12CD34", "p.konarski@example.test", "", str(tmp_path / "old")]]
+    )
+    assert suite.cli("migrate", "plan", str(plan), "--since", SINCE).returncode == 0
+    [password] = [row[3] for row in csv.reader((tmp_path / "plan.passwords.csv").open())]
+
+    def row() -> list[str]:
+        shown = suite.cli("migrate", "status").stdout.splitlines()
+        assert shown[0].split()[:4] == ["ADDRESS", "STATUS", "IMPORTED", "DUPES"]
+        return shown[1].split()
+
+    assert row()[:6] == ["p.konarski@example.test", "done", "6", "0", "0", "-"]
+    assert row()[6] == "-"  # no login yet
+
+    status, _ = change_password(suite, "AB12CD34", password, "Nowe-Haslo-2024")
+    assert status == 200
+    conn = imaplib.IMAP4("127.0.0.1", suite.port("imap"), timeout=10)
+    conn.login("p.konarski@example.test", "Nowe-Haslo-2024")
+    conn.logout()
+
+    today = time.strftime("%Y-%m-%d")
+    fields = row()
+    assert fields[5] == today and fields[7] == today  # password changed, last login
