@@ -49,6 +49,7 @@ def dovecot(tmp_path: Path, maildir: Path, commands: list[str]) -> str:
         f"mail_location = maildir:{maildir}:LAYOUT=maildir++:INDEX={tmp_path / 'dovecot-index'}\n"
         "namespace inbox {\n  inbox = yes\n  separator = /\n}\n"
         f"mail_uid = {user.pw_uid}\nmail_gid = {user.pw_gid}\n"
+        "first_valid_uid = 1\nfirst_valid_gid = 1\n"
         f"log_path = {tmp_path / 'dovecot.log'}\n"
     )
     script = "".join(f"t{n} {c}\r\n" for n, c in enumerate([*commands, "LOGOUT"]))
