@@ -505,3 +505,23 @@ def test_unknown_folder_raises(store):
         store.mailbox(ALICE).folder("Nope")
     with pytest.raises(NoSuchFolder):
         store.deliver([ALICE], message(1), folder="Nope")
+
+
+def test_uid_journal_is_compacted_and_still_keeps_uids(tmp_path):
+    store = Store(tmp_path / "maildirs", fsync=False)
+    folder = store.mailbox(ALICE).folder("INBOX")
+    for n in range(1200):
+        folder.append(message(n))
+    folder.expunge(range(1, 1101))
+    journal = (folder.path / JOURNAL_FILE).read_text().splitlines()
+    assert len(journal) == 1 + 100  # header and the live messages
+    assert journal[0].endswith(" N1201")
+    expected = folder.messages()
+    del store, folder
+    gc.collect()
+    path = tmp_path / "maildirs/example.org/alice"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path / INDEX_FILE}{suffix}").unlink(missing_ok=True)
+    again = Store(tmp_path / "maildirs").mailbox(ALICE).folder("INBOX")
+    assert again.messages() == expected
+    assert again.append(message(0)) == 1201
