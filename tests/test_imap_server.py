@@ -748,3 +748,49 @@ def test_idle_hears_of_mail_delivered_over_smtp(suite, user):
     assert a.line().startswith(b"i OK")
     lines = a.cmd("FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]")
     assert b"Subject: over smtp 1\r\n" in lines[0]
+
+
+def test_a_second_literal_in_one_append_is_refused(suite, user):
+    """MULTIAPPEND is not offered: one APPEND carries one message, whatever the client sends."""
+    c = session(suite, user, select=None)
+    c.send(b"a APPEND INBOX {3+}\r\nabc {3+}\r\ndef\r\n")
+    assert c.line().startswith(b"a BAD")
+    assert reply(c.cmd("NOOP")).startswith(b"OK")
+
+
+REAL_LINES = [
+    b"FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (FROM)]<0.10>)",
+    b"UID SEARCH CHARSET UTF-8 OR FROM a NOT SEEN",
+    b'LIST (SPECIAL-USE) "" "*"',
+    b"STORE 1 +FLAGS.SILENT (\\Seen)",
+    b"STATUS INBOX (MESSAGES UIDNEXT)",
+    b"UID FETCH 1:2 (UID RFC822.SIZE BODY.PEEK[1.MIME])",
+    b"SELECT INBOX",
+    b"EXAMINE INBOX",
+    b"COPY 1 Archive",
+]
+
+
+def test_mutated_commands_always_get_a_tagged_answer(suite, user, store):
+    """Random byte edits of real commands: every one is answered, and the session lives on."""
+    import random
+
+    deliver(store, user, MESSAGE, simple(2))
+    c = session(suite, user)
+    rnd = random.Random(3501)
+    for n in range(300):
+        line = bytearray(rnd.choice(REAL_LINES))
+        for _ in range(rnd.randint(1, 3)):
+            pos = rnd.randrange(len(line) + 1)
+            junk = bytes(
+                rnd.choice(b'()[]<>{}"\\*%:,. 0123456789AZaz+-\x00\x7f\xc3')
+                for _ in range(rnd.randint(0, 3))
+            )
+            line[pos : pos + rnd.randint(0, 2)] = junk
+        line = bytes(line).replace(b"\r", b"").replace(b"\n", b"")
+        line = re.sub(rb"\{\d+\+?\}$", b"", line)  # no literal announcements at the end
+        tag = b"m%d" % n
+        c.send(tag + b" " + line + b"\r\n")
+        got = c.until(tag)
+        assert re.match(tag + rb" (OK|NO|BAD) ", got[-1]), (line, got[-1])
+    assert reply(c.cmd("NOOP")).startswith(b"OK")

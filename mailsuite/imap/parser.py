@@ -22,11 +22,12 @@ MAX_NESTING = 50  # search programs deeper than this are refused, not recursed i
 # RFC 3501 9: atom-specials = "(" / ")" / "{" / SP / CTL / list-wildcards / quoted-specials /
 # resp-specials
 _ATOM_SPECIALS = frozenset(b'(){ %*"\\]') | frozenset(range(0x00, 0x20)) | {0x7F}
-_ATOM_CHARS = frozenset(range(0x01, 0x100)) - _ATOM_SPECIALS
-_ASTRING_CHARS = _ATOM_CHARS | {ord("]")}
+_ATOM_CHARS = frozenset(range(0x01, 0x80)) - _ATOM_SPECIALS  # RFC 3501 9: CHAR is 7-bit
+# astrings also take 8-bit bytes, so a UTF-8 login or search word sent bare is still read
+_ASTRING_CHARS = _ATOM_CHARS | {ord("]")} | frozenset(range(0x80, 0x100))
 # RFC 3501 9: list-char = ATOM-CHAR / list-wildcards / resp-specials
 _LIST_CHARS = _ASTRING_CHARS | {ord("%"), ord("*")}
-_TAG_CHARS = _ASTRING_CHARS - {ord("+")}
+_TAG_CHARS = (_ATOM_CHARS | {ord("]")}) - {ord("+")}
 
 _LITERAL = re.compile(rb"\{(\d{1,10})\+?\}\r\n")
 _BASE64_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")

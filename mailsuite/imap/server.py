@@ -214,7 +214,7 @@ class Connection(protocol.Protocol):
         m = _VERB.match(self.command)
         verb = m.group(1).upper() if m else b""
         if verb == b"APPEND":
-            if size > self.limits.message_size:
+            if size > self.limits.message_size or len(self.command) > NON_APPEND_LITERAL * 4:
                 # RFC 7889 / RFC 4469: refuse before the data is sent
                 return b"NO [TOOBIG] Message larger than the APPENDLIMIT of %d bytes" % (
                     self.limits.message_size

@@ -95,6 +95,12 @@ class Session:
                     await self.dispatch(data)
                 except _Handled:
                     continue
+                except (ConnectionError, asyncio.CancelledError):
+                    raise
+                except Exception:
+                    # a defect must not end the session silently: say so, and go on
+                    log.exception("IMAP command handling failed for %s", self.address)
+                    conn.write(b"* BAD [SERVERBUG] Internal error; the problem was logged\r\n")
                 if not conn.has_pending_input():
                     await conn.drain()
         except ConnectionError:
@@ -115,7 +121,8 @@ class Session:
             tag = exc.tag or parse_tag(data) or "*"
             kind = b"NO" if exc.code == "BADCHARSET" else b"BAD"
             code = b" [BADCHARSET (UTF-8 US-ASCII)]" if exc.code == "BADCHARSET" else b""
-            conn.write(b"%s %s%s %s\r\n" % (tag.encode(), kind, code, exc.message.encode()))
+            text = exc.message.encode("ascii", "replace")
+            conn.write(b"%s %s%s %s\r\n" % (tag.encode(), kind, code, text))
             return
         handler, states = self.HANDLERS.get(cmd.name, (None, frozenset()))
         tag = cmd.tag.encode()
