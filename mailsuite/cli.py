@@ -733,6 +733,8 @@ def migrate_status(config: Path | None) -> None:
         )
         if u.error:
             click.echo(f"{'':<{width}}  error: {u.error}")
+    counts = {s: sum(u.status == s for u in users) for s in mstate.STATUSES}
+    click.echo(f"{len(users)} users: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
 
 
 # -- outbound queue -------------------------------------------------------------------------

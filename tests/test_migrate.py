@@ -414,3 +414,46 @@ def test_status_shows_the_password_change_and_the_first_login(suite_factory, tmp
     today = time.strftime("%Y-%m-%d")
     fields = row()
     assert fields[5] == today and fields[7] == today  # password changed, last login
+
+
+def test_killed_plan_resumes_without_duplicates_or_new_passwords(cfg, tmp_path):
+    rows = []
+    for n in range(3):
+        make_big_maildir(tmp_path / f"u{n}", 200)
+        rows.append([f"OLD0000{n}", f"user{n}@example.test", "", str(tmp_path / f"u{n}")])
+    plan = write_plan(tmp_path / "plan.csv", rows)
+    cmd = [
+        sys.executable, "-m", "mailsuite", "migrate", "plan", str(plan), "--since", SINCE,
+        "--jobs", "2", "--config", str(cfg.config_path),
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+
+    def copied() -> int:
+        return sum(
+            mstate.copied_count(cfg.directory, f"user{n}@example.test")
+            for n in range(3)
+            if cfg.directory.get_account(f"user{n}@example.test")
+        )
+
+    while copied() < 100:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert copied() < 600
+    hashes = {a.address: a.password_hash for a in cfg.directory.list_accounts()}
+
+    again = cfg.cli("migrate", "plan", str(plan), "--since", SINCE, "--jobs", "2")
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "3 users: 0 accounts created, 3 already existed" in again.stdout
+    assert {a.address: a.password_hash for a in cfg.directory.list_accounts()} == hashes
+    for n in range(3):
+        ids = Counter(message_ids(stored(cfg, f"user{n}@example.test")["INBOX"]))
+        assert set(ids) == {f"<big-{i}@old.example>" for i in range(200)}
+        assert max(ids.values()) == 1
+    shown = cfg.cli("migrate", "status").stdout
+    assert "3 users: 0 pending, 0 running, 3 done, 0 failed" in shown
+    assert len(list(csv.reader((tmp_path / "plan.passwords.csv").open()))) == 3

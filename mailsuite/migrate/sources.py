@@ -308,7 +308,7 @@ def redact(source: str) -> str:
     try:
         spec = parse_remote(source)
     except SourceError:
-        return source.split("@")[-1]
+        return "(a source that is not a path or an imap/pop3 URL)"
     return spec.redacted if spec else source
 
 
