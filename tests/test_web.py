@@ -224,6 +224,8 @@ async def test_success_shows_login_and_servers_then_protocols_let_the_user_in(si
     assert status == 200, errors_of(html)
     assert "Hasło zostało zmienione." in html
     assert "<strong>p.konarski@example.test</strong>" in html
+    assert "Od teraz logując się, podawaj pełny adres p.konarski@example.test." in html
+    assert "pk12ab34 przestanie działać po zakończeniu migracji" in html
     assert "<td>mail.example.test</td><td>993</td>" in html
     assert "<td>mail.example.test</td><td>995</td>" in html
     assert "<td>mail.example.test</td><td>587</td>" in html

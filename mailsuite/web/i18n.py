@@ -115,6 +115,8 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Hasło: to, które właśnie ustawiono",
         "Password: the one you have just set",
     ),
+    "settings.servers": ("Serwery", "Servers"),
+    "settings.service": ("Usługa", "Service"),
     "settings.server": ("Serwer", "Server"),
     "settings.port": ("Port", "Port"),
     "settings.security": ("Szyfrowanie", "Security"),
@@ -127,6 +129,14 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Logując się, podawaj zawsze pełny adres skrzynki.",
         "Always sign in with your full mailbox address.",
     ),
+    "notice.legacy": (
+        "Od teraz logując się, podawaj pełny adres {address}. Dotychczasowa nazwa konta "
+        "{login} przestanie działać{until}.",
+        "From now on, sign in with your full address {address}. The old login {login} stops "
+        "working{until}.",
+    ),
+    "notice.until": (" {date}", " on {date}"),
+    "notice.until_end": (" po zakończeniu migracji", " when the migration ends"),
     "activate.title": ("Ustawienie hasła", "Set your password"),
     "activate.intro": (
         "Ustaw hasło do konta {address} i powtórz je w kolejnym polu.",

@@ -136,12 +136,23 @@ async def change_post(request: web.Request) -> web.Response:
     ctx.directory.set_password(account.address, password_hash)
     ctx.directory.audit("web.password-change", account.address, "", ip)
     log.info("password changed on the web for %s from %s", account.address, ip)
+    notices = []
+    if "@" not in login and account.legacy_login:
+        cutoff = ctx.settings.migration.cutoff
+        until = (
+            i18n.text(lang, "notice.until", date=cutoff.isoformat())
+            if cutoff
+            else i18n.text(lang, "notice.until_end")
+        )
+        notices.append(
+            i18n.text(lang, "notice.legacy", address=account.address, login=login, until=until)
+        )
     return render(
         request,
         "changed.html",
         address=account.address,
         endpoints=client_endpoints(ctx),
-        notices=result.notices,
+        notices=notices,
     )
 
 
