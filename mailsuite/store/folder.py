@@ -398,6 +398,11 @@ class Folder:
                 txn = _Txn(meta["modseq"] + 1, meta["uidnext"])
                 result = fn(txn)
                 self._commit(txn, meta)
+            except sqlite3.OperationalError as exc:
+                # Busy past the timeout, disk full, I/O error: nothing to rebuild; files that
+                # fn already moved are picked up by the next call's scan.
+                self._rollback()
+                raise StoreError(f"folder index unavailable: {exc}") from exc
             except sqlite3.DatabaseError as exc:
                 self._rollback()
                 self._recover_locked()
