@@ -77,6 +77,7 @@ class Session:
         self.mailbox: Any = None
         self.view: View | None = None
         self.watch: Any = None
+        self.early: list[Any] = []
         self.idle_wakeup = asyncio.Event()
         self.message_size = ctx.settings.limits.message_size
 
@@ -209,6 +210,7 @@ class Session:
         """Store notice for the selected folder (called on the loop)."""
         view = self.view
         if view is None:
+            self.early.append(change)  # SELECT in progress
             return
         view.note(change.kind, change.uids)
         self.idle_wakeup.set()
@@ -356,9 +358,21 @@ class Session:
 
     async def do_select(self, cmd: Command) -> str | None:
         self.deselect()
+        try:
+            return await self._select(cmd)
+        except BaseException:
+            self.deselect()  # RFC 3501 6.3.1: a failed SELECT leaves no folder selected
+            raise
+
+    async def _select(self, cmd: Command) -> str:
         readonly = cmd.name == "EXAMINE"
         assert cmd.mailbox is not None
         folder = await self.folder(cmd.mailbox)
+        # watch before listing, so no change falls between the listing and the first notice
+        self.early = []
+        self.watch = await self.ctx.run_io(
+            self.ctx.store.watch, self.address, folder.name, self.on_change
+        )
         await self.ctx.run_io(folder.sync)
         recent = set() if readonly else await self.ctx.run_io(folder.claim_recent)
         snap = await self.ctx.run_io(snapshot, folder)
@@ -382,9 +396,9 @@ class Session:
             w(b"* OK [PERMANENTFLAGS " + perm + b"] Flags permitted\r\n")
         self.view = view
         self.state = SELECTED
-        self.watch = await self.ctx.run_io(
-            self.ctx.store.watch, self.address, folder.name, self.on_change
-        )
+        for change in self.early:
+            view.note(change.kind, change.uids)
+        self.early = []
         return ("[READ-ONLY] " if readonly else "[READ-WRITE] ") + f"{cmd.name} completed"
 
     do_examine = do_select
@@ -486,19 +500,20 @@ class Session:
         # RFC 2177 3: untagged updates flow until the client sends DONE
         conn = self.conn
         conn.write(b"+ idling\r\n")
+        self.idle_wakeup.clear()
         await self.send_updates(None)
         conn.flush()
         line_task = asyncio.ensure_future(conn.next_command())
         try:
             while True:
-                self.idle_wakeup.clear()
                 wake = asyncio.ensure_future(self.idle_wakeup.wait())
                 done, _ = await asyncio.wait({line_task, wake}, return_when=asyncio.FIRST_COMPLETED)
                 if line_task in done:
                     wake.cancel()
                     break
+                # cleared before announcing, so a notice arriving meanwhile wakes us again
+                self.idle_wakeup.clear()
                 if self.state == LOGOUT:
-                    line_task.cancel()
                     raise ConnectionError
                 await self.send_updates(None)
                 conn.flush()
