@@ -121,6 +121,14 @@ class Connection(protocol.Protocol):
             return
         self.touch()
         self.task = asyncio.ensure_future(self.session.run())
+        self.task.add_done_callback(self._session_ended)
+
+    def _session_ended(self, task: asyncio.Task[None]) -> None:
+        """Whatever ended the session, the socket goes with it."""
+        if not task.cancelled() and task.exception() is not None:
+            log.error("IMAP session ended by an error", exc_info=task.exception())
+            self.write(b"* BYE Internal error\r\n")
+        self.close()
 
     def connectionLost(self, reason: Any = None) -> None:
         self.closed = True
