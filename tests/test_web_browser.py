@@ -286,3 +286,10 @@ def test_https_with_the_suite_certificate(suite_factory) -> None:  # type: ignor
         assert response.status == 200
         assert response.headers["Strict-Transport-Security"].startswith("max-age=")
         assert "Secure" in response.headers["Set-Cookie"]
+
+
+def test_plain_http_is_refused_off_loopback(suite_factory) -> None:  # type: ignore[no-untyped-def]
+    """web.tls: false is the loopback demo's setting; on a public address serve refuses."""
+    suite = suite_factory({"listen": {"web": "0.0.0.0:0"}, "web": {"tls": False}}, start=False)
+    with pytest.raises(RuntimeError, match=r"web\.tls is off, so the site may only listen on"):
+        suite.start()

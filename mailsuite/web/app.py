@@ -9,7 +9,8 @@ reset.py (forgot password) and account.py (the account page); this module only w
 from __future__ import annotations
 
 import asyncio
-import logging
+import errno
+import ipaddress
 import secrets
 from collections.abc import AsyncIterator
 
@@ -17,7 +18,7 @@ from aiohttp import web
 
 from mailsuite.context import Context
 from mailsuite.urls import ACCOUNT_PATH, ACTIVATE_PATH, CHANGE_PASSWORD_PATH, RESET_PATH
-from mailsuite.web import account, clients, password, reset
+from mailsuite.web import account, clients, external, password, reset
 from mailsuite.web.pages import CTX_KEY, ENV_KEY, HERE, environment, render
 from mailsuite.web.security import (
     CSRF_KEY,
@@ -27,8 +28,6 @@ from mailsuite.web.security import (
     access_log,
     headers_middleware,
 )
-
-log = logging.getLogger("mailsuite.web")
 
 MAX_REQUEST_BYTES = 64 * 1024
 
@@ -85,8 +84,18 @@ def init_app(ctx: Context, *, https: bool | None = None) -> web.Application:
     app.router.add_post(account.TERMS_PATH, account.terms_post)
     app.router.add_post(account.LOGOUT_PATH, account.logout_post)
     clients.add_routes(app)
+    external.add_routes(app)
     app.router.add_static("/static", HERE / "static", name="static", append_version=True)
     return app
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class WebServer:
@@ -105,6 +114,9 @@ async def start_web(ctx: Context, host: str, port: int) -> WebServer:
     """Serve the site on host:port: HTTPS with the suite's certificate, or plain HTTP when
     `web.tls` is off (meant for loopback in the demo)."""
     tls = ctx.settings.web.tls
+    if not tls and not _loopback(host):
+        # Passwords would cross the network in clear text: the demo setting stays on loopback.
+        raise OSError(errno.EACCES, "web.tls is off, so the site may only listen on loopback")
     app = init_app(ctx)
     runner = web.AppRunner(
         app, access_log=access_log, access_log_class=AccessLogger, shutdown_timeout=3.0
@@ -114,6 +126,4 @@ async def start_web(ctx: Context, host: str, port: int) -> WebServer:
         runner, host, port, ssl_context=ctx.tls.server_context() if tls else None, backlog=128
     )
     await site.start()
-    if not tls and host not in ("127.0.0.1", "::1", "localhost"):
-        log.warning("web.tls is off on %s: passwords cross the network in clear text", host)
     return WebServer(runner)
