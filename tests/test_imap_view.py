@@ -61,3 +61,14 @@ def test_expunges_wait_while_not_allowed(tmp_path):
     assert v.apply({}, [], allow_expunge=False, with_uid=False) == b""
     assert len(v) == 3
     assert v.apply({}, [], allow_expunge=True, with_uid=False) == b"* 2 EXPUNGE\r\n"
+
+
+def test_entries_reflect_own_changes_without_copying(tmp_path):
+    _, folder = _folder(tmp_path, 3)
+    v = View("INBOX", folder, False, snapshot(folder), set())
+    [info] = folder.store_flags([3], ["\\Seen"], "add")
+    v.update(info)
+    entries = v.entries()
+    assert len(entries) == 3
+    assert entries[-1].flags == frozenset({"\\Seen"})
+    assert [m.uid for m in entries[0:2]] == [1, 2]

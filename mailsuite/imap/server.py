@@ -3,7 +3,8 @@
 This module owns the socket side of a session: it cuts the byte stream into complete commands
 (line plus inline literals, see `parser`), enforces the line and literal limits before data is
 accepted, sends continuation requests, batches output, and applies back-pressure both ways.
-Everything a command means lives in `session`; nothing here touches the store.
+Everything a command means lives in `session`; the only store call here is the periodic sync
+of watched folders that brings other processes' changes to IDLE sessions.
 """
 
 from __future__ import annotations

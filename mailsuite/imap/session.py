@@ -707,7 +707,7 @@ def _deleted(view: View, chosen: set[int] | None) -> list[int]:
 
 
 def _search_view(view: View, key: Any, recent: set[int]) -> Any:
-    return search(key, view.all(), recent, view.folder.read)
+    return search(key, view.entries(), recent, view.folder.read)
 
 
 def _flag_names(info: Any, recent: set[int]) -> list[str]:

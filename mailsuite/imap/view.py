@@ -127,6 +127,10 @@ class View:
             return [*self.base, *self.tail]
         return [over.get(m.uid, m) for m in (*self.base, *self.tail)]
 
+    def entries(self) -> Sequence[Any]:
+        """A read-only sequence over the current entries, without copying the listing."""
+        return _Entries(self)
+
     def _index_ranges(self, sequence: Any, by_uid: bool) -> list[tuple[int, int]]:
         """Half-open index ranges the set names, ascending and disjoint."""
         n = len(self)
@@ -261,6 +265,24 @@ class View:
         if info.uid in self.recent:
             return sorted((*info.flags, "\\Recent"))
         return sorted(info.flags)
+
+
+class _Entries(Sequence[Any]):
+    def __init__(self, view: View) -> None:
+        self.view = view
+        self.n = len(view)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self.view._at(j) for j in range(*i.indices(self.n))]
+        if i < 0:
+            i += self.n
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        return self.view._at(i)
 
 
 def _uid_of(info: Any) -> int:
