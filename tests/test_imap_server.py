@@ -794,3 +794,21 @@ def test_mutated_commands_always_get_a_tagged_answer(suite, user, store):
         got = c.until(tag)
         assert re.match(tag + rb" (OK|NO|BAD) ", got[-1]), (line, got[-1])
     assert reply(c.cmd("NOOP")).startswith(b"OK")
+
+
+def test_check_and_noop_find_changes_made_by_another_process(suite, user, store):
+    """The CLI or a second server changing the Maildir is seen at the next poll."""
+    deliver(store, user, simple(1), simple(2), simple(3))
+    c = session(suite, user)
+    outside = store.mailbox(user).folder("INBOX")
+    outside.store_flags([2], ["\\Answered"], "add")
+    assert c.cmd("CHECK")[:-1] == [b"* 2 FETCH (FLAGS (\\Answered \\Recent))\r\n"]
+    outside.expunge([1])
+    deliver(store, user, simple(4))
+    lines = c.cmd("NOOP")
+    assert lines[:-1] == [b"* 1 EXPUNGE\r\n", b"* 3 EXISTS\r\n", b"* 3 RECENT\r\n"]
+    assert c.cmd("FETCH 1:* UID")[:-1] == [
+        b"* 1 FETCH (UID 2)\r\n",
+        b"* 2 FETCH (UID 3)\r\n",
+        b"* 3 FETCH (UID 4)\r\n",
+    ]
