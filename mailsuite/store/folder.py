@@ -37,6 +37,7 @@ MAX_UIDS_PER_CALL = 1_000_000
 _CHUNK = 500  # SQLite host parameters per IN (...) query
 _DIRTY_WINDOW_NS = 2_000_000_000  # a scan trusts directory mtimes only once they are older
 _EXPUNGE_LOG_KEEP = 20_000
+_HOUSEKEEPING_EVERY = 1000  # expunges between expunge-log trims and journal checks
 _MODES = ("add", "remove", "replace")
 
 
@@ -640,11 +641,21 @@ class Folder:
             "INSERT OR REPLACE INTO expunged (uid, modseq) VALUES (?, ?)",
             [(uid, txn.modseq) for uid in removed],
         )
-        self._trim_expunge_log(txn)
-        lines = self._index.meta().get("journal_lines", 0)
-        if lines > 1000 and lines > 2 * conn.execute("SELECT count(*) FROM msgs").fetchone()[0]:
-            txn.compact = True
+        self._after_expunges(txn, len(removed))
         return removed
+
+    def _after_expunges(self, txn: _Txn, count: int) -> None:
+        """Every thousand expunges: trim the expunge log and ask for journal compaction
+        (counting rows on every expunge would cost more than the expunge itself)."""
+        meta = self._index.meta()
+        pending = meta.get("expunged_pending", 0) + count
+        if pending >= _HOUSEKEEPING_EVERY:
+            self._trim_expunge_log(txn)
+            lines = meta.get("journal_lines", 0)
+            live = self._conn().execute("SELECT count(*) FROM msgs").fetchone()[0]
+            txn.compact = lines > 1000 and lines > 2 * live
+            pending = 0
+        self._index.set_meta(expunged_pending=pending)
 
     def _trim_expunge_log(self, txn: _Txn) -> None:
         conn = self._conn()
@@ -733,7 +744,7 @@ class Folder:
                 (uid, key, sub, name, size, mtime, letters, keywords, txn.modseq),
             )
         if gone:
-            self._trim_expunge_log(txn)
+            self._after_expunges(txn, len(gone))
 
     # -- file names and Dovecot's keyword letters ----------------------------------------
 
