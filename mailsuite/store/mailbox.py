@@ -128,6 +128,7 @@ class Mailbox:
         return names
 
     def subscribe(self, name: str) -> None:
+        """RFC 3501 6.3.6: the name need not exist (yet)."""
         canonical = canonical_folder(name)
         with self._locked():
             subs = self.subscriptions()
@@ -137,6 +138,7 @@ class Mailbox:
                 self._write_subscriptions([*subs, canonical])
 
     def unsubscribe(self, name: str) -> None:
+        """RFC 3501 6.3.7: unsubscribing a name that is not subscribed is not an error."""
         canonical = canonical_folder(name)
         with self._locked():
             subs = self.subscriptions()

@@ -237,6 +237,7 @@ def read_keywords(folder_dir: Path) -> dict[str, str]:
 
 
 def write_keywords(folder_dir: Path, by_letter: dict[str, str]) -> None:
+    """Write `dovecot-keywords` (caller holds the folder's write lock)."""
     lines = [f"{KEYWORD_LETTERS.index(c)} {kw}\n" for c, kw in sorted(by_letter.items())]
     write_private(folder_dir / KEYWORDS_FILE, "".join(lines))
 

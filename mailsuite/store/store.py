@@ -37,11 +37,17 @@ class _MailboxLock:
 class Watch:
     """A registration made by `Store.watch`; `cancel()` ends it."""
 
-    def __init__(self, store: Store, key: tuple[str, str], folder: Folder, callback) -> None:
+    def __init__(
+        self,
+        store: Store,
+        key: tuple[str, str],
+        folder: Folder,
+        callback: Callable[[Change], object],
+    ) -> None:
         self._store = store
         self._key = key
         self.folder = folder  # keeps the folder (and its memory copy) alive while watched
-        self.callback: Callable[[Change], object] = callback
+        self.callback = callback
 
     def cancel(self) -> None:
         self._store._unwatch(self._key, self)
@@ -91,6 +97,7 @@ class Store:
         return Mailbox(self, f"{local}@{domain}", path)
 
     def has_mailbox(self, address: str) -> bool:
+        """Whether the user's Maildir exists (without creating it)."""
         return (self.mailbox_path(address) / "cur").is_dir()
 
     def purge(self, address: str) -> bool:
