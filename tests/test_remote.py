@@ -13,7 +13,7 @@ import pytest
 from mailsuite.remote import (
     ConnectError,
     LoginError,
-    ProtocolError,
+    MessageGone,
     RemoteIMAP,
     RemotePOP3,
     TLSError,
@@ -92,7 +92,7 @@ def test_imap_reads_folders_messages_and_leaves_them_unread(dovecot: Dovecot) ->
 
 
 def test_imap_fetch_of_a_vanished_uid_is_a_protocol_error(dovecot: Dovecot) -> None:
-    with imap(dovecot, user="bob") as client, pytest.raises(ProtocolError):
+    with imap(dovecot, user="bob") as client, pytest.raises(MessageGone):
         client.fetch("INBOX", 999)
 
 

@@ -71,6 +71,7 @@ def create(
     fifth account costs no connection.
     """
     directory, settings = fetcher.directory, fetcher.settings
+    owner = directory.require_account(owner).address
     _check_password(password)
     ext_db.check_label(label)
     limit = settings.fetcher.max_accounts_per_user

@@ -24,7 +24,7 @@ from mailsuite.config import Settings
 from mailsuite.directory import Directory
 from mailsuite.directory import external as ext_db
 from mailsuite.directory.external import ExternalAccount
-from mailsuite.remote import ProtocolError, RemoteError, RemoteIMAP, RemotePOP3
+from mailsuite.remote import MessageGone, ProtocolError, RemoteError, RemoteIMAP, RemotePOP3
 from mailsuite.secrets import SecretBox, SecretError
 from mailsuite.store import FolderExists, NoSuchFolder, Store, StoreError
 
@@ -154,6 +154,11 @@ class Fetcher:
         except (StoreError, OSError) as exc:
             log.exception("external %s of %s: local delivery failed", account.label, account.owner)
             result.error, result.kind = f"local mailbox error: {exc}", "store"
+        except Exception:
+            # Still release the lease and note the failure: one broken account must not
+            # stay locked or stop the others.
+            log.exception("external %s of %s: fetch failed", account.label, account.owner)
+            result.error, result.kind = "internal error while fetching; see the server log", "bug"
         if result.error is None and result.folder_errors:
             result.error, result.kind = "; ".join(result.folder_errors)[:500], "protocol"
         now = self.directory.clock()
@@ -252,7 +257,10 @@ class Fetcher:
                     size=mid_size,
                 )
                 continue
-            data, flags, when = remote.fetch(name, uid)
+            try:
+                data, flags, when = remote.fetch(name, uid)
+            except MessageGone:
+                continue  # expunged on the server since the listing: nothing to copy
             kept = tuple(KEPT_FLAGS[f.lower()] for f in flags if f.lower() in KEPT_FLAGS)
             self._deliver(account, name, key, local, data, kept, when, fresh, result)
         if not result.more:

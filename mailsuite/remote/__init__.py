@@ -32,13 +32,15 @@ and end on `close()` or leaving the `with` block.
 Every failure is one of four exceptions, each with a message fit for the user and never
 containing the password: ConnectError (unknown host, refused, timed out, dropped),
 TLSError (untrusted or mismatched certificate, no STARTTLS offered), LoginError (user name
-or password refused), ProtocolError (a command refused or an unreadable answer). All derive
+or password refused), ProtocolError (a command refused or an unreadable answer; its
+subclass MessageGone when `fetch` asks for a UID removed since it was listed). All derive
 from RemoteError, whose `kind` is "connect", "tls", "login" or "protocol".
 """
 
 from mailsuite.remote.errors import (
     ConnectError,
     LoginError,
+    MessageGone,
     ProtocolError,
     RemoteError,
     TLSError,
@@ -51,6 +53,7 @@ __all__ = [
     "SECURITIES",
     "ConnectError",
     "LoginError",
+    "MessageGone",
     "ProtocolError",
     "RemoteError",
     "RemoteIMAP",

@@ -37,3 +37,7 @@ class ProtocolError(RemoteError):
     """The server answered something we could not use, or refused a command."""
 
     kind = "protocol"
+
+
+class MessageGone(ProtocolError):
+    """The message was removed on the server after it was listed."""

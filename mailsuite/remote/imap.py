@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
 
-from mailsuite.remote.errors import ConnectError, LoginError, ProtocolError, TLSError
+from mailsuite.remote.errors import ConnectError, LoginError, MessageGone, ProtocolError, TLSError
 from mailsuite.remote.transport import check_security, tls_context, translated
 
 # RFC 3501 7.2.2: mailbox-list = "(" [mbx-list-flags] ")" SP (DQUOTE QUOTED-CHAR DQUOTE / nil)
@@ -303,7 +303,7 @@ class RemoteIMAP:
                 meta += item + b" "
         found = _UID.search(meta)
         if body is None or not found or int(found.group(1)) != int(uid):
-            raise ProtocolError(f"message {uid} is no longer in {folder!r} on the server")
+            raise MessageGone(f"message {uid} is no longer in {folder!r} on the server")
         flags_match = _FLAGS.search(meta)
         flags = (
             tuple(flags_match.group(1).decode("ascii", "replace").split()) if flags_match else ()
