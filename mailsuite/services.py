@@ -17,4 +17,7 @@ LISTENERS: dict[str, str] = {
     "web": "mailsuite.web.app:start_web",
 }
 
-BACKGROUND: list[str] = ["mailsuite.smtp.queue:start_queue", "mailsuite.fetcher.service:start"]
+BACKGROUND: list[str] = [
+    "mailsuite.smtp.queue:start_queue",
+    "mailsuite.fetcher.service:start_fetcher",
+]

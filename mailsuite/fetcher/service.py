@@ -96,5 +96,5 @@ class FetcherService:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
-async def start(ctx: Context) -> FetcherService:
+async def start_fetcher(ctx: Context) -> FetcherService:
     return FetcherService(ctx)

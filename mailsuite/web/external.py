@@ -33,7 +33,7 @@ from mailsuite.web.pages import CTX_KEY, lang_of, read_form, render, see_other
 BASE = ACCOUNT_PATH + "/zewnetrzne"
 ADD_PATH = BASE + "/dodaj"
 SECTION_ID = "zewnetrzne"
-SERVICE = "mailsuite.fetcher.service:start"
+SERVICE = "mailsuite.fetcher.service:start_fetcher"
 
 TEXTS = {
     "section.external": ("Konta zewnętrzne", "External accounts"),
