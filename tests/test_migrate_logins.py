@@ -169,7 +169,10 @@ def test_web_change_password_page(phase):
 
     if name == "during":
         assert status == 200 and "Your password has been changed." in page
-        assert f'<p class="notice">Please sign in with your full address {WEB_ADDRESS}' in page
+        assert (
+            f'<p class="notice">From now on, sign in with your full address {WEB_ADDRESS}. '
+            f"The old login {WEB_LEGACY} stops working on {WINDOWS['during'][1]}.</p>"
+        ) in page
         assert not suite.directory.get_account(WEB_ADDRESS).must_change
     else:
         assert status == 400

@@ -9,7 +9,6 @@ nothing twice and misses nothing (see `mailsuite.directory.migration`).
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 from collections import deque
@@ -24,8 +23,6 @@ from mailsuite.migrate.message import digest, message_date
 from mailsuite.migrate.sources import Candidate, Source
 from mailsuite.store import BadFlag, Folder, NoSuchFolder, Store, StoreError
 from mailsuite.store.names import INBOX
-
-log = logging.getLogger("mailsuite.migrate")
 
 FETCH_BATCH = 200  # messages asked of the source at once (bounds memory and round trips)
 READ_AHEAD = 8  # messages read but not yet handed to a writer
