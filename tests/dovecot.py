@@ -160,17 +160,18 @@ service auth {{
         path = self.home / user / "Maildir"
         if folder:
             path = path / f".{encode_mutf7(folder)}"  # Dovecot's Maildir++ names are mUTF-7
-        for sub in ("cur", "new", "tmp"):
-            (path / sub).mkdir(parents=True, exist_ok=True)
-        self._own(self.home)
+        if not (path / "tmp").is_dir():
+            for sub in ("cur", "new", "tmp"):
+                (path / sub).mkdir(parents=True, exist_ok=True)
+            for made in [path / "cur", path / "new", path / "tmp", path, *path.parents]:
+                self._own(made)
+                if made == self.home:
+                    break
         return path
 
-    def _own(self, top: Path) -> None:
-        if os.getuid() != 0:
-            return
-        for dirpath, dirnames, filenames in os.walk(top):
-            for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
-                os.chown(name, *self.owner)
+    def _own(self, path: Path) -> None:
+        if os.getuid() == 0:
+            os.chown(path, *self.owner)
 
     def put(self, user: str, data: bytes, folder: str | None = None) -> Path:
         """Deliver a message the way an MDA would: write to tmp/, rename into new/."""
