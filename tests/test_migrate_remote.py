@@ -8,6 +8,7 @@ the test fills with the stdlib `mailbox` module before Dovecot starts.
 from __future__ import annotations
 
 import hashlib
+import imaplib
 import mailbox
 import os
 import pwd
@@ -354,3 +355,34 @@ def test_pop3_import_from_our_own_server(cfg, old_suite):
     got = stored(cfg, "anna@example.test")["Stara poczta"]
     assert sorted(message_ids(got)) == ["<s-1@old.example>", "<s-2@old.example>"]
     assert source_state(old_suite) == before
+
+
+def test_during_the_window_new_mail_reaches_only_the_new_mailbox(suite_factory, dovecot):
+    """The old box stays readable and unchanged; mail sent to the new address lands in the
+    new mailbox, and importing again neither copies it back nor disturbs it."""
+    import smtplib
+
+    suite = suite_factory()
+    suite.add_user("anna@example.test", legacy_login="AB12CD34")
+    fill(dovecot.maildir("olduser"))
+    dovecot.start()
+    before = snapshot(dovecot.root / "mail" / "olduser")
+    url = dovecot.url("imap", "olduser")
+    assert suite.cli("migrate", "import", "anna@example.test", "--from", url,
+                     "--since", SINCE).returncode == 0  # fmt: skip
+
+    with smtplib.SMTP("127.0.0.1", suite.port("smtp"), timeout=10) as smtp:
+        smtp.sendmail("bank@old.example", ["anna@example.test"], msg("fresh", None))
+
+    deadline = time.monotonic() + 10
+    while "<fresh@old.example>" not in message_ids(stored(suite, "anna@example.test")["INBOX"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    again = suite.cli("migrate", "import", "anna@example.test", "--from", url, "--since", SINCE)
+    assert "copied 0, skipped 4 as duplicates" in again.stdout
+    assert len(stored(suite, "anna@example.test")["INBOX"]) == 4
+    assert snapshot(dovecot.root / "mail" / "olduser") == before
+    imap = imaplib.IMAP4("127.0.0.1", dovecot.imap_port, timeout=10)
+    imap.login("olduser", PASSWORD)
+    assert imap.select("INBOX", readonly=True) == ("OK", [b"4"])
+    imap.logout()
