@@ -37,6 +37,12 @@ class SecretBox:
         self._keys: list[bytes] | None = None
         self._stamp: tuple[int, int] | None = None
 
+    def ensure_key(self) -> None:
+        """Create the key file now if it is missing (serve calls this at start), and check
+        that an existing one is readable; SecretError otherwise."""
+        with self._lock:
+            self._load_locked()
+
     def encrypt(self, plain: str) -> bytes:
         return self._fernet().encrypt(plain.encode())
 

@@ -507,3 +507,15 @@ def test_another_mailsuite_as_the_remote(suite_factory: Any) -> None:
     folder.sync()
     assert len(folder.messages()) == 3
     assert not any("\\Seen" in m.flags for m in remote_box.folder("Projekty/2026").messages())
+
+
+def test_serve_creates_the_key_file_at_start_and_refuses_a_damaged_one(
+    suite_factory: Any,
+) -> None:
+    suite = suite_factory()
+    key = Path(suite.config["paths"]["secret_key"])
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert suite.stop() == 0
+    key.write_text("not a key\n")
+    with pytest.raises(RuntimeError, match="is not a key file"):
+        suite.start()

@@ -18,6 +18,7 @@ from mailsuite.config import Settings
 from mailsuite.context import Context
 from mailsuite.directory import external as ext_db
 from mailsuite.fetcher.engine import Fetcher, FetchResult
+from mailsuite.secrets import SecretBox, SecretError
 
 log = logging.getLogger("mailsuite.fetcher")
 
@@ -97,4 +98,12 @@ class FetcherService:
 
 
 async def start_fetcher(ctx: Context) -> FetcherService:
+    """Start polling; the key file for external passwords is created now if missing."""
+    box = SecretBox(ctx.settings.paths.secret_key)
+    try:
+        await ctx.run_io(box.ensure_key)
+    except (SecretError, OSError) as exc:
+        from mailsuite.serve import StartupError
+
+        raise StartupError(f"fetcher: {exc}") from None
     return FetcherService(ctx)
