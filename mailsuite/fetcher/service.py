@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 from mailsuite.config import Settings
 from mailsuite.context import Context
@@ -21,6 +23,9 @@ from mailsuite.fetcher.engine import Fetcher, FetchResult
 from mailsuite.secrets import SecretBox, SecretError
 
 log = logging.getLogger("mailsuite.fetcher")
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 TICK = 5.0  # seconds between looks at the schedule when nothing wakes the loop
 
@@ -34,7 +39,6 @@ class FetcherService:
         self.ctx = ctx
         self.engine = Fetcher(ctx.directory, ctx.store, ctx.settings)
         self.concurrency = ctx.settings.fetcher.concurrency
-        self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="fetch")
         self.running: dict[int, asyncio.Task[FetchResult]] = {}
         self.wake = asyncio.Event()
         self.runs = 0
@@ -67,7 +71,7 @@ class FetcherService:
             account = ext_db.external_by_id(self.ctx.directory, account_id)
             if account is None:
                 return FetchResult(account_id, "", error="deleted", kind="gone")
-            result = await self.ctx.loop.run_in_executor(self.pool, self.engine.fetch, account)
+            result = await _in_thread(self.ctx.loop, self.engine.fetch, account)
             self.runs += 1
             if result.error:
                 self.errors += 1
@@ -89,12 +93,42 @@ class FetcherService:
         return {"running": sorted(self.running), "runs": self.runs, "errors": self.errors}
 
     async def close(self) -> None:
-        """Stop scheduling; fetches in progress stop after their current message."""
+        """Stop scheduling; fetches in progress stop after their current message. One still
+        waiting on a silent server is abandoned: the copy protocol makes that as safe as a
+        crash, and the process need not wait for the remote timeout to exit."""
         self._task.cancel()
         self.engine.stopping.set()
         if self.running:
             await asyncio.wait(list(self.running.values()), timeout=3)
-        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _in_thread(loop: asyncio.AbstractEventLoop, fn: Callable[[T], R], arg: T) -> asyncio.Future[R]:
+    """Run `fn(arg)` in a daemon thread (one per running fetch; `concurrency` bounds them),
+    so that a fetch stuck in a remote call never keeps the process from exiting."""
+    future: asyncio.Future[R] = loop.create_future()
+
+    def finish(result: R | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        result: R | None = None
+        error: BaseException | None = None
+        try:
+            result = fn(arg)
+        except BaseException as exc:
+            error = exc
+        try:
+            loop.call_soon_threadsafe(finish, result, error)
+        except RuntimeError:  # the loop is gone: the process is exiting
+            pass
+
+    threading.Thread(target=run, name="fetch", daemon=True).start()
+    return future
 
 
 async def start_fetcher(ctx: Context) -> FetcherService:
