@@ -13,6 +13,7 @@ For comparison, imapsync's published mean is about 340 KB/s per sync.
 from __future__ import annotations
 
 import argparse
+import itertools
 import mailbox
 import random
 import statistics
@@ -25,10 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mailsuite.directory import Directory  # noqa: E402
-from mailsuite.migrate.plan import import_user  # noqa: E402
-from mailsuite.store import Store  # noqa: E402
-from tests.test_migrate_remote import Dovecot  # noqa: E402
+from mailsuite.directory import Directory
+from mailsuite.migrate.plan import import_user
+from mailsuite.store import Store
+from tests.test_migrate_remote import Dovecot
 
 SIZES = [800, 2_000, 4_000, 8_000, 16_000, 40_000, 120_000]  # bytes, roughly a real inbox
 WEIGHTS = [10, 25, 25, 20, 12, 6, 2]
@@ -68,7 +69,7 @@ def run(store: Store, directory: Directory, url: str) -> tuple[float, list[float
         advance=lambda n: stamps.append(time.perf_counter()),
     )
     elapsed = time.perf_counter() - start
-    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
     return elapsed, gaps, summary
 
 
