@@ -42,7 +42,7 @@ class Dovecot:
         # pass through pytest's private (0700) folders, so the Maildirs live in a folder of
         # their own that only lets others pass (0711), removed again by stop().
         if os.getuid() == 0:
-            self.home = Path(tempfile.mkdtemp(prefix="mailsuite-dovecot-"))
+            self.home = Path(tempfile.mkdtemp(prefix="fetcher-dovecot-mail-"))
             self.home.chmod(0o711)
         else:
             self.home = root / "home"
