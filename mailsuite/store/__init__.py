@@ -5,6 +5,8 @@ Everything is synchronous and thread-safe; from the event loop call it through
 
     store = Store(root, fsync=True); store.attach_loop(loop)
     store.deliver(addresses, data, folder="INBOX", flags=(), internal_date=None) -> {addr: uid}
+    store.prepare(addresses, data, ...) -> Prepared  (tmp/ written and fsynced, not visible)
+    store.deliver_many([Prepared]) -> [{addr: uid} | Exception]  (one commit per folder)
     store.mailbox(address) -> Mailbox          store.purge(address) -> bool
     store.watch(address, folder, callback) -> Watch (.cancel())
     store.sync_watched() -> int                store.has_mailbox(address) -> bool
@@ -36,7 +38,7 @@ from .errors import (
 from .folder import Folder
 from .mailbox import Mailbox
 from .model import Change, FolderInfo, FolderStatus, MessageInfo
-from .store import Store, Watch
+from .store import Prepared, Store, Watch
 
 __all__ = [
     "BadFlag",
@@ -51,6 +53,7 @@ __all__ = [
     "NoSuchFolder",
     "NoSuchMessage",
     "NotAllowed",
+    "Prepared",
     "Store",
     "StoreError",
     "TooLarge",

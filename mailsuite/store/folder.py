@@ -338,14 +338,61 @@ class Folder:
         the message).
         """
 
-        def txn_fn(txn: _Txn) -> int:
-            sub, name = self._target_name(key, letters, keywords)
-            maildir.link_or_copy(tmp, self.path / sub / name, fsync=self._fsync)
-            if self._fsync:
-                maildir.fsync_dir(self.path / sub)
-            return self._insert_row(txn, key, sub, name, size, mtime, letters, keywords)
+        results, changes = self._place_many([(tmp, key, size, mtime, letters, keywords)])
+        if isinstance(results[0], Exception):
+            raise results[0]
+        return results[0], changes
 
-        return self._mutate(txn_fn, emit=False)
+    def _place_many(
+        self, items: list[tuple[Path, str, int, float, str, tuple[str, ...]]]
+    ) -> tuple[list[int | Exception], list[Change]]:
+        """Link several written tmp files (path, key, size, mtime, letters, keywords) under
+        one lock section: every link, then one fsync per directory, then one index commit.
+
+        Returns a UID or the error per item, and the changes (the caller emits them). An item
+        whose link fails gets its error and leaves nothing behind; the others go on. When the
+        directory fsync or the commit fails, every link made here is removed again and the
+        error is raised: no item is half-delivered.
+        """
+        linked: list[Path] = []
+
+        def txn_fn(txn: _Txn) -> list[int | Exception]:
+            results: list[int | Exception] = []
+            placed: list[tuple[int, str, str, str, int, float, str, tuple[str, ...]]] = []
+            for n, (tmp, key, size, mtime, letters, keywords) in enumerate(items):
+                try:
+                    sub, name = self._target_name(key, letters, keywords)
+                    maildir.link_or_copy(tmp, self.path / sub / name, fsync=self._fsync)
+                except OSError as exc:
+                    results.append(exc)
+                    continue
+                linked.append(self.path / sub / name)
+                results.append(0)
+                placed.append((n, key, sub, name, size, mtime, letters, keywords))
+            if self._fsync:
+                for sub in sorted({p.parent.name for p in linked}):
+                    maildir.fsync_dir(self.path / sub)
+            for n, *row in placed:
+                results[n] = self._insert_row(txn, *row)
+            return results
+
+        try:
+            return self._mutate(txn_fn, emit=False)  # type: ignore[return-value]
+        except BaseException:
+            self._take_back(linked)
+            raise
+
+    def _take_back(self, paths: list[Path]) -> None:
+        """Remove links whose delivery failed, durably when possible (best effort: the
+        caller is already raising the error that matters)."""
+        for path in paths:
+            maildir.unlink_quietly(path)
+        if self._fsync:
+            for sub in {p.parent for p in paths}:
+                try:
+                    maildir.fsync_dir(sub)
+                except OSError:
+                    pass
 
     def _write_tmp(self, data: bytes, mtime: float) -> tuple[Path, str]:
         """Write the message once into this folder's tmp/ (fsynced); (path, key)."""

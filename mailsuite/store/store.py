@@ -9,7 +9,7 @@ import os
 import shutil
 import threading
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +32,32 @@ class _MailboxLock:
     thread_lock: threading.RLock = field(default_factory=threading.RLock)
     depth: int = 0
     fd: int | None = None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A message written and fsynced in tmp/, not yet linked into any folder
+    (`Store.prepare`); `Store.deliver_many` completes it."""
+
+    targets: dict[str, Folder]  # account address -> folder, each once
+    tmp: Path | None  # None when there are no targets
+    key: str
+    size: int
+    mtime: float
+    letters: str
+    keywords: tuple[str, ...]
+
+
+def _without(changes: list[Change], uids: set[int]) -> list[Change]:
+    """Changes with the UIDs of taken-back deliveries left out (no one saw them)."""
+    if not uids:
+        return changes
+    kept = []
+    for change in changes:
+        rest = tuple(u for u in change.uids if u not in uids)
+        if rest or not change.uids:
+            kept.append(Change(change.kind, change.folder, rest))
+    return kept
 
 
 class Watch:
@@ -132,6 +158,29 @@ class Store:
         this returns the message is durable for every recipient; if any recipient fails, the
         copies already made are taken back and the error is raised.
         """
+        prepared = self.prepare(
+            addresses, data, folder=folder, flags=flags, internal_date=internal_date
+        )
+        (result,) = self.deliver_many([prepared])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def prepare(
+        self,
+        addresses: Iterable[str],
+        data: bytes,
+        *,
+        folder: str = INBOX,
+        flags: Iterable[str] = (),
+        internal_date: float | datetime | None = None,
+    ) -> Prepared:
+        """First half of a delivery: resolve the target folders and write the message once
+        into tmp/, fsynced. Nothing is visible to readers yet.
+
+        Callers write concurrently (each in its own thread), then hand what they prepared to
+        `deliver_many`, which links a whole batch under one lock section per folder.
+        """
         if len(data) > MAX_MESSAGE_SIZE:
             raise TooLarge("message too large")
         targets: dict[str, Folder] = {}
@@ -142,29 +191,69 @@ class Store:
                 if len(targets) >= MAX_RECIPIENTS:
                     raise TooLarge("too many recipients")
                 targets[key] = self.mailbox(key).folder(folder)
-        if not targets:
-            return {}
         letters, keywords = parse_flags(flags)
         mtime = posix_time(internal_date)
-        first = next(iter(targets.values()))
-        tmp, key = first._write_tmp(bytes(data), mtime)
-        placed: list[tuple[str, Folder, int, list[Change]]] = []
+        if not targets:
+            return Prepared(targets, None, "", len(data), mtime, letters, keywords)
+        tmp, key = next(iter(targets.values()))._write_tmp(bytes(data), mtime)
+        return Prepared(targets, tmp, key, len(data), mtime, letters, keywords)
+
+    def deliver_many(self, batch: Sequence[Prepared]) -> list[dict[str, int] | Exception]:
+        """Second half: make every prepared message durable; the UIDs or the error per item.
+
+        Per target folder, all the batch's messages are linked under one lock section, with
+        one fsync of new/ (and cur/) and one index commit, instead of one of each per message.
+        Items are independent: one that fails, for any recipient, is taken back from every
+        folder it reached and gets its error; the rest are delivered. When this returns, every
+        item without an error is durable for all its recipients. The tmp files are removed.
+        """
+        results: list[dict[str, int] | Exception] = [{} for _ in batch]
+        by_folder: dict[int, tuple[Folder, list[tuple[int, str]]]] = {}
+        for n, item in enumerate(batch):
+            for address, target in item.targets.items():
+                by_folder.setdefault(id(target), (target, []))[1].append((n, address))
+        emitted: list[tuple[Folder, list[Change]]] = []
+        placed: dict[int, list[tuple[Folder, int]]] = {}
         try:
-            for address, target in targets.items():
-                uid, changes = target._place(tmp, key, len(data), mtime, letters, keywords)
-                placed.append((address, target, uid, changes))
-        except BaseException:
-            for _, target, uid, _ in placed:
+            for target, members in by_folder.values():
+                rows = []
+                for n, _ in members:
+                    item = batch[n]
+                    assert item.tmp is not None
+                    rows.append(
+                        (item.tmp, item.key, item.size, item.mtime, item.letters, item.keywords)
+                    )
                 try:
-                    target._unplace(uid)
-                except (OSError, StoreError):
-                    log.exception("could not take back a partial delivery in %s", target.path)
-            raise
+                    uids, changes = target._place_many(rows)
+                except Exception as exc:
+                    uids, changes = [exc] * len(members), []
+                emitted.append((target, changes))
+                for (n, address), uid in zip(members, uids, strict=True):
+                    if isinstance(uid, Exception):
+                        if not isinstance(results[n], Exception):
+                            results[n] = uid
+                        continue
+                    placed.setdefault(n, []).append((target, uid))
+                    outcome = results[n]
+                    if isinstance(outcome, dict):
+                        outcome[address] = uid
         finally:
-            maildir.unlink_quietly(tmp)
-        for _, target, _, changes in placed:
-            target._emit(changes)
-        return {address: uid for address, _, uid, _ in placed}
+            for item in batch:
+                if item.tmp is not None:
+                    maildir.unlink_quietly(item.tmp)
+        taken_back: dict[int, set[int]] = {}
+        for n, copies in placed.items():
+            if isinstance(results[n], Exception):
+                for target, uid in copies:
+                    taken_back.setdefault(id(target), set()).add(uid)
+                    try:
+                        target._unplace(uid)
+                    except (OSError, StoreError):
+                        log.exception("could not take back a partial delivery in %s", target.path)
+        for target, changes in emitted:
+            hidden = taken_back.get(id(target), set())
+            target._emit(_without(changes, hidden))
+        return results
 
     # -- change notices --------------------------------------------------------------------
 
