@@ -23,6 +23,7 @@ import os
 import random
 import re
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -301,6 +302,7 @@ def main() -> None:
         print(f"server memory at the end                {pss:8.1f} MiB PSS, {hwm:.1f} MiB peak RSS")
     finally:
         suite.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
