@@ -3,11 +3,15 @@ into the outbound spool; and `send_system_mail` for mail the suite writes itself
 
 SMTP's DATA, the web site's e-mails and the queue's bounces all call `dispatch`, so local
 delivery, the Return-Path, DKIM signing and spooling behave the same for each. When
-`dispatch` returns, the message is durable everywhere it had to go.
+`dispatch` returns, the message is durable everywhere it had to go. Concurrent local
+deliveries are committed in groups (`_GroupCommit`), so that twenty sessions writing to one
+mailbox share each fsync of its new/ and each index commit instead of queueing for them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -19,7 +23,9 @@ from mailsuite.context import Context
 from mailsuite.smtp import signing
 from mailsuite.smtp.message import domain_of, from_addresses, normalize_line_endings, return_path
 from mailsuite.smtp.spool import Spool, new_id
+from mailsuite.store import Prepared, Store
 
+MAX_BATCH = 64  # local deliveries made durable by one Store.deliver_many
 _SPOOLS: dict[Path, Spool] = {}
 _WAKERS: dict[Path, list[Callable[[], None]]] = {}
 
@@ -107,15 +113,16 @@ def _dkim_domain(ctx: Context, sender: str, data: bytes) -> str | None:
     return None
 
 
-def _commit(
+def _prepare(
     ctx: Context,
     sender: str,
     routing: Routing,
     data: bytes,
     queue_id: str,
     smtputf8: bool,
-) -> None:
-    """Runs in an I/O thread: spooling and store delivery, each fsynced before returning.
+) -> Prepared | None:
+    """Runs in an I/O thread: spools the remote copy and writes the local one into tmp/, each
+    fsynced; the local copy becomes visible in `_GroupCommit`.
 
     The spool goes first because it can be taken back: if the store then fails, the entry is
     removed again and the client's retry (after our 451) does not send the remote copy twice.
@@ -131,13 +138,82 @@ def _commit(
                 + data
             )
         spool.enqueue(sender, routing.remote, signed, queue_id=queue_id, smtputf8=smtputf8)
-    if routing.local:
+    if not routing.local:
+        return None
+    try:
+        return ctx.store.prepare(routing.local, return_path(sender) + data)
+    except BaseException:
+        if routing.remote:
+            spool.remove(queue_id)
+        raise
+
+
+class _GroupCommit:
+    """Local deliveries to one set of recipients, made durable together.
+
+    Each DATA writes its message into tmp/ in its own I/O thread, then waits here. Whoever
+    finds no commit running starts one, which takes every message waiting (up to MAX_BATCH)
+    into one `Store.deliver_many`: one lock section, one fsync of new/ and one index commit
+    per folder instead of one of each per message, and repeats while more arrived meanwhile.
+    A lone message is committed at once: nothing waits for a batch to fill.
+    """
+
+    def __init__(self, ctx: Context, key: tuple[str, ...]) -> None:
+        self.ctx = ctx
+        self.key = key
+        self.loop = asyncio.get_running_loop()
+        self.waiting: list[tuple[Prepared, asyncio.Future[dict[str, int]]]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def deliver(cls, ctx: Context, prepared: Prepared) -> dict[str, int]:
+        """Wait until `prepared` is durable in every recipient's folder; its UIDs."""
+        groups = _GROUPS.setdefault(ctx.store, {})
+        key = tuple(prepared.targets)
+        group = groups.get(key)
+        if group is None or group.loop is not asyncio.get_running_loop():
+            group = groups[key] = cls(ctx, key)
+        future: asyncio.Future[dict[str, int]] = group.loop.create_future()
+        group.waiting.append((prepared, future))
+        if group.task is None:
+            group.task = group.loop.create_task(group._run())
+        return await future
+
+    async def _run(self) -> None:
+        batch: list[tuple[Prepared, asyncio.Future[dict[str, int]]]] = []
         try:
-            ctx.store.deliver(routing.local, return_path(sender) + data)
-        except BaseException:
-            if routing.remote:
-                spool.remove(queue_id)
-            raise
+            while self.waiting:
+                batch = self.waiting[:MAX_BATCH]
+                del self.waiting[:MAX_BATCH]
+                results: list[dict[str, int] | Exception]
+                try:
+                    results = await self.ctx.run_io(
+                        self.ctx.store.deliver_many, [p for p, _ in batch]
+                    )
+                except Exception as exc:
+                    results = [exc] * len(batch)
+                for (_, future), result in zip(batch, results, strict=True):
+                    if future.done():  # the session went away; the message is delivered
+                        continue
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+                batch = []
+        finally:
+            # Cancelled (shutdown): whoever still waits gets an error, so a 451, not silence.
+            for _, future in batch + self.waiting:
+                if not future.done():
+                    future.set_exception(RuntimeError("local delivery was interrupted"))
+            self.waiting = []
+            groups = _GROUPS.get(self.ctx.store, {})
+            if groups.get(self.key) is self:
+                del groups[self.key]
+
+
+_GROUPS: weakref.WeakKeyDictionary[Store, dict[tuple[str, ...], _GroupCommit]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def dispatch(
@@ -155,7 +231,14 @@ async def dispatch(
     remote recipients are in the spool, all fsynced; the queue runner is woken.
     """
     queue_id = queue_id or new_id()
-    await ctx.run_io(_commit, ctx, sender, routing, data, queue_id, smtputf8)
+    prepared = await ctx.run_io(_prepare, ctx, sender, routing, data, queue_id, smtputf8)
+    if prepared is not None:
+        try:
+            await _GroupCommit.deliver(ctx, prepared)
+        except Exception:
+            if routing.remote:
+                await ctx.run_io(spool_of(ctx).remove, queue_id)
+            raise
     if routing.local:
         ctx.events.inc("smtp.delivered.local", len(routing.local))
     if routing.remote:
