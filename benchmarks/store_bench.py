@@ -1,10 +1,11 @@
 """Store benchmark: durable deliveries per second, and opening a 100,000-message folder.
 
 Prints the same quantities as the peer baselines (BASELINES.md) where they overlap:
-deliveries into one Maildir with fsync (sequential and from several threads), and for a large
-INBOX the time and memory to open it cold (a fresh process) and warm, a full flags listing
-(what `UID FETCH 1:* (UID FLAGS RFC822.SIZE)` needs), STATUS, a no-change sync and
-`UID STORE +FLAGS (\\Seen)` on 1,000 messages.
+deliveries into one Maildir with fsync (sequential, from several threads, and grouped by
+`deliver_many` as SMTP does under load), and for a large INBOX the time and memory to open
+it cold (a fresh process) and warm, a full flags listing (what `UID FETCH 1:* (UID FLAGS
+RFC822.SIZE)` needs), STATUS, a no-change sync and `UID STORE +FLAGS (\\Seen)` on 1,000
+messages.
 
     python benchmarks/store_bench.py                 # everything, in a temporary directory
     python benchmarks/store_bench.py --messages 20000 --deliveries 500
@@ -79,6 +80,46 @@ def bench_deliveries(root: Path, count: int, size: int, threads: int) -> None:
         )
     status = store.mailbox(USER).folder("INBOX").status()
     assert status.messages == count // threads * threads + count, status
+
+
+def bench_batches(root: Path, count: int, size: int, threads: int, batch: int) -> None:
+    """Group commit as SMTP does it: messages prepared (tmp/ written and fsynced) in the
+    writers' threads, then linked `batch` at a time by deliver_many, one directory fsync and
+    one index commit per batch. Latency is from a batch's first write to its commit."""
+    store = Store(root, fsync=True)
+    store.mailbox(USER)
+    data = body(0, size)
+    latencies: list[float] = []
+    lock = threading.Lock()
+    rounds = max(1, count // (threads * batch))
+
+    def work() -> None:
+        mine = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            items = [store.prepare([USER], data) for _ in range(batch)]
+            results = store.deliver_many(items)
+            assert all(isinstance(r, dict) for r in results), results
+            mine.extend([time.perf_counter() - t0] * batch)
+        with lock:
+            latencies.extend(mine)
+
+    started = time.perf_counter()
+    pool = [threading.Thread(target=work) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    elapsed = time.perf_counter() - started
+    done = rounds * threads * batch
+    label = f"{threads} x batch {batch}"
+    print(
+        f"deliver_many fsync {label:>11}: {done} x {size // 1024} KB in {elapsed:.2f} s = "
+        f"{done / elapsed:,.0f} msgs/s; latency p50 {statistics.median(latencies) * 1e3:.1f}"
+        f" ms, p99 {percentile(latencies, 0.99) * 1e3:.1f} ms"
+    )
+    status = store.mailbox(USER).folder("INBOX").status()
+    assert status.messages == done, status
 
 
 def build_big_folder(root: Path, count: int, size: int) -> Path:
@@ -241,6 +282,7 @@ def main() -> None:
     parser.add_argument("--deliveries", type=int, default=2000, help="messages per delivery run")
     parser.add_argument("--size", type=int, default=10 * 1024, help="delivery message size (B)")
     parser.add_argument("--threads", type=int, default=8, help="threads for the parallel run")
+    parser.add_argument("--batch", type=int, default=20, help="messages per deliver_many")
     parser.add_argument("--messages", type=int, default=100_000, help="size of the big folder")
     parser.add_argument("--big-size", type=int, default=600, help="message size in it (B)")
     parser.add_argument("--skip-deliveries", action="store_true")
@@ -252,6 +294,7 @@ def main() -> None:
         print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, work dir {work}")
         if not args.skip_deliveries:
             bench_deliveries(work / "deliveries", args.deliveries, args.size, args.threads)
+            bench_batches(work / "batches", args.deliveries, args.size, args.threads, args.batch)
         if not args.skip_big:
             bench_big_folder(work / "big", args.messages, args.big_size)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
