@@ -193,7 +193,8 @@ async def test_apple_profile_for_the_signed_in_user(site: Site) -> None:
     site.add("jablko@example.test", "Jablko123", temporary=False, contact=CONTACT, name="Jan")
     code = await sign_in(site, "jablko@example.test", "Jablko123")
     await site.post("/konto/kod", {"kod": code})
-    await site.post("/konto/regulamin", {"akceptuje": "tak"}, form="/konto")
+    _, html = await site.post("/konto/regulamin", {"akceptuje": "tak"}, form="/konto")
+    assert 'href="/konto/poczta.mobileconfig"' in html
     response = await site.client.get("/konto/poczta.mobileconfig")
     assert response.status == 200
     assert response.headers["Content-Type"] == "application/x-apple-aspen-config"

@@ -45,6 +45,7 @@ log = logging.getLogger("mailsuite.web")
 SESSION_COOKIE = "sesja"
 PENDING_COOKIE = "logowanie"
 CODE_PATH = ACCOUNT_PATH + "/kod"
+MOBILECONFIG_PATH = ACCOUNT_PATH + "/poczta.mobileconfig"
 TERMS_PATH = ACCOUNT_PATH + "/regulamin"
 LOGOUT_PATH = ACCOUNT_PATH + "/wyloguj"
 
@@ -72,7 +73,7 @@ def _profile(ctx: Context, account: Account) -> dict[str, Any]:
 
 
 def _client(ctx: Context, account: Account) -> dict[str, Any]:
-    return {"endpoints": client_endpoints(ctx)}
+    return {"endpoints": client_endpoints(ctx), "mobileconfig": MOBILECONFIG_PATH}
 
 
 def _password(ctx: Context, account: Account) -> dict[str, Any]:

@@ -18,19 +18,12 @@ from mailsuite.clientconfig import (
     mobileconfig,
     parse_autodiscover_request,
 )
-from mailsuite.context import Context
 from mailsuite.urls import ACCOUNT_PATH
-from mailsuite.web.account import current_account
-from mailsuite.web.pages import CTX_KEY, remote_ip, see_other
+from mailsuite.web.account import MOBILECONFIG_PATH, current_account
+from mailsuite.web.pages import CTX_KEY, bound_ports, remote_ip, see_other
 
 XML = "application/xml"
-MOBILECONFIG_PATH = ACCOUNT_PATH + "/poczta.mobileconfig"
 MAX_AUTODISCOVER_BYTES = 16 * 1024
-
-
-def bound_ports(ctx: Context) -> dict[str, int]:
-    """The ports the running listeners are bound to (the config may say 0)."""
-    return {name: s.address[1] for name, s in ctx.services.items() if s.address is not None}
 
 
 def _caseless(path: str) -> str:

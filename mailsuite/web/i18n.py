@@ -116,6 +116,14 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Password: the one you have just set",
     ),
     "settings.servers": ("Serwery", "Servers"),
+    "settings.apple": (
+        "iPhone, iPad, Mac: pobierz profil konfiguracji poczty",
+        "iPhone, iPad, Mac: download the mail configuration profile",
+    ),
+    "settings.autoconfig": (
+        "Thunderbird i Outlook znajdą te ustawienia same po wpisaniu adresu i hasła.",
+        "Thunderbird and Outlook find these settings themselves from your address and password.",
+    ),
     "settings.service": ("Usługa", "Service"),
     "settings.server": ("Serwer", "Server"),
     "settings.port": ("Port", "Port"),

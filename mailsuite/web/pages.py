@@ -76,10 +76,14 @@ def see_other(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location})
 
 
+def bound_ports(ctx: Context) -> dict[str, int]:
+    """The ports the running listeners are bound to (the config may say 0)."""
+    return {name: s.address[1] for name, s in ctx.services.items() if s.address is not None}
+
+
 def client_endpoints(ctx: Context) -> list[Endpoint]:
-    """What a mail client needs, with the ports actually bound (port 0 picks one at start)."""
-    bound = {name: s.address[1] for name, s in ctx.services.items() if s.address is not None}
-    return endpoints(ctx.settings, bound)
+    """What a mail client needs, with the ports actually bound."""
+    return endpoints(ctx.settings, bound_ports(ctx))
 
 
 FIELD_LIMIT = 256  # characters; logins are at most 254, passwords at most 72 bytes
