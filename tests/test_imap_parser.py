@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailsuite.imap import mutf7
+from mailsuite import mutf7
 from mailsuite.imap.parser import (
     FetchItem,
     ParseError,
@@ -348,3 +348,12 @@ def test_quoted_strings_round_trip(value):
     wire = string(value)
     cmd = parse_command(b"a LOGIN " + wire + b" x")
     assert cmd.user == value
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [(b"Bad&AAA", "Bad&AAA"), (b"Odd&Jjo!-x", "Odd&Jjo!-x"), (b"&AQUBGQFC-", "ąęł")],
+)
+def test_lenient_decoding_keeps_what_another_server_got_wrong(raw: bytes, shown: str) -> None:
+    """Remote listings are shown, never refused: an invalid run stays as it was."""
+    assert mutf7.decode_lenient(raw) == shown

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mailsuite.imap import mutf7
+from mailsuite import mutf7
 
 MAX_NUMBER = 4294967295  # RFC 3501 9: number is an unsigned 32-bit integer
 MAX_NESTING = 50  # search programs deeper than this are refused, not recursed into

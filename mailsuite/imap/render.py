@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from mailsuite.imap import mutf7
+from mailsuite import mutf7
 from mailsuite.imap.message import Part, parse, section_bytes
 from mailsuite.imap.parser import FetchItem
 

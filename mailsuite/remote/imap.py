@@ -7,7 +7,6 @@ STORE, EXPUNGE, COPY, MOVE, APPEND, CREATE or DELETE.
 
 from __future__ import annotations
 
-import base64
 import imaplib
 import re
 import socket
@@ -16,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
 
+from mailsuite import mutf7
 from mailsuite.remote.errors import ConnectError, LoginError, MessageGone, ProtocolError, TLSError
 from mailsuite.remote.transport import check_security, tls_context, translated
 
@@ -31,50 +31,13 @@ _BATCH = 500  # UIDs per FETCH command, so command lines stay short
 
 
 def decode_mutf7(raw: bytes) -> str:
-    """RFC 3501 5.1.3: modified UTF-7 mailbox name to Unicode (lenient: bad runs stay as-is)."""
-    out: list[str] = []
-    text = raw.decode("ascii", "replace")
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        end = text.find("-", i + 1) if ch == "&" else -1
-        if ch != "&" or end < 0:
-            out.append(ch)
-            i += 1
-            continue
-        chunk = text[i + 1 : end]
-        if not chunk:
-            out.append("&")
-        else:
-            data = chunk.replace(",", "/")
-            data += "=" * (-len(data) % 4)
-            try:
-                out.append(base64.b64decode(data).decode("utf-16-be"))
-            except (ValueError, UnicodeDecodeError):
-                out.append(text[i : end + 1])
-        i = end + 1
-    return "".join(out)
+    """A folder name from a remote listing (lenient: runs that are not valid stay as-is)."""
+    return mutf7.decode_lenient(raw)
 
 
 def encode_mutf7(name: str) -> str:
-    """RFC 3501 5.1.3: Unicode mailbox name to modified UTF-7."""
-    out: list[str] = []
-    pending: list[str] = []
-
-    def flush() -> None:
-        if pending:
-            raw = base64.b64encode("".join(pending).encode("utf-16-be")).rstrip(b"=")
-            out.append("&" + raw.decode().replace("/", ",") + "-")
-            pending.clear()
-
-    for ch in name:
-        if 0x20 <= ord(ch) < 0x7F:
-            flush()
-            out.append("&-" if ch == "&" else ch)
-        else:
-            pending.append(ch)
-    flush()
-    return "".join(out)
+    """A folder name as the remote server expects it on the wire."""
+    return mutf7.encode(name).decode("ascii")
 
 
 def _quote(name: str) -> str:

@@ -9,9 +9,10 @@ UTF-7 (RFC 3501 5.1.3), which is how Dovecot lays it out.
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Iterable
+
+from mailsuite import mutf7
 
 from .errors import BadFlag, BadFolderName
 
@@ -117,54 +118,14 @@ def folder_from_dirname(dirname: str) -> str | None:
     return name if folder_dirname(name) == dirname else None
 
 
-def _b64(text: str) -> str:
-    return base64.b64encode(text.encode("utf-16-be"), altchars=b"+,").rstrip(b"=").decode()
-
-
 def mutf7_encode(text: str) -> str:
-    """RFC 3501 5.1.3: printable ASCII stays, `&` becomes `&-`, the rest is modified base64."""
-    out: list[str] = []
-    run: list[str] = []
-    for ch in text + "\x00":
-        if ch != "\x00" and not 0x20 <= ord(ch) <= 0x7E:
-            run.append(ch)
-            continue
-        if run:
-            out.append("&" + _b64("".join(run)) + "-")
-            run.clear()
-        if ch == "&":
-            out.append("&-")
-        elif ch != "\x00":
-            out.append(ch)
-    return "".join(out)
+    """A folder name as Dovecot writes it in a Maildir++ directory name (RFC 3501 5.1.3)."""
+    return mutf7.encode(text).decode("ascii")
 
 
 def mutf7_decode(raw: str) -> str:
-    """Decode one canonical modified UTF-7 string; ValueError for anything else."""
-    out: list[str] = []
-    i = 0
-    while i < len(raw):
-        ch = raw[i]
-        if not 0x20 <= ord(ch) <= 0x7E:
-            raise ValueError("modified UTF-7 is 7-bit")
-        if ch != "&":
-            out.append(ch)
-            i += 1
-            continue
-        end = raw.find("-", i + 1)
-        if end < 0:
-            raise ValueError("unterminated modified UTF-7 sequence")
-        chunk = raw[i + 1 : end]
-        if not chunk:
-            out.append("&")
-        else:
-            data = base64.b64decode(chunk + "=" * (-len(chunk) % 4), altchars=b"+,", validate=True)
-            text = data.decode("utf-16-be")
-            if _b64(text) != chunk or any(0x20 <= ord(c) <= 0x7E for c in text):
-                raise ValueError("non-canonical modified UTF-7")
-            out.append(text)
-        i = end + 1
-    return "".join(out)
+    """The folder name of one directory-name component; ValueError if not canonical."""
+    return mutf7.decode(raw.encode("ascii"))
 
 
 def parse_flags(flags: Iterable[str]) -> tuple[str, tuple[str, ...]]:
