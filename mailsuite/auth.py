@@ -22,6 +22,8 @@ from mailsuite.urls import CHANGE_PASSWORD_PATH, RESET_PATH, page
 
 log = logging.getLogger("mailsuite.auth")
 
+RESET_TOKEN = "reset"  # the directory token kind of a forgotten-password temporary password
+
 
 class AuthCode(enum.Enum):
     OK = "ok"
@@ -86,6 +88,17 @@ class Authenticator:
                 return True
         return False
 
+    def _reset_matches(self, account: Account, password: str) -> bool:
+        """Whether `password` is the temporary password of a pending "forgot password" reset.
+
+        A reset does not replace the password: the old one keeps working until the user
+        changes it, so anyone who knows a login cannot lock its owner out by asking for one.
+        """
+        token = self.directory.latest_token(RESET_TOKEN, account.address)
+        if token is None or token.used is not None or self.directory.clock() >= token.expires:
+            return False
+        return self.directory.token_matches(token, password)
+
     async def authenticate(
         self,
         login: str,
@@ -120,7 +133,8 @@ class Authenticator:
             log.warning("%s login throttled for %r from %s", protocol, login, remote_ip)
             return AuthResult(AuthCode.THROTTLED, "Too many failed logins; try again later.", None)
         valid = await self.hasher.verify(password, account.password_hash if account else None)
-        if not valid or account is None:
+        via_reset = not valid and account is not None and self._reset_matches(account, password)
+        if not (valid or via_reset) or account is None:
             self.directory.record_failure(keys)
             self.directory.audit(
                 "login.fail",
@@ -152,9 +166,9 @@ class Authenticator:
             )
         if not account.active:
             return AuthResult(AuthCode.DISABLED, "This account is disabled.", account)
-        if account.must_change:
+        if account.must_change or via_reset:
             expires = account.temp_expires
-            if expires is not None and self.directory.clock() > expires:
+            if not via_reset and expires is not None and self.directory.clock() > expires:
                 return AuthResult(
                     AuthCode.TEMP_EXPIRED,
                     "Your temporary password has expired; ask for a new one at "

@@ -451,15 +451,39 @@ async def test_reset_mails_a_temporary_password_that_must_be_changed(site: Site)
     body = site.last_body()
     temporary = re.search(r"Hasło tymczasowe: (\S+)", body).group(1)
     assert "Login: zapominalski@example.test" in body
+    assert "your current password still works" in body
     r = await site.ctx.auth.authenticate(
         "zapominalski@example.test", temporary, protocol="pop3", remote_ip=None
     )
     assert r.code is AuthCode.MUST_CHANGE
+    # Asking for a reset locks nobody out: the old password still works meanwhile.
+    r = await site.ctx.auth.authenticate(
+        "zapominalski@example.test", "Stare1234", protocol="pop3", remote_ip=None
+    )
+    assert r.ok
     lifetime = site.ctx.settings.accounts.temporary_password_lifetime
-    account = site.ctx.directory.get_account("zapominalski@example.test")
-    assert account.temp_expires == site.clock.now + lifetime
+    token = site.ctx.directory.latest_token("reset", "zapominalski@example.test")
+    assert token.expires == site.clock.now + lifetime
     status, html = await site.change("zapominalski@example.test", temporary, "Nowsze123")
     assert status == 200, errors_of(html)
+    # The temporary password was single use, and the old one is gone with the change.
+    for old in (temporary, "Stare1234"):
+        r = await site.ctx.auth.authenticate(
+            "zapominalski@example.test", old, protocol="pop3", remote_ip=None
+        )
+        assert r.code is AuthCode.BAD_CREDENTIALS
+
+
+async def test_reset_expires_after_the_temporary_password_lifetime(site: Site) -> None:
+    site.add("spoznialski@example.test", "Stare1234", temporary=False, contact=CONTACT)
+    await site.post("/nie-pamietam-hasla", {"konto": "spoznialski@example.test"})
+    await site.drain()
+    temporary = re.search(r"Hasło tymczasowe: (\S+)", site.last_body()).group(1)
+    site.clock.now += site.ctx.settings.accounts.temporary_password_lifetime + 1
+    r = await site.ctx.auth.authenticate(
+        "spoznialski@example.test", temporary, protocol="pop3", remote_ip=None
+    )
+    assert r.code is AuthCode.BAD_CREDENTIALS
 
 
 async def test_reset_without_contact_answers_the_same_and_changes_nothing(site: Site) -> None:

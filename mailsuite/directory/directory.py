@@ -196,10 +196,16 @@ class Directory:
         temp_expires: float | None = None,
     ) -> Account:
         """Replace the password; a permanent one clears the must-change flag and is remembered
-        in the history so the reuse rule can refuse it later."""
+        in the history so the reuse rule can refuse it later. Any pending forgotten-password
+        reset ends: its temporary password is no longer needed."""
         account = self.require_account(address)
         now = self.clock()
         with self.transaction() as conn:
+            conn.execute(
+                "UPDATE tokens SET used = ? WHERE account_id = ? AND kind = 'reset'"
+                " AND used IS NULL",
+                (now, account.id),
+            )
             conn.execute(
                 "UPDATE accounts SET password_hash = ?, must_change = ?, temp_expires = ?,"
                 " password_changed = ? WHERE id = ?",

@@ -17,11 +17,22 @@ def _when(ts: float) -> str:
 
 
 def temporary_password(
-    settings: Settings, address: str, password: str, expires: float | None
+    settings: Settings, address: str, password: str, expires: float | None, *, reset: bool = False
 ) -> tuple[str, str]:
     """Login and temporary password for a new account or a reset (seeds 003, 004)."""
     change = page(settings, CHANGE_PASSWORD_PATH)
     until = _when(expires) if expires else "-"
+    if reset:
+        note_pl = (
+            "Jeśli to nie Ty prosiłeś o nowe hasło, zignoruj tę wiadomość: "
+            "dotychczasowe hasło nadal działa.\n\n"
+        )
+        note_en = (
+            "If you did not ask for a new password, ignore this message: "
+            "your current password still works.\n"
+        )
+    else:
+        note_pl = note_en = ""
     body = (
         "Dzień dobry,\n\n"
         "oto dane dostępowe do poczty:\n\n"
@@ -29,6 +40,7 @@ def temporary_password(
         f"  Hasło tymczasowe: {password}\n\n"
         f"Przed pierwszym logowaniem zmień hasło tymczasowe na stronie:\n  {change}\n"
         f"Hasło tymczasowe jest ważne do {until}.\n\n"
+        f"{note_pl}"
         "-- \n\n"
         "Hello,\n\n"
         "here are your mail login details:\n\n"
@@ -36,6 +48,7 @@ def temporary_password(
         f"  Temporary password: {password}\n\n"
         f"Before you first sign in, change the temporary password at:\n  {change}\n"
         f"The temporary password is valid until {until}.\n"
+        f"{note_en}"
     )
     return "Dane dostępowe do poczty / Your mail login", body
 

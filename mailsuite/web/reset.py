@@ -14,6 +14,7 @@ import logging
 
 from aiohttp import web
 
+from mailsuite.auth import RESET_TOKEN
 from mailsuite.context import Context
 from mailsuite.passwords import generate_temporary
 from mailsuite.smtp.outgoing import send_system_mail
@@ -43,16 +44,21 @@ def _over_limit(ctx: Context, ip: str | None, login_key: str) -> bool:
 
 
 async def issue_temporary(ctx: Context, address: str, ip: str | None) -> None:
-    """Replace the password of `address` with a temporary one and e-mail it to the contact."""
+    """E-mail a temporary password to the contact address.
+
+    The current password is left alone and keeps working: the temporary one is an extra
+    way in (a single-use token, stored hashed) that must be changed on first use, so asking
+    for a reset in someone else's name locks nobody out. A newer reset replaces an older one.
+    """
     account = ctx.directory.get_account(address)
     if account is None or not account.contact or not account.active:
         return
     password = generate_temporary()
-    password_hash = await ctx.auth.hasher.hash(password)
-    expires = ctx.directory.clock() + ctx.settings.accounts.temporary_password_lifetime
-    ctx.directory.set_password(address, password_hash, temporary=True, temp_expires=expires)
+    lifetime = ctx.settings.accounts.temporary_password_lifetime
+    expires = ctx.directory.clock() + lifetime
+    ctx.directory.create_token(RESET_TOKEN, address, password, lifetime)
     ctx.directory.audit("web.password-reset", address, "temporary password e-mailed", ip)
-    subject, body = mails.temporary_password(ctx.settings, address, password, expires)
+    subject, body = mails.temporary_password(ctx.settings, address, password, expires, reset=True)
     try:
         await send_system_mail(ctx, account.contact, subject, body)
     except (LookupError, ValueError, OSError) as exc:
