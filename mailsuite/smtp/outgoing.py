@@ -120,9 +120,12 @@ def _prepare(
     data: bytes,
     queue_id: str,
     smtputf8: bool,
+    *,
+    commit: bool,
 ) -> Prepared | None:
     """Runs in an I/O thread: spools the remote copy and writes the local one into tmp/, each
-    fsynced; the local copy becomes visible in `_GroupCommit`.
+    fsynced. With `commit` the local copy is also made durable in the recipients' folders
+    here; otherwise `_GroupCommit` does that, together with other messages.
 
     The spool goes first because it can be taken back: if the store then fails, the entry is
     removed again and the client's retry (after our 451) does not send the remote copy twice.
@@ -141,6 +144,9 @@ def _prepare(
     if not routing.local:
         return None
     try:
+        if commit:
+            ctx.store.deliver(routing.local, return_path(sender) + data)
+            return None
         return ctx.store.prepare(routing.local, return_path(sender) + data)
     except BaseException:
         if routing.remote:
@@ -151,11 +157,12 @@ def _prepare(
 class _GroupCommit:
     """Local deliveries to one set of recipients, made durable together.
 
-    Each DATA writes its message into tmp/ in its own I/O thread, then waits here. Whoever
-    finds no commit running starts one, which takes every message waiting (up to MAX_BATCH)
-    into one `Store.deliver_many`: one lock section, one fsync of new/ and one index commit
-    per folder instead of one of each per message, and repeats while more arrived meanwhile.
-    A lone message is committed at once: nothing waits for a batch to fill.
+    While nothing is being committed for these recipients, a message is written and committed
+    in one trip to an I/O thread (`direct`), so an idle server adds no wait. Messages that
+    arrive meanwhile write themselves into tmp/ in their own threads and wait here; when the
+    commit in progress ends, one task takes everything waiting (up to MAX_BATCH) into one
+    `Store.deliver_many`: one lock section, one fsync of new/ and one index commit per folder
+    instead of one of each per message, and repeats while more arrived meanwhile.
     """
 
     def __init__(self, ctx: Context, key: tuple[str, ...]) -> None:
@@ -164,20 +171,42 @@ class _GroupCommit:
         self.loop = asyncio.get_running_loop()
         self.waiting: list[tuple[Prepared, asyncio.Future[dict[str, int]]]] = []
         self.task: asyncio.Task[None] | None = None
+        self.direct = False
 
     @classmethod
-    async def deliver(cls, ctx: Context, prepared: Prepared) -> dict[str, int]:
-        """Wait until `prepared` is durable in every recipient's folder; its UIDs."""
-        groups = _GROUPS.setdefault(ctx.store, {})
-        key = tuple(prepared.targets)
-        group = groups.get(key)
+    def find(cls, ctx: Context, key: tuple[str, ...]) -> _GroupCommit | None:
+        """The group committing for these recipients now; None when they are idle."""
+        group = _GROUPS.get(ctx.store, {}).get(key)
         if group is None or group.loop is not asyncio.get_running_loop():
-            group = groups[key] = cls(ctx, key)
+            return None
+        return group
+
+    @classmethod
+    def begin_direct(cls, ctx: Context, key: tuple[str, ...]) -> _GroupCommit:
+        """Mark the recipients busy while the caller commits one message itself."""
+        group = _GROUPS.setdefault(ctx.store, {})[key] = cls(ctx, key)
+        group.direct = True
+        return group
+
+    def end_direct(self) -> None:
+        """The caller's own commit is over: commit whoever queued meanwhile, or go idle."""
+        self.direct = False
+        if self.waiting:
+            self.task = self.loop.create_task(self._run())
+        else:
+            self._forget()
+
+    @classmethod
+    async def deliver(cls, ctx: Context, key: tuple[str, ...], prepared: Prepared) -> None:
+        """Wait until `prepared` is durable in every recipient's folder; raise its error."""
+        group = cls.find(ctx, key)
+        if group is None:
+            group = _GROUPS.setdefault(ctx.store, {})[key] = cls(ctx, key)
         future: asyncio.Future[dict[str, int]] = group.loop.create_future()
         group.waiting.append((prepared, future))
-        if group.task is None:
+        if group.task is None and not group.direct:
             group.task = group.loop.create_task(group._run())
-        return await future
+        await future
 
     async def _run(self) -> None:
         batch: list[tuple[Prepared, asyncio.Future[dict[str, int]]]] = []
@@ -206,9 +235,12 @@ class _GroupCommit:
                 if not future.done():
                     future.set_exception(RuntimeError("local delivery was interrupted"))
             self.waiting = []
-            groups = _GROUPS.get(self.ctx.store, {})
-            if groups.get(self.key) is self:
-                del groups[self.key]
+            self._forget()
+
+    def _forget(self) -> None:
+        groups = _GROUPS.get(self.ctx.store, {})
+        if groups.get(self.key) is self:
+            del groups[self.key]
 
 
 _GROUPS: weakref.WeakKeyDictionary[Store, dict[tuple[str, ...], _GroupCommit]] = (
@@ -231,10 +263,21 @@ async def dispatch(
     remote recipients are in the spool, all fsynced; the queue runner is woken.
     """
     queue_id = queue_id or new_id()
-    prepared = await ctx.run_io(_prepare, ctx, sender, routing, data, queue_id, smtputf8)
-    if prepared is not None:
+    key = tuple(routing.local)
+    if not routing.local or _GroupCommit.find(ctx, key) is None:
+        group = _GroupCommit.begin_direct(ctx, key) if routing.local else None
         try:
-            await _GroupCommit.deliver(ctx, prepared)
+            await ctx.run_io(_prepare, ctx, sender, routing, data, queue_id, smtputf8, commit=True)
+        finally:
+            if group is not None:
+                group.end_direct()
+    else:
+        prepared = await ctx.run_io(
+            _prepare, ctx, sender, routing, data, queue_id, smtputf8, commit=False
+        )
+        assert prepared is not None
+        try:
+            await _GroupCommit.deliver(ctx, key, prepared)
         except Exception:
             if routing.remote:
                 await ctx.run_io(spool_of(ctx).remove, queue_id)
