@@ -21,6 +21,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from twisted.internet.interfaces import IOpenSSLContextFactory
+from zope.interface import implementer
 
 log = logging.getLogger("mailsuite.tls")
 
@@ -107,8 +109,9 @@ class TLSMaterial:
         return _LiveContextFactory(self)
 
 
+@implementer(IOpenSSLContextFactory)
 class _LiveContextFactory:
-    """Old-style Twisted context factory: Twisted calls getContext() for each connection."""
+    """Twisted context factory whose getContext() Twisted calls for each connection."""
 
     def __init__(self, material: TLSMaterial) -> None:
         self._material = material
