@@ -49,7 +49,7 @@ class ControlServer:
             if request.get("command") == "status":
                 reply: dict[str, Any] = {"ok": True, "status": self.status()}
             else:
-                reply = {"ok": False, "error": "unknown command; try {\"command\": \"status\"}"}
+                reply = {"ok": False, "error": 'unknown command; try {"command": "status"}'}
             writer.write(json.dumps(reply).encode() + b"\n")
             await writer.drain()
         except (TimeoutError, ConnectionError):
