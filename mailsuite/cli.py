@@ -401,17 +401,21 @@ def user_show(address: str, config: Path | None) -> None:
         click.echo(f"{key + ':':<19}{value}")
 
 
+def _set_state(config: Path | None, address: str, state: str, done: str) -> None:
+    directory = _directory(_settings(config))
+    try:
+        directory.set_state(address, state)
+    except DirectoryError as exc:
+        _fail(str(exc))
+    click.echo(f"{done} {address.lower()}")
+
+
 @user.command("disable")
 @click.argument("address")
 @config_option
 def user_disable(address: str, config: Path | None) -> None:
     """Refuse every login for ADDRESS (mail is still received)."""
-    directory = _directory(_settings(config))
-    try:
-        directory.set_state(address, "disabled")
-    except DirectoryError as exc:
-        _fail(str(exc))
-    click.echo(f"disabled {address.lower()}")
+    _set_state(config, address, "disabled", "disabled")
 
 
 @user.command("enable")
@@ -419,12 +423,7 @@ def user_disable(address: str, config: Path | None) -> None:
 @config_option
 def user_enable(address: str, config: Path | None) -> None:
     """Allow logins for ADDRESS again."""
-    directory = _directory(_settings(config))
-    try:
-        directory.set_state(address, "active")
-    except DirectoryError as exc:
-        _fail(str(exc))
-    click.echo(f"enabled {address.lower()}")
+    _set_state(config, address, "active", "enabled")
 
 
 @user.command("del")

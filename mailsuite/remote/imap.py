@@ -13,11 +13,10 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import TracebackType
 
 from mailsuite import mutf7
 from mailsuite.remote.errors import ConnectError, LoginError, MessageGone, ProtocolError, TLSError
-from mailsuite.remote.transport import check_security, tls_context, translated
+from mailsuite.remote.transport import RemoteSession, tls_context, translated
 
 # RFC 3501 7.2.2: mailbox-list = "(" [mbx-list-flags] ")" SP (DQUOTE QUOTED-CHAR DQUOTE / nil)
 # SP mailbox
@@ -58,7 +57,7 @@ def _message_id(header: bytes) -> str:
     return re.sub(rb"\s+", b"", match.group(1)).decode("ascii", "replace")[:998]
 
 
-class RemoteIMAP:
+class RemoteIMAP(RemoteSession):
     """One read-only session with a remote IMAP server.
 
     Connects and logs in on first use (or `open()`); use as a context manager so the session
@@ -66,37 +65,8 @@ class RemoteIMAP:
     Raises ConnectError, TLSError, LoginError or ProtocolError (see mailsuite.remote.errors).
     """
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        security: str,
-        user: str,
-        password: str,
-        timeout: float,
-        verify: bool = True,
-    ) -> None:
-        self.host = host
-        self.port = int(port)
-        self.security = check_security(security)
-        self.user = user
-        self._password = password
-        self.timeout = float(timeout)
-        self.verify = verify
-        self._conn: imaplib.IMAP4 | None = None
-        self._examined: str | None = None
-
-    def __repr__(self) -> str:
-        return f"RemoteIMAP({self.host}:{self.port}, {self.security}, {self.user!r})"
-
-    def __enter__(self) -> RemoteIMAP:
-        self.open()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+    _conn: imaplib.IMAP4 | None = None
+    _examined: str | None = None
 
     # -- session ---------------------------------------------------------------------------
 

@@ -11,10 +11,9 @@ import poplib
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import TracebackType
 
 from mailsuite.remote.errors import ConnectError, LoginError, ProtocolError, TLSError
-from mailsuite.remote.transport import check_security, tls_context, translated
+from mailsuite.remote.transport import RemoteSession, tls_context, translated
 
 MAX_LINE = 1024 * 1024
 """Longest line accepted. poplib's own limit (2048) fails on real mail with long HTML or
@@ -46,7 +45,7 @@ class _POP3_SSL(_Lines, poplib.POP3_SSL):
     pass
 
 
-class RemotePOP3:
+class RemotePOP3(RemoteSession):
     """One read-only session with a remote POP3 server.
 
     Connects and logs in on first use (or `open()`); use as a context manager so the session
@@ -54,36 +53,7 @@ class RemotePOP3:
     Raises ConnectError, TLSError, LoginError or ProtocolError (see mailsuite.remote.errors).
     """
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        security: str,
-        user: str,
-        password: str,
-        timeout: float,
-        verify: bool = True,
-    ) -> None:
-        self.host = host
-        self.port = int(port)
-        self.security = check_security(security)
-        self.user = user
-        self._password = password
-        self.timeout = float(timeout)
-        self.verify = verify
-        self._conn: poplib.POP3 | None = None
-
-    def __repr__(self) -> str:
-        return f"RemotePOP3({self.host}:{self.port}, {self.security}, {self.user!r})"
-
-    def __enter__(self) -> RemotePOP3:
-        self.open()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+    _conn: poplib.POP3 | None = None
 
     # -- session ---------------------------------------------------------------------------
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import socket
 import ssl
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import TracebackType
+from typing import Self
 
 from mailsuite.remote.errors import ConnectError, RemoteError, TLSError
 
@@ -56,3 +59,46 @@ def translated(host: str, port: int, timeout: float) -> Iterator[None]:
         raise ConnectError(f"{where} closed the connection unexpectedly") from None
     except OSError as exc:
         raise ConnectError(f"cannot connect to {where}: {exc.strerror or exc}") from None
+
+
+class RemoteSession(ABC):
+    """What every read-only remote session shares: its settings, and use as a context
+    manager so the session always ends (logout or QUIT). Subclasses provide open/close."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        security: str,
+        user: str,
+        password: str,
+        timeout: float,
+        verify: bool = True,
+    ) -> None:
+        self.host = host
+        self.port = int(port)
+        self.security = check_security(security)
+        self.user = user
+        self._password = password
+        self.timeout = float(timeout)
+        self.verify = verify
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.host}:{self.port}, {self.security}, {self.user!r})"
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @abstractmethod
+    def open(self) -> None:
+        """Connect and log in (done on first use when not called)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """End the session politely; never raises."""
