@@ -23,6 +23,11 @@ from mailsuite.directory import Account, Directory
 from mailsuite.passwords import hash_password_sync
 
 ROOT = Path(__file__).resolve().parent.parent
+# Servers and commands the tests start run this checkout's code, whatever copy of mailsuite
+# happens to be installed in the environment.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
+)
 ALL_LISTENERS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "web")
 DEFAULT_PASSWORD = "Secret123"
 

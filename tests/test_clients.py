@@ -11,6 +11,7 @@ import plistlib
 import poplib
 import smtplib
 import ssl
+import time
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -164,12 +165,26 @@ def test_autodiscover_refuses_foreign_domains_and_garbage(clients_suite: Suite) 
 
 
 def test_metrics_for_allowed_addresses(clients_suite: Suite) -> None:
-    status, body, ctype = fetch(clients_suite, "/metrics")
-    assert status == 200 and ctype.startswith("text/plain")
-    text = body.decode()
-    assert "mailsuite_events_total" in text
-    assert 'component="auth"' in text  # the logins of the autoconfig tests were counted
+    s = clients_suite
+    for kind, key in (("imap", "imaps"), ("pop3", "pop3s"), ("smtp", "submissions")):
+        log_in(kind, "SSL", "127.0.0.1", s.port(key), "thunder@example.test", DEFAULT_PASSWORD)
+    deadline = time.monotonic() + 10
+    while True:
+        status, body, ctype = fetch(s, "/metrics")
+        assert status == 200 and ctype.startswith("text/plain")
+        text = body.decode()
+        closed = all(
+            f'mailsuite_current{{component="{p}",what="connections"}} 0.0' in text
+            for p in ("imap", "pop3", "smtp")
+        )
+        if closed or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert closed, text  # every connection opened above has been counted as closed again
+    assert 'mailsuite_events_total{component="auth",event="login.imap.ok"}' in text
     assert "mailsuite_event_loop_lag_seconds" in text
+    for protocol in ("imap", "pop3", "smtp"):
+        assert f'mailsuite_events_total{{component="{protocol}",event="connections"}}' in text
 
 
 def test_metrics_refused_elsewhere(suite_factory) -> None:  # type: ignore[no-untyped-def]

@@ -75,6 +75,9 @@ class FetcherService:
             self.runs += 1
             if result.error:
                 self.errors += 1
+                self.ctx.events.inc("fetcher.failed")
+            else:
+                self.ctx.events.inc("fetcher.ok")
             self.ctx.events.inc("fetcher.copied", result.copied)
             return result
         finally:

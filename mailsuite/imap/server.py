@@ -107,6 +107,8 @@ class Connection(protocol.Protocol):
         reg = self.factory.registry
         reg.connections.add(self)
         reg.by_ip[self.remote_ip] += 1
+        self.ctx.events.inc("imap.connections")
+        self.ctx.events.inc("imap.open.connections")
         self.transport.registerProducer(self.gate, True)
         # responses end in small tagged lines; Nagle plus delayed ACKs would stall them 40 ms
         set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
@@ -137,6 +139,7 @@ class Connection(protocol.Protocol):
         if self in reg.connections:
             reg.connections.discard(self)
             reg.by_ip[self.remote_ip] -= 1
+            self.ctx.events.inc("imap.open.connections", -1)
             if reg.by_ip[self.remote_ip] <= 0:
                 del reg.by_ip[self.remote_ip]
         self.set_user(None)

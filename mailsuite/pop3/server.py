@@ -83,6 +83,8 @@ class Connection(protocol.Protocol):
         reg = self.factory.registry
         reg.connections.add(self)
         reg.by_ip[self.remote_ip] += 1
+        self.ctx.events.inc("pop3.connections")
+        self.ctx.events.inc("pop3.open.connections")
         self.transport.registerProducer(self.gate, True)
         limits = self.ctx.settings.limits
         if len(reg.connections) > limits.connections:
@@ -101,6 +103,7 @@ class Connection(protocol.Protocol):
         if self in reg.connections:
             reg.connections.discard(self)
             reg.by_ip[self.remote_ip] -= 1
+            self.ctx.events.inc("pop3.open.connections", -1)
             if reg.by_ip[self.remote_ip] <= 0:
                 del reg.by_ip[self.remote_ip]
         if self.timer is not None:

@@ -95,6 +95,8 @@ class Server(SMTP):
             peer = transport.get_extra_info("peername")
             self._ip = str(peer[0]) if peer else ""
             self._refusal = self.connections.admit(self, self._ip)
+            self.ctx.events.inc("smtp.connections")
+            self.ctx.events.inc("smtp.open.connections")
             # RFC 4954 4: no plaintext passwords; the demo may allow them on loopback only.
             if (
                 not self.implicit_tls
@@ -106,6 +108,7 @@ class Server(SMTP):
 
     def connection_lost(self, error: Exception | None) -> None:
         self.connections.release(self, self._ip)
+        self.ctx.events.inc("smtp.open.connections", -1)
         super().connection_lost(error)
 
     async def _handle_client(self) -> None:
