@@ -186,7 +186,7 @@ def status(ctx: Context, started: float) -> dict[str, object]:
     for name, service in ctx.services.items():
         extra = getattr(service, "status", None)
         if callable(extra):
-            report[name.rpartition(":")[2]] = extra()
+            report[name.rpartition(":")[2].removeprefix("start_")] = extra()
     return report
 
 

@@ -29,8 +29,11 @@ def test_status_shows_listeners_and_counters(suite: Suite) -> None:
     assert report["listeners"]["imap"][1] == suite.port("imap")
     assert report["pid"] == suite.proc.pid
     assert "loop_lag_ms" in report
+    assert report["queue"] == {"queued": 0, "delivering": 0}
+    assert report["fetcher"]["errors"] == 0
     text = suite.cli("status").stdout
     assert "listeners:" in text and f"127.0.0.1:{suite.port('smtp')}" in text
+    assert "queue:" in text and "queued" in text and "fetcher:" in text
 
 
 def test_status_without_a_server_says_so(suite_factory) -> None:  # type: ignore[no-untyped-def]

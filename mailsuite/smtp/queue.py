@@ -88,6 +88,10 @@ class QueueRunner:
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
 
+    def status(self) -> dict[str, object]:
+        """For `mailsuite status`: messages waiting in the spool and deliveries under way."""
+        return {"queued": len(self.spool.ids()), "delivering": len(self.in_flight)}
+
     async def close(self) -> None:
         """Stop scanning; deliveries in progress are abandoned and retried after restart."""
         self._unsubscribe()
