@@ -946,11 +946,15 @@ class Folder:
             return self._reload_and_diff()
         since = self._modseq
         conn = self._conn()
-        rows = conn.execute(
-            "SELECT uid, key, size, idate, flags, keywords, sub FROM msgs"
-            " WHERE modseq > ? ORDER BY uid",
-            (since,),
-        ).fetchall()
+        # Sorted here, not by SQL: "ORDER BY uid" makes SQLite walk the whole table in UID
+        # order instead of using the modseq index, which costs milliseconds per change on a
+        # 100,000-message folder.
+        rows = sorted(
+            conn.execute(
+                "SELECT uid, key, size, idate, flags, keywords, sub FROM msgs WHERE modseq > ?",
+                (since,),
+            ).fetchall()
+        )
         gone = [
             uid
             for (uid,) in conn.execute("SELECT uid FROM expunged WHERE modseq > ?", (since,))
