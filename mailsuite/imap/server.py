@@ -10,7 +10,6 @@ of watched folders that brings other processes' changes to IDLE sessions.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import re
 from collections import Counter, deque
@@ -18,12 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.internet import protocol
-from twisted.internet.interfaces import IPushProducer
-from zope.interface import implementer
 
 from mailsuite.context import Context
 from mailsuite.imap.parser import literal_at_end, parse_tag
 from mailsuite.imap.session import Session
+from mailsuite.netlimits import ConnectionCounter, OutputGate, is_loopback
 
 log = logging.getLogger("mailsuite.imap")
 
@@ -48,29 +46,10 @@ class Limits:
 class Registry:
     """Open connections of one listener pair, counted for the per-IP and per-user limits."""
 
-    by_ip: Counter[str] = field(default_factory=Counter)
+    counts: ConnectionCounter[Connection] = field(default_factory=ConnectionCounter)
     by_user: Counter[str] = field(default_factory=Counter)
-    connections: set[Connection] = field(default_factory=set)
     listeners: int = 0
     poller: asyncio.Future[None] | None = None
-
-
-@implementer(IPushProducer)
-class _OutputGate:
-    """Told by the transport when its buffer is full, so big FETCHes wait instead of piling up."""
-
-    def __init__(self) -> None:
-        self.open = asyncio.Event()
-        self.open.set()
-
-    def pauseProducing(self) -> None:
-        self.open.clear()
-
-    def resumeProducing(self) -> None:
-        self.open.set()
-
-    def stopProducing(self) -> None:
-        self.open.set()
 
 
 class Connection(protocol.Protocol):
@@ -90,7 +69,7 @@ class Connection(protocol.Protocol):
         self.wakeup = asyncio.Event()
         self.out: list[bytes] = []
         self.out_size = 0
-        self.gate = _OutputGate()
+        self.gate = OutputGate()
         self.closed = False
         self.reading_paused = False
         self.remote_ip = ""
@@ -105,23 +84,22 @@ class Connection(protocol.Protocol):
         peer = self.transport.getPeer()
         self.remote_ip = getattr(peer, "host", "")
         reg = self.factory.registry
-        reg.connections.add(self)
-        reg.by_ip[self.remote_ip] += 1
+        refused = reg.counts.admit(self, self.remote_ip, self.limits.total, self.limits.per_ip)
         self.ctx.events.inc("imap.connections")
-        self.ctx.events.inc("imap.open.connections")
         self.transport.registerProducer(self.gate, True)
         # responses end in small tagged lines; Nagle plus delayed ACKs would stall them 40 ms
         set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
         if set_no_delay is not None:
             set_no_delay(True)
-        if len(reg.connections) > self.limits.total:
+        if refused == "total":
             self.write(b"* BYE Too many connections; try again later\r\n")
             self.close()
             return
-        if reg.by_ip[self.remote_ip] > self.limits.per_ip:
+        if refused == "ip":
             self.write(b"* BYE Too many connections from your address\r\n")
             self.close()
             return
+        self.ctx.events.inc("imap.open.connections")
         self.touch()
         self.task = asyncio.ensure_future(self.session.run())
         self.task.add_done_callback(self._session_ended)
@@ -136,12 +114,8 @@ class Connection(protocol.Protocol):
     def connectionLost(self, reason: Any = None) -> None:
         self.closed = True
         reg = self.factory.registry
-        if self in reg.connections:
-            reg.connections.discard(self)
-            reg.by_ip[self.remote_ip] -= 1
+        if reg.counts.release(self):
             self.ctx.events.inc("imap.open.connections", -1)
-            if reg.by_ip[self.remote_ip] <= 0:
-                del reg.by_ip[self.remote_ip]
         self.set_user(None)
         if self.timer is not None:
             self.timer.cancel()
@@ -290,10 +264,7 @@ class Connection(protocol.Protocol):
         self.tls = True
 
     def is_loopback(self) -> bool:
-        try:
-            return ipaddress.ip_address(self.remote_ip).is_loopback
-        except ValueError:
-            return False
+        return is_loopback(self.remote_ip)
 
     def set_user(self, address: str | None) -> bool:
         """Count this connection against `address`; False when over the per-user limit."""
@@ -365,7 +336,7 @@ class Running:
         stopped = self.port.stopListening()
         if stopped is not None:
             await stopped.asFuture(asyncio.get_running_loop())
-        for conn in list(self.registry.connections):
+        for conn in list(self.registry.counts.live):
             if conn.factory.port is self.port:
                 conn.write(b"* BYE Server shutting down\r\n")
                 conn.close()
@@ -395,7 +366,7 @@ def _registry(ctx: Context) -> Registry:
 async def _poll_watched(ctx: Context, reg: Registry) -> None:
     while True:
         await asyncio.sleep(POLL_INTERVAL)
-        if reg.connections:
+        if reg.counts.live:
             try:
                 await ctx.run_io(ctx.store.sync_watched)
             except Exception:

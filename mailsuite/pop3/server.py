@@ -9,17 +9,15 @@ buffer is full, so one slow client never makes the process hold a whole mailbox 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.internet import protocol
-from twisted.internet.interfaces import IPushProducer
-from zope.interface import implementer
 
 from mailsuite.context import Context
+from mailsuite.netlimits import ConnectionCounter, OutputGate, is_loopback
 from mailsuite.pop3.maildrop import locks_for
 from mailsuite.pop3.session import TOO_LONG, Session, State
 
@@ -32,26 +30,7 @@ MAX_QUEUED = 64  # pipelined lines held before we stop reading from the client
 class Registry:
     """Open connections of the pop3 and pop3s listeners of one server, for the limits."""
 
-    by_ip: Counter[str] = field(default_factory=Counter)
-    connections: set[Connection] = field(default_factory=set)
-
-
-@implementer(IPushProducer)
-class _OutputGate:
-    """Closed by the transport while its send buffer is full."""
-
-    def __init__(self) -> None:
-        self.open = asyncio.Event()
-        self.open.set()
-
-    def pauseProducing(self) -> None:
-        self.open.clear()
-
-    def resumeProducing(self) -> None:
-        self.open.set()
-
-    def stopProducing(self) -> None:
-        self.open.set()
+    counts: ConnectionCounter[Connection] = field(default_factory=ConnectionCounter)
 
 
 class Connection(protocol.Protocol):
@@ -65,7 +44,7 @@ class Connection(protocol.Protocol):
         self.discarding = False  # inside an over-long line: skip to its end
         self.lines: deque[bytes] = deque()
         self.wakeup = asyncio.Event()
-        self.gate = _OutputGate()
+        self.gate = OutputGate()
         self.closed = False
         self.reading_paused = False
         self.remote_ip = ""
@@ -80,32 +59,27 @@ class Connection(protocol.Protocol):
         peer = self.transport.getPeer()
         self.remote_ip = getattr(peer, "host", "")
         self.peer = (self.remote_ip, getattr(peer, "port", 0))
-        reg = self.factory.registry
-        reg.connections.add(self)
-        reg.by_ip[self.remote_ip] += 1
-        self.ctx.events.inc("pop3.connections")
-        self.ctx.events.inc("pop3.open.connections")
-        self.transport.registerProducer(self.gate, True)
         limits = self.ctx.settings.limits
-        if len(reg.connections) > limits.connections:
+        refused = self.factory.registry.counts.admit(
+            self, self.remote_ip, limits.connections, limits.connections_per_ip
+        )
+        self.ctx.events.inc("pop3.connections")
+        self.transport.registerProducer(self.gate, True)
+        if refused == "total":
             self.refuse(b"-ERR [SYS/TEMP] Too many connections; try again later\r\n")
             return
-        if reg.by_ip[self.remote_ip] > limits.connections_per_ip:
+        if refused == "ip":
             self.refuse(b"-ERR [SYS/TEMP] Too many connections from your address\r\n")
             return
+        self.ctx.events.inc("pop3.open.connections")
         self.touch()
         self.session = Session(self.ctx, self, locks_for(self.ctx.store))
         self.task = asyncio.ensure_future(self._run(self.session))
 
     def connectionLost(self, reason: Any = None) -> None:
         self.closed = True
-        reg = self.factory.registry
-        if self in reg.connections:
-            reg.connections.discard(self)
-            reg.by_ip[self.remote_ip] -= 1
+        if self.factory.registry.counts.release(self):
             self.ctx.events.inc("pop3.open.connections", -1)
-            if reg.by_ip[self.remote_ip] <= 0:
-                del reg.by_ip[self.remote_ip]
         if self.timer is not None:
             self.timer.cancel()
         self.gate.open.set()
@@ -186,10 +160,7 @@ class Connection(protocol.Protocol):
         self.tls = True
 
     def is_loopback(self) -> bool:
-        try:
-            return ipaddress.ip_address(self.remote_ip).is_loopback
-        except ValueError:
-            return False
+        return is_loopback(self.remote_ip)
 
     def touch(self) -> None:
         """Restart the RFC 1939 3 inactivity autologout timer (at least 10 minutes)."""
@@ -250,7 +221,7 @@ class Running:
         if stopped is not None:
             await stopped.asFuture(asyncio.get_running_loop())
         finishing = []
-        for conn in list(self.registry.connections):
+        for conn in list(self.registry.counts.live):
             if conn.factory.port is not self.port:
                 continue
             if conn.session is not None and conn.session.state is State.UPDATE and conn.task:

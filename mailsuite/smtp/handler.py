@@ -17,7 +17,6 @@ Passwords and AUTH lines never reach a log; only the outcome does.
 from __future__ import annotations
 
 import binascii
-import ipaddress
 import logging
 from base64 import b64decode
 
@@ -48,13 +47,6 @@ MAX_ADDRESS = 254  # RFC 5321 4.5.3.1.3 path length less the brackets
 def _peer_ip(session: Session) -> str:
     peer = session.peer
     return str(peer[0]) if isinstance(peer, tuple) else str(peer)
-
-
-def is_loopback(ip: str) -> bool:
-    try:
-        return ipaddress.ip_address(ip.split("%")[0]).is_loopback
-    except ValueError:
-        return False
 
 
 def _valid_address(address: str) -> bool:

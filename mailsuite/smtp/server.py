@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 from typing import Any
 
 from aiosmtpd.smtp import SMTP
 
 from mailsuite.context import Context
+from mailsuite.netlimits import ConnectionCounter, is_loopback
 from mailsuite.smtp import replies
-from mailsuite.smtp.handler import Handler, is_loopback
+from mailsuite.smtp.handler import Handler
 
 log = logging.getLogger("mailsuite.smtp")
 
@@ -36,31 +36,7 @@ IDENT = "mailsuite ESMTP"
 CLOSE_GRACE = 3.0  # seconds a session in DATA may take to finish at shutdown
 
 
-class Connections:
-    """Open connections of one listener, in total and per client address."""
-
-    def __init__(self, total: int, per_ip: int) -> None:
-        self.total = total
-        self.per_ip = per_ip
-        self.by_ip: Counter[str] = Counter()
-        self.live: set[Server] = set()
-
-    def admit(self, server: Server, ip: str) -> str | None:
-        """Count the connection in; returns the refusal reply when over a limit."""
-        if len(self.live) >= self.total:
-            return replies.SERVICE_FULL
-        if self.by_ip[ip] >= self.per_ip:
-            return replies.TOO_MANY_CONNECTIONS
-        self.by_ip[ip] += 1
-        self.live.add(server)
-        return None
-
-    def release(self, server: Server, ip: str) -> None:
-        if server in self.live:
-            self.live.discard(server)
-            self.by_ip[ip] -= 1
-            if self.by_ip[ip] <= 0:
-                del self.by_ip[ip]
+_REFUSALS = {"total": replies.SERVICE_FULL, "ip": replies.TOO_MANY_CONNECTIONS}
 
 
 class Server(SMTP):
@@ -74,7 +50,7 @@ class Server(SMTP):
         handler: Handler,
         *,
         ctx: Context,
-        connections: Connections,
+        connections: ConnectionCounter[Server],
         implicit_tls: bool,
         **kwargs: Any,
     ) -> None:
@@ -94,9 +70,14 @@ class Server(SMTP):
         if first:
             peer = transport.get_extra_info("peername")
             self._ip = str(peer[0]) if peer else ""
-            self._refusal = self.connections.admit(self, self._ip)
+            limits = self.ctx.settings.limits
+            refused = self.connections.admit(
+                self, self._ip, limits.connections, limits.connections_per_ip
+            )
+            self._refusal = _REFUSALS[refused] if refused else None
             self.ctx.events.inc("smtp.connections")
-            self.ctx.events.inc("smtp.open.connections")
+            if refused is None:
+                self.ctx.events.inc("smtp.open.connections")
             # RFC 4954 4: no plaintext passwords; the demo may allow them on loopback only.
             if (
                 not self.implicit_tls
@@ -107,8 +88,8 @@ class Server(SMTP):
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
-        self.connections.release(self, self._ip)
-        self.ctx.events.inc("smtp.open.connections", -1)
+        if self.connections.release(self):
+            self.ctx.events.inc("smtp.open.connections", -1)
         super().connection_lost(error)
 
     async def _handle_client(self) -> None:
@@ -136,7 +117,7 @@ class Server(SMTP):
 class Listener:
     """A running SMTP listener (`Running` in docs/internals.md)."""
 
-    def __init__(self, server: asyncio.Server, connections: Connections) -> None:
+    def __init__(self, server: asyncio.Server, connections: ConnectionCounter[Server]) -> None:
         self.server = server
         self.connections = connections
         sock = server.sockets[0].getsockname()
@@ -159,7 +140,7 @@ class Listener:
 async def _start(ctx: Context, host: str, port: int, service: str) -> Listener:
     settings = ctx.settings
     handler = Handler(ctx, service)
-    connections = Connections(settings.limits.connections, settings.limits.connections_per_ip)
+    connections: ConnectionCounter[Server] = ConnectionCounter()
     implicit = service == "submissions"
     tls_context = ctx.tls.server_context()
 
