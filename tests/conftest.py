@@ -6,6 +6,7 @@ functions the CLI uses; nothing of ours is mocked.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -13,14 +14,20 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from mailsuite.auth import Authenticator
+from mailsuite.config.loader import parse_config
+from mailsuite.context import Context
 from mailsuite.directory import Account, Directory
-from mailsuite.passwords import hash_password_sync
+from mailsuite.passwords import Hasher, hash_password_sync
+from mailsuite.store import Store
+from mailsuite.tls import TLSMaterial
 
 ROOT = Path(__file__).resolve().parent.parent
 # Servers and commands the tests start run this checkout's code, whatever copy of mailsuite
@@ -66,6 +73,40 @@ def make_config(tmp: Path, overrides: dict[str, Any] | None = None) -> dict[str,
         "log_level": "DEBUG",
     }
     return merge(base, overrides or {})
+
+
+def in_process_context(tmp: Path, data: dict[str, Any], clock: Any = time.time) -> Context:
+    """The parts `serve` would hand its services, built over files in `tmp`, for tests that
+    drive an app in-process (aiohttp's test client). `data` is the config; its paths are
+    replaced by ones under `tmp`. Must be called with a running loop."""
+    data = {**data, "paths": {k: str(tmp / v) for k, v in TMP_PATHS.items()}}
+    settings = parse_config(yaml.safe_dump(data), tmp / "m.yaml", base=tmp)
+    directory = Directory(settings.paths.database, settings.domains, clock=clock)
+    loop = asyncio.get_running_loop()
+    store = Store(settings.paths.maildirs)
+    store.attach_loop(loop)
+    return Context(
+        settings=settings,
+        config_path=tmp / "m.yaml",
+        directory=directory,
+        store=store,
+        auth=Authenticator(settings, directory, Hasher(4, 2)),
+        tls=TLSMaterial.for_settings(settings),
+        loop=loop,
+        io_pool=ThreadPoolExecutor(max_workers=2),
+    )
+
+
+TMP_PATHS = {
+    "maildirs": "maildirs",
+    "database": "d.sqlite",
+    "spool": "spool",
+    "tls_cert": "cert.pem",
+    "tls_key": "key.pem",
+    "secret_key": "secret.key",
+    "dkim_keys": "dkim",
+    "control_socket": "control.sock",
+}
 
 
 class Suite:

@@ -7,28 +7,22 @@ code.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import secrets
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from aiohttp.test_utils import TestClient, TestServer
 
-from mailsuite.auth import Authenticator
-from mailsuite.config.loader import parse_config
 from mailsuite.context import Context
-from mailsuite.directory import Directory
 from mailsuite.directory import external as ext_db
 from mailsuite.fetcher.engine import Fetcher
-from mailsuite.passwords import Hasher, hash_password_sync
-from mailsuite.store import NoSuchFolder, Store
-from mailsuite.tls import TLSMaterial
+from mailsuite.passwords import hash_password_sync
+from mailsuite.store import NoSuchFolder
 from mailsuite.web.app import init_app
+from tests.conftest import in_process_context
 from tests.dovecot import PASSWORD, Dovecot, message
 
 pytestmark = pytest.mark.timeout(120)
@@ -50,31 +44,8 @@ def build_ctx(tmp: Path, limit: int) -> Context:
         "tls": {"self_signed": True},
         "web": {"tls": False},
         "fetcher": {"max_accounts_per_user": limit, "timeout": 10},
-        "paths": {
-            "maildirs": str(tmp / "maildirs"),
-            "database": str(tmp / "d.sqlite"),
-            "spool": str(tmp / "spool"),
-            "tls_cert": str(tmp / "cert.pem"),
-            "tls_key": str(tmp / "key.pem"),
-            "secret_key": str(tmp / "secret.key"),
-            "dkim_keys": str(tmp / "dkim"),
-        },
     }
-    settings = parse_config(yaml.safe_dump(data), tmp / "m.yaml", base=tmp)
-    directory = Directory(settings.paths.database, settings.domains)
-    loop = asyncio.get_running_loop()
-    store = Store(settings.paths.maildirs)
-    store.attach_loop(loop)
-    return Context(
-        settings=settings,
-        config_path=tmp / "m.yaml",
-        directory=directory,
-        store=store,
-        auth=Authenticator(settings, directory, Hasher(4, 1)),
-        tls=TLSMaterial.for_settings(settings),
-        loop=loop,
-        io_pool=ThreadPoolExecutor(max_workers=2),
-    )
+    return in_process_context(tmp, data)
 
 
 class Browser:

@@ -14,7 +14,6 @@ import email
 import email.policy
 import re
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +21,13 @@ import pytest
 import yaml
 from aiohttp.test_utils import TestClient, TestServer
 
-from mailsuite.auth import AuthCode, Authenticator
-from mailsuite.config.loader import parse_config
+from mailsuite.auth import AuthCode
 from mailsuite.context import Context
-from mailsuite.directory import Directory
-from mailsuite.passwords import Hasher, hash_password_sync
-from mailsuite.store import Store
-from mailsuite.tls import TLSMaterial
+from mailsuite.passwords import hash_password_sync
 from mailsuite.web.app import init_app
 from mailsuite.web.reset import TASKS_KEY
+
+from .conftest import in_process_context
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "config" / "examples"
@@ -75,29 +72,7 @@ def build_ctx(tmp: Path, overrides: dict[str, Any], clock: Clock) -> Context:
     data = merge(BASE, overrides)
     if "password_policy" in overrides:  # a seed's policy replaces the default one whole
         data["password_policy"] = overrides["password_policy"]
-    data["paths"] = {
-        "maildirs": str(tmp / "maildirs"),
-        "database": str(tmp / "d.sqlite"),
-        "spool": str(tmp / "spool"),
-        "tls_cert": str(tmp / "cert.pem"),
-        "tls_key": str(tmp / "key.pem"),
-        "dkim_keys": str(tmp / "dkim"),
-    }
-    settings = parse_config(yaml.safe_dump(data), tmp / "m.yaml", base=tmp)
-    directory = Directory(settings.paths.database, settings.domains, clock=clock)
-    loop = asyncio.get_running_loop()
-    store = Store(settings.paths.maildirs)
-    store.attach_loop(loop)
-    return Context(
-        settings=settings,
-        config_path=tmp / "m.yaml",
-        directory=directory,
-        store=store,
-        auth=Authenticator(settings, directory, Hasher(4, 2)),
-        tls=TLSMaterial.for_settings(settings),
-        loop=loop,
-        io_pool=ThreadPoolExecutor(max_workers=2),
-    )
+    return in_process_context(tmp, data, clock)
 
 
 class Site:
