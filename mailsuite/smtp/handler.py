@@ -16,12 +16,11 @@ Passwords and AUTH lines never reach a log; only the outcome does.
 
 from __future__ import annotations
 
-import binascii
 import logging
-from base64 import b64decode
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
+from mailsuite import sasl
 from mailsuite.auth import AuthCode
 from mailsuite.context import Context
 from mailsuite.directory import Account
@@ -42,6 +41,12 @@ log = logging.getLogger("mailsuite.smtp")
 
 MAX_HOPS = 100  # RFC 5321 6.3: a loop is assumed at 100 Received lines
 MAX_ADDRESS = 254  # RFC 5321 4.5.3.1.3 path length less the brackets
+_SASL_FAILURES: dict[sasl.FailureKind, str] = {
+    sasl.FailureKind.CANCELLED: replies.AUTH_CANCELLED,  # RFC 4954 4
+    sasl.FailureKind.BAD_BASE64: replies.AUTH_UNDECODABLE,  # RFC 4954 4
+    sasl.FailureKind.MALFORMED: replies.AUTH_UNDECODABLE,
+    sasl.FailureKind.TOO_LONG: replies.AUTH_TOO_LONG,  # RFC 4954 4
+}
 
 
 def _peer_ip(session: Session) -> str:
@@ -103,53 +108,47 @@ class Handler:
     # -- AUTH -------------------------------------------------------------------------------
 
     async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:
-        """RFC 4616: authzid NUL authcid NUL password, base64, inline or after a 334."""
-        if len(args) == 1:
-            blob = await server.challenge_auth("")
-            if not isinstance(blob, bytes):
-                return AuthResult(success=False, handled=True)
-        else:
-            try:
-                blob = b64decode(args[1].encode(), validate=True)
-            except (binascii.Error, ValueError):
-                await server.push(replies.AUTH_UNDECODABLE)
-                return AuthResult(success=False, handled=True)
-        parts = blob.split(b"\x00")
-        if len(parts) != 3:
-            await server.push(replies.AUTH_UNDECODABLE)
-            return AuthResult(success=False, handled=True)
-        return await self._login(server, parts[1], parts[2])
+        """RFC 4616 PLAIN, with the credentials on the AUTH line or after an empty 334."""
+        return await self._sasl(server, "PLAIN", args)
 
     async def auth_LOGIN(self, server: SMTP, args: list[str]) -> AuthResult:
-        """The LOGIN mechanism: user name and password in two base64 challenges."""
-        if len(args) == 1:
-            login = await server.challenge_auth("Username:")
-        else:
-            try:
-                login = b64decode(args[1].encode(), validate=True)
-            except (binascii.Error, ValueError):
-                await server.push(replies.AUTH_UNDECODABLE)
-                return AuthResult(success=False, handled=True)
-        if not isinstance(login, bytes):
-            return AuthResult(success=False, handled=True)
-        password = await server.challenge_auth("Password:")
-        if not isinstance(password, bytes):
-            return AuthResult(success=False, handled=True)
-        return await self._login(server, login, password)
+        """LOGIN, for clients that know no other: user name and password after two 334s."""
+        return await self._sasl(server, "LOGIN", args)
 
-    async def _login(self, server: SMTP, login_raw: bytes, password_raw: bytes) -> AuthResult:
+    async def _sasl(self, server: SMTP, mechanism: str, args: list[str]) -> AuthResult:
+        """Run the exchange; aiosmtpd has already checked TLS, state and the mechanism name.
+
+        A failure before the password is checked is answered here (handled=True); the
+        outcome of a check is left to aiosmtpd to send.
+        """
+        exchange = sasl.Exchange(mechanism)
+        # RFC 4954 4: an initial response may follow the mechanism; "=" means empty
+        step = exchange.begin(args[1].encode() if len(args) > 1 else None)
+        while isinstance(step, sasl.Challenge):
+            blob = await server.challenge_auth(step.data)
+            if not isinstance(blob, bytes):
+                # RFC 4954 4: aiosmtpd already answered "*" and bad base64 with a 501
+                return AuthResult(success=False, handled=True)
+            step = exchange.respond_decoded(blob)
+        if isinstance(step, sasl.Failure):
+            await server.push(_SASL_FAILURES[step.kind])
+            return AuthResult(success=False, handled=True)
+        return await self._login(server, step)
+
+    async def _login(self, server: SMTP, credentials: sasl.Credentials) -> AuthResult:
         session = server.session
         assert session is not None
-        try:
-            login = login_raw.decode("utf-8")
-            password = password_raw.decode("utf-8")
-        except UnicodeDecodeError:
-            await server.push(replies.AUTH_UNDECODABLE)
-            return AuthResult(success=False, handled=True)
         result = await self.ctx.auth.authenticate(
-            login, password, protocol="smtp", remote_ip=_peer_ip(session)
+            credentials.authcid,
+            credentials.password,
+            protocol="smtp",
+            remote_ip=_peer_ip(session),
         )
         if result.ok and result.account is not None:
+            # The authzid is decided only once the password proved who is asking.
+            if not sasl.authorize(self.ctx.directory, result.account, credentials.authzid):
+                self.ctx.events.inc("smtp.auth.fail")
+                return AuthResult(success=False, handled=False, message=replies.AUTHZ_FAILED)
             self.ctx.events.inc("smtp.auth.ok")
             message = replies.AUTH_OK
             if result.notices:
