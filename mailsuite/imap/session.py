@@ -10,12 +10,11 @@ session goes on.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from mailsuite import sasl
 from mailsuite import store as store_pkg
 from mailsuite.auth import AuthCode
 from mailsuite.imap import mailboxes, render
@@ -54,6 +53,13 @@ class No(Exception):
 class Bad(No):
     """End the command with ``BAD [code] text``."""
 
+
+_SASL_FAILURES: dict[sasl.FailureKind, str] = {
+    sasl.FailureKind.CANCELLED: "Authentication cancelled",  # RFC 3501 6.2.2
+    sasl.FailureKind.BAD_BASE64: "Invalid base64 in the SASL response",
+    sasl.FailureKind.MALFORMED: "Malformed PLAIN response",  # RFC 4616 2
+    sasl.FailureKind.TOO_LONG: "SASL response too long",
+}
 
 _STORE_ERRORS: dict[type, str] = {
     store_pkg.NoSuchFolder: "NONEXISTENT",  # RFC 5530 3
@@ -297,34 +303,30 @@ class Session:
         )
 
     async def do_authenticate(self, cmd: Command) -> str | None:
+        """RFC 3501 6.2.2 with SASL-IR (RFC 4959); PLAIN is the one mechanism offered."""
         if cmd.mechanism != "PLAIN":
             raise No("Unsupported authentication mechanism", "CANNOT")
         if not self.plaintext_ok():
             raise No("Use STARTTLS first", "PRIVACYREQUIRED")
-        if cmd.initial is not None:
-            response = b"" if cmd.initial == b"=" else cmd.initial
-        else:
-            self.conn.write(b"+ \r\n")
+        exchange = sasl.Exchange(cmd.mechanism)
+        step = exchange.begin(cmd.initial)  # RFC 4959 3: "=" is an empty initial response
+        while isinstance(step, sasl.Challenge):
+            self.conn.write(b"+ " + sasl.encode_challenge(step.data) + b"\r\n")  # RFC 3501 7.5
             self.conn.flush()
             line = await self.conn.next_command()
             if line is None:
                 raise ConnectionError
-            response = line.strip()
-        if response == b"*":
-            raise Bad("Authentication cancelled")  # RFC 3501 6.2.2
-        try:
-            decoded = base64.b64decode(response, validate=True)
-        except (binascii.Error, ValueError):
-            raise Bad("Invalid base64 in the SASL response") from None
-        parts = decoded.split(b"\0")
-        if len(parts) != 3:
-            raise Bad("Malformed PLAIN response")  # RFC 4616 2
-        authzid, authcid, password = (p.decode("utf-8", "replace") for p in parts)
-        if authzid and authzid.lower() != authcid.lower():
-            raise No("Acting as another user is not allowed", "AUTHORIZATIONFAILED")
-        return await self.authenticate(authcid, password)
+            if isinstance(line, bytes):
+                step = exchange.respond(line)
+            else:
+                step = sasl.Failure(sasl.FailureKind.TOO_LONG)  # over the line limit
+        if isinstance(step, sasl.Failure):
+            # RFC 3501 6.2.2: a cancelled exchange, like a malformed one, is BAD
+            raise Bad(_SASL_FAILURES[step.kind])
+        return await self.authenticate(step.authcid, step.password, authzid=step.authzid)
 
-    async def authenticate(self, login: str, password: str) -> str:
+    async def authenticate(self, login: str, password: str, *, authzid: str = "") -> str:
+        """The shared login path; `authzid` is decided only after the password was right."""
         result = await self.ctx.auth.authenticate(
             login, password, protocol="imap", remote_ip=self.conn.remote_ip
         )
@@ -344,6 +346,8 @@ class Session:
             raise No(result.message, "AUTHENTICATIONFAILED")
         account = result.account
         assert account is not None
+        if not sasl.authorize(self.ctx.directory, account, authzid):
+            raise No("Not allowed to act as that authorization identity", "AUTHORIZATIONFAILED")
         if not self.conn.set_user(account.address):
             raise No("Too many connections for this account", "LIMIT")
         self.address = account.address
