@@ -8,12 +8,11 @@ where one applies; a handler never raises into the connection.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from mailsuite import sasl
 from mailsuite.auth import AuthCode, AuthResult
 from mailsuite.context import Context
 from mailsuite.logs import ClientLog
@@ -30,7 +29,13 @@ from mailsuite.store import NoSuchMessage, StoreError
 
 CHUNK = 256 * 1024  # big responses are written in pieces, waiting while the socket is full
 TOO_LONG = b"\0too long"  # handed over, by identity, in place of an over-long line
-MAX_AUTH_RESPONSE = 8192  # RFC 5034 4: a SASL response line may exceed 255 octets
+# RFC 3206 4: [AUTH] where the credentials are the problem
+_SASL_FAILURES: dict[sasl.FailureKind, str] = {
+    sasl.FailureKind.CANCELLED: "Authentication cancelled",  # RFC 5034 4
+    sasl.FailureKind.BAD_BASE64: "Invalid base64 in SASL response",  # RFC 5034 4
+    sasl.FailureKind.MALFORMED: "[AUTH] Malformed PLAIN response",  # RFC 4616 2
+    sasl.FailureKind.TOO_LONG: "[AUTH] Response too long",
+}
 
 
 class State(enum.Enum):
@@ -272,48 +277,37 @@ class Session:
         if command.args[0].upper() != "PLAIN":
             self.err("Unsupported SASL mechanism; use PLAIN")
             return
-        if len(command.args) == 2:
-            response = command.args[1]
-        else:
-            self.conn.write(b"+ \r\n")  # RFC 5034 4: empty challenge
+        exchange = sasl.Exchange("PLAIN")
+        # RFC 5034 4: an optional initial response, "=" when it is empty
+        step = exchange.begin(command.args[1].encode() if len(command.args) == 2 else None)
+        while isinstance(step, sasl.Challenge):
+            self.conn.write(b"+ " + sasl.encode_challenge(step.data) + b"\r\n")  # RFC 5034 4
             line = await self.conn.next_line()
             if line is None:
                 return
             if line is TOO_LONG:
-                self.err("[AUTH] Response too long")
-                return
-            response = line.decode("ascii", "replace").strip()
-        if response == "*":
-            self.err("Authentication cancelled")  # RFC 5034 4
+                step = sasl.Failure(sasl.FailureKind.TOO_LONG)
+            else:
+                step = exchange.respond(line)
+        if isinstance(step, sasl.Failure):
+            self.err(_SASL_FAILURES[step.kind])
             return
-        if response == "=":
-            response = ""  # RFC 5034 4: "=" is an empty initial response
-        if len(response) > MAX_AUTH_RESPONSE:
-            self.err("[AUTH] Response too long")
-            return
-        try:
-            decoded = base64.b64decode(response, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            self.err("Invalid base64 in SASL response")  # RFC 5034 4
-            return
-        parts = decoded.split("\0")
-        if len(parts) != 3 or not parts[1]:
-            self.err("[AUTH] Malformed PLAIN response")
-            return
-        authzid, authcid, password = parts
-        if authzid and authzid != authcid:
-            # RFC 4616 2: we never act on behalf of another identity.
-            self.err("[AUTH] Authorization identity must match the login")
-            return
-        await self.login(authcid, password)
+        await self.login(step.authcid, step.password, authzid=step.authzid)
 
-    async def login(self, login: str, password: str) -> None:
-        """The shared auth path, then the maildrop lock and snapshot (RFC 1939 4)."""
+    async def login(self, login: str, password: str, *, authzid: str = "") -> None:
+        """The shared auth path, then the maildrop lock and snapshot (RFC 1939 4).
+
+        `authzid` is decided only after the password was right, so its refusal tells
+        nothing about the password.
+        """
         result = await self.ctx.auth.authenticate(
             login, password, protocol="pop3", remote_ip=self.conn.remote_ip or None
         )
         if not result.ok or result.account is None:
             self.refuse(result)
+            return
+        if not sasl.authorize(self.ctx.directory, result.account, authzid):
+            self.err("[AUTH] Not allowed to act as that authorization identity")  # RFC 3206 4
             return
         address = result.account.address
         if not self.locks.acquire(address):
