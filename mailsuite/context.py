@@ -14,6 +14,7 @@ from mailsuite.auth import Authenticator
 from mailsuite.config import Settings
 from mailsuite.directory import Directory
 from mailsuite.events import Events
+from mailsuite.netlimits import Connections
 from mailsuite.store import Store
 from mailsuite.tls import TLSMaterial
 
@@ -40,6 +41,7 @@ class Context:
     io_pool: ThreadPoolExecutor
     events: Events = field(default_factory=Events)
     services: dict[str, Running] = field(default_factory=dict)
+    connections: Connections = field(default_factory=Connections)  # IMAP/POP3 listener families
     lag: Any = None  # control.LoopLag once serve runs: the loop's wake-up delay, for metrics
 
     async def run_io(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

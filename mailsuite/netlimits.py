@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from collections import Counter
-from typing import Generic, Literal, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
 
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
@@ -60,6 +61,48 @@ class ConnectionCounter(Generic[T]):
         if self.by_ip[ip] <= 0:
             del self.by_ip[ip]
         return True
+
+
+@dataclass
+class ConnectionFamily:
+    """The listeners of one protocol in one server (imap and imaps, pop3 and pop3s).
+
+    They share one count, so the per-address and per-account limits span both ports, and
+    background work that lives as long as the protocol has listeners (IMAP's sync of folders
+    changed by other processes) is tied to it.
+    """
+
+    counts: ConnectionCounter[Any] = field(default_factory=ConnectionCounter)
+    by_user: Counter[str] = field(default_factory=Counter)
+    listeners: int = 0
+    tasks: list[asyncio.Future[None]] = field(default_factory=list)
+
+
+class Connections:
+    """The connection families of one running server; the `Context` owns it, serve closes it.
+
+    A second server in the same process has its own, so nothing is counted across them.
+    """
+
+    def __init__(self) -> None:
+        self._families: dict[str, ConnectionFamily] = {}
+
+    def family(self, protocol: str) -> ConnectionFamily:
+        """The family of `protocol` ("imap", "pop3"), created on first use."""
+        found = self._families.get(protocol)
+        if found is None:
+            found = self._families[protocol] = ConnectionFamily()
+        return found
+
+    def open_count(self) -> dict[str, int]:
+        return {name: len(f.counts.live) for name, f in self._families.items()}
+
+    def close(self) -> None:
+        """Stop the families' background work; their listeners are closed by then."""
+        for family in self._families.values():
+            for task in family.tasks:
+                task.cancel()
+            family.tasks.clear()
 
 
 @implementer(IPushProducer)

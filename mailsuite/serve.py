@@ -214,6 +214,7 @@ async def serve(settings: Settings, config_path: Path, ready_file: Path | None =
         await control.close()
         await ctx.lag.close()
         await stop_services(ctx.services)
+        ctx.connections.close()
     finally:
         from twisted.internet import reactor
 

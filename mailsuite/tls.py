@@ -86,19 +86,22 @@ class TLSMaterial:
     def reload(self) -> None:
         """Re-read the PEM files; every listener's next handshake uses the new certificate.
 
-        The `ssl.SSLContext` is updated in place (aiosmtpd and aiohttp keep a reference to
-        it), and Twisted listeners hold a `_LiveContextFactory` that asks for the current
-        options at each handshake, so nothing needs to re-listen.
+        The whole chain in `tls_cert` (leaf first, then intermediates) is served by both TLS
+        stacks: a client that knows only the root must be able to verify the leaf. The
+        `ssl.SSLContext` is updated in place (aiosmtpd and aiohttp keep a reference to it),
+        and Twisted listeners hold a `_LiveContextFactory` that asks for the current options
+        at each handshake, so nothing needs to re-listen. Both are built before either is
+        replaced, so a broken file leaves the running certificate in place.
         """
+        twisted_options = _twisted_options(self.cert_path, self.key_path)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.cert_path, self.key_path)
         if self._ssl is None:
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
             self._ssl = context
-        self._ssl.load_cert_chain(self.cert_path, self.key_path)
-        from twisted.internet import ssl as tssl
-
-        pem = self.key_path.read_bytes() + b"\n" + self.cert_path.read_bytes()
-        self._twisted = tssl.PrivateCertificate.loadPEM(pem).options()
+        else:
+            self._ssl.load_cert_chain(self.cert_path, self.key_path)
+        self._twisted = twisted_options
 
     def server_context(self) -> ssl.SSLContext:
         assert self._ssl is not None
@@ -107,6 +110,21 @@ class TLSMaterial:
     def twisted_options(self) -> Any:
         """A Twisted context factory (pyOpenSSL) that always serves the current certificate."""
         return _LiveContextFactory(self)
+
+
+def _twisted_options(cert_path: Path, key_path: Path) -> Any:
+    """pyOpenSSL options serving the leaf and every intermediate after it in `cert_path`."""
+    from OpenSSL import crypto
+    from twisted.internet import ssl as tssl
+
+    chain = x509.load_pem_x509_certificates(cert_path.read_bytes())
+    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    return tssl.CertificateOptions(
+        privateKey=crypto.PKey.from_cryptography_key(key),  # type: ignore[arg-type]
+        certificate=crypto.X509.from_cryptography(chain[0]),
+        extraCertChain=[crypto.X509.from_cryptography(c) for c in chain[1:]],
+        raiseMinimumTo=tssl.TLSVersion.TLSv1_2,
+    )
 
 
 @implementer(IOpenSSLContextFactory)

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real clients the tests use against the running server (and Dovecot, which reads our Maildirs).
-APT_PACKAGES=(ca-certificates chromium curl dovecot-imapd dovecot-pop3d fetchmail getmail6 isync neomutt swaks)
+APT_PACKAGES=(ca-certificates chromium curl dovecot-imapd dovecot-pop3d fetchmail getmail6 isync libnet-ssleay-perl neomutt swaks)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from mailsuite import sasl
 from mailsuite import store as store_pkg
 from mailsuite.auth import AuthCode
+from mailsuite.connection import TooLong
 from mailsuite.imap import mailboxes, render
 from mailsuite.imap.message import parse as parse_message
 from mailsuite.imap.parser import Command, FetchItem, ParseError, parse_command, parse_tag
@@ -98,6 +99,10 @@ class Session:
                 data = await conn.next_command()
                 if data is None:
                     break
+                if isinstance(data, TooLong):
+                    tag = (parse_tag(data.start) or "*").encode()
+                    conn.write(tag + b" BAD [LIMIT] Command line too long\r\n")
+                    continue
                 try:
                     await self.dispatch(data)
                 except _Handled:
@@ -527,7 +532,7 @@ class Session:
         line = line_task.result()
         if line is None:
             raise ConnectionError
-        if line.strip().upper() != b"DONE":
+        if isinstance(line, TooLong) or line.strip().upper() != b"DONE":
             raise Bad("Expected DONE")
         return "IDLE terminated"
 
