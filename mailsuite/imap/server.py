@@ -17,13 +17,14 @@ from typing import Any
 from mailsuite.connection import Limits, LineConnection, Listener, listen
 from mailsuite.context import Context
 from mailsuite.imap.parser import literal_at_end, parse_tag
-from mailsuite.imap.session import Session
+from mailsuite.imap.session import NOT_AUTH, Session
 from mailsuite.netlimits import ConnectionFamily
 
 log = logging.getLogger("mailsuite.imap")
 
 _VERB = re.compile(rb"^\S+ +(?:UID +)?([A-Za-z]+)")
 NON_APPEND_LITERAL = 64 * 1024  # literals of other commands (login, search strings)
+PRE_AUTH_LITERAL = 1024  # before login only LOGIN and AUTHENTICATE take literals, and small ones
 POLL_INTERVAL = 2.0  # seconds between syncs of watched folders for outside changes
 
 
@@ -75,6 +76,12 @@ class Connection(LineConnection):
         m = _VERB.match(command)
         verb = m.group(1).upper() if m else b""
         limit = self.limits.message_size
+        if self.session.state == NOT_AUTH and (
+            size > PRE_AUTH_LITERAL or len(command) + size > PRE_AUTH_LITERAL * 4
+        ):
+            # Nothing a client may do before login needs more: refuse before the continuation,
+            # so an anonymous connection never makes us hold a big literal.
+            return tag + b" BAD [LIMIT] Literal too large before login\r\n"
         if verb == b"APPEND":
             if size > limit or len(command) > NON_APPEND_LITERAL * 4:
                 # RFC 7889 / RFC 4469: refuse before the data is sent

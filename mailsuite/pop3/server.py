@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from mailsuite.connection import Limits, LineConnection, Listener, TooLong, listen
+from mailsuite.connection import Limits, LineConnection, Listener, listen
 from mailsuite.context import Context
 from mailsuite.netlimits import ConnectionFamily
 from mailsuite.pop3.maildrop import locks_for
-from mailsuite.pop3.session import TOO_LONG, Session, State
+from mailsuite.pop3.session import Session, State
 
 
 class Connection(LineConnection):
@@ -52,11 +52,6 @@ class Connection(LineConnection):
     def start_session(self) -> asyncio.Future[None]:
         self.session = Session(self.ctx, self, locks_for(self.ctx.store))
         return asyncio.ensure_future(self.session.run())
-
-    async def next_line(self) -> bytes | None:
-        """The next line; an over-long one arrives as the session's TOO_LONG marker."""
-        line = await self.next_command()
-        return TOO_LONG if isinstance(line, TooLong) else line
 
     def close_for_shutdown(self) -> asyncio.Future[None] | None:
         """RFC 1939 6: no UPDATE without QUIT; a QUIT being committed is let finish."""

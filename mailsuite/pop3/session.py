@@ -14,6 +14,7 @@ from typing import Protocol
 
 from mailsuite import sasl
 from mailsuite.auth import AuthCode, AuthResult
+from mailsuite.connection import TooLong
 from mailsuite.context import Context
 from mailsuite.logs import ClientLog
 from mailsuite.pop3.maildrop import Locks, Maildrop, commit, open_maildrop
@@ -28,7 +29,6 @@ from mailsuite.pop3.wire import (
 from mailsuite.store import NoSuchMessage, StoreError
 
 CHUNK = 256 * 1024  # big responses are written in pieces, waiting while the socket is full
-TOO_LONG = b"\0too long"  # handed over, by identity, in place of an over-long line
 # RFC 3206 4: [AUTH] where the credentials are the problem
 _SASL_FAILURES: dict[sasl.FailureKind, str] = {
     sasl.FailureKind.CANCELLED: "Authentication cancelled",  # RFC 5034 4
@@ -51,7 +51,7 @@ class Connection(Protocol):
     remote_ip: str
     peer: tuple[str, int] | None
 
-    async def next_line(self) -> bytes | None: ...
+    async def next_command(self) -> bytes | TooLong | None: ...
     def write(self, data: bytes) -> None: ...
     async def drain(self) -> None: ...
     def start_tls(self) -> None: ...
@@ -110,15 +110,15 @@ class Session:
         self.ok("mailsuite POP3 server ready")
         try:
             while self.state is not State.UPDATE:
-                line = await self.conn.next_line()
+                line = await self.conn.next_command()
                 if line is None:
                     break  # RFC 1939 6: a dropped connection does not enter UPDATE
                 await self.dispatch(line)
         finally:
             self.release()
 
-    async def dispatch(self, line: bytes) -> None:
-        if line is TOO_LONG:
+    async def dispatch(self, line: bytes | TooLong) -> None:
+        if isinstance(line, TooLong):
             self.err("Line too long")  # answered in order, the connection stays
             return
         try:
@@ -282,10 +282,10 @@ class Session:
         step = exchange.begin(command.args[1].encode() if len(command.args) == 2 else None)
         while isinstance(step, sasl.Challenge):
             self.conn.write(b"+ " + sasl.encode_challenge(step.data) + b"\r\n")  # RFC 5034 4
-            line = await self.conn.next_line()
+            line = await self.conn.next_command()
             if line is None:
                 return
-            if line is TOO_LONG:
+            if isinstance(line, TooLong):
                 step = sasl.Failure(sasl.FailureKind.TOO_LONG)
             else:
                 step = exchange.respond(line)
