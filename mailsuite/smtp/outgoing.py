@@ -1,5 +1,6 @@
 """The one path every accepted message takes: local recipients into the store, remote ones
-into the outbound spool; and `send_system_mail` for mail the suite writes itself.
+into the outbound spool; and `send_system_mail` for mail the suite writes itself (from a
+process that runs no server, such as the admin CLI, `SystemMailer` does the same in its thread).
 
 SMTP's DATA, the web site's e-mails and the queue's bounces all call `dispatch`, so local
 delivery, the Return-Path, DKIM signing and spooling behave the same for each. When
@@ -18,8 +19,11 @@ from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, localtime, make_msgid
 from pathlib import Path
+from typing import Protocol
 
+from mailsuite.config import Settings
 from mailsuite.context import Context
+from mailsuite.directory import Directory
 from mailsuite.smtp import signing
 from mailsuite.smtp.message import domain_of, from_addresses, normalize_line_endings, return_path
 from mailsuite.smtp.spool import Spool, new_id
@@ -51,11 +55,25 @@ def wake_queue(ctx: Context) -> None:
         wake()
 
 
-def is_local_domain(ctx: Context, address: str) -> bool:
+class Parts(Protocol):
+    """What composing, routing and the durable write need. A running server's Context has
+    these, and so has a `SystemMailer`, which needs nothing more."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def directory(self) -> Directory: ...
+
+    @property
+    def store(self) -> Store: ...
+
+
+def is_local_domain(ctx: Parts, address: str) -> bool:
     return domain_of(address) in ctx.settings.domains
 
 
-def local_targets(ctx: Context, address: str) -> list[str]:
+def local_targets(ctx: Parts, address: str) -> list[str]:
     """Account addresses that receive mail for a local `address` (empty: nobody does).
 
     The domain's catch-all (`smtp.catch_all`) takes local parts nobody owns.
@@ -74,7 +92,7 @@ class Routing:
     remote: list[str]  # envelope recipients outside our domains
 
     @classmethod
-    def of(cls, ctx: Context, recipients: list[str]) -> Routing:
+    def of(cls, ctx: Parts, recipients: list[str]) -> Routing:
         """Split recipients; an unknown local recipient raises LookupError."""
         resolved: dict[str, list[str] | None] = {}
         for rcpt in recipients:
@@ -100,7 +118,7 @@ class Routing:
         return cls(list(local), list(remote))
 
 
-def _dkim_domain(ctx: Context, sender: str, data: bytes) -> str | None:
+def _dkim_domain(ctx: Parts, sender: str, data: bytes) -> str | None:
     """Sign as the From domain when it is ours, else as the envelope sender's domain."""
     try:
         candidates = [domain_of(a) for a in from_addresses(data) if a]
@@ -114,7 +132,8 @@ def _dkim_domain(ctx: Context, sender: str, data: bytes) -> str | None:
 
 
 def _prepare(
-    ctx: Context,
+    ctx: Parts,
+    spool: Spool,
     sender: str,
     routing: Routing,
     data: bytes,
@@ -130,7 +149,6 @@ def _prepare(
     The spool goes first because it can be taken back: if the store then fails, the entry is
     removed again and the client's retry (after our 451) does not send the remote copy twice.
     """
-    spool = spool_of(ctx)
     if routing.remote:
         signed = data
         domain = _dkim_domain(ctx, sender, data)
@@ -267,13 +285,15 @@ async def dispatch(
     if not routing.local or _GroupCommit.find(ctx, key) is None:
         group = _GroupCommit.begin_direct(ctx, key) if routing.local else None
         try:
-            await ctx.run_io(_prepare, ctx, sender, routing, data, queue_id, smtputf8, commit=True)
+            await ctx.run_io(
+                _prepare, ctx, spool_of(ctx), sender, routing, data, queue_id, smtputf8, commit=True
+            )
         finally:
             if group is not None:
                 group.end_direct()
     else:
         prepared = await ctx.run_io(
-            _prepare, ctx, sender, routing, data, queue_id, smtputf8, commit=False
+            _prepare, ctx, spool_of(ctx), sender, routing, data, queue_id, smtputf8, commit=False
         )
         assert prepared is not None
         try:
@@ -290,12 +310,12 @@ async def dispatch(
     return queue_id
 
 
-def system_sender(ctx: Context) -> str:
+def system_sender(ctx: Parts) -> str:
     return ctx.settings.web.mail_from or f"postmaster@{ctx.settings.domains[0]}"
 
 
 def compose(
-    ctx: Context, to: str, subject: str, body: str, *, html: str | None = None
+    ctx: Parts, to: str, subject: str, body: str, *, html: str | None = None
 ) -> EmailMessage:
     """A complete MIME message from the suite: From, To, Date, Message-ID, UTF-8 text."""
     msg = EmailMessage(policy=SMTPUTF8 if not to.isascii() else SMTP)
@@ -320,10 +340,46 @@ async def send_system_mail(
     signed). When this returns the message is durable. Raises LookupError for a local
     address that nobody owns, ValueError for something that is not an address.
     """
+    to, data, routing = _system_message(ctx, to, subject, body, html)
+    await dispatch(ctx, system_sender(ctx), routing, data, smtputf8=not to.isascii())
+
+
+def _system_message(
+    ctx: Parts, to: str, subject: str, body: str, html: str | None
+) -> tuple[str, bytes, Routing]:
+    """The checked recipient, the message's bytes and where they go; raises as
+    `send_system_mail` says."""
     to = to.strip()
     if "@" not in to or any(c in to for c in "\r\n<> ,"):
         raise ValueError(f"{to!r} is not an e-mail address")
     msg = compose(ctx, to, subject, body, html=html)
-    data = normalize_line_endings(msg.as_bytes())
-    routing = Routing.of(ctx, [to])
-    await dispatch(ctx, system_sender(ctx), routing, data, smtputf8=not to.isascii())
+    return to, normalize_line_endings(msg.as_bytes()), Routing.of(ctx, [to])
+
+
+@dataclass
+class SystemMailer:
+    """`send_system_mail` for a process that runs no server (the admin CLI): the same
+    message, routing, DKIM signature and durable write, done in the caller's thread, with
+    nothing but the settings, the directory, the store and the spool. No loop, TLS material
+    or password hasher is made. Remote copies wait in the spool until the running server's
+    queue runner finds them on its next scan (it rescans every few seconds); nobody else
+    needs waking, since no IMAP session watches this process's store."""
+
+    settings: Settings
+    directory: Directory
+    store: Store
+    spool: Spool
+
+    @classmethod
+    def open(cls, settings: Settings, directory: Directory) -> SystemMailer:
+        """A mailer over `directory` and the store and spool under the configured paths."""
+        return cls(settings, directory, Store(settings.paths.maildirs), Spool(settings.paths.spool))
+
+    def send(self, to: str, subject: str, body: str, *, html: str | None = None) -> str:
+        """Deliver or queue one e-mail from the suite; returns the queue id once it is
+        durable. Raises like `send_system_mail`, and OSError when the disk refuses."""
+        to, data, routing = _system_message(self, to, subject, body, html)
+        queue_id = new_id()
+        sender = system_sender(self)
+        _prepare(self, self.spool, sender, routing, data, queue_id, not to.isascii(), commit=True)
+        return queue_id
