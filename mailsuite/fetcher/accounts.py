@@ -39,6 +39,27 @@ def suggested(email: str, protocol: str = "imap", label: str = "") -> ServerSett
     return ServerSettings(protocol, server.host, server.port, server.security)
 
 
+def chosen_server(
+    default: ServerSettings,
+    *,
+    protocol: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    security: str | None = None,
+    accept_self_signed: bool = False,
+) -> ServerSettings:
+    """What the user gave, the rest from `default` (the provider's suggestion or the current
+    settings). A port the user did not give follows a protocol or security that differs from
+    the default's (995 for POP3 over TLS), since the default's port belongs to its own pair.
+    """
+    protocol = protocol or default.protocol
+    security = security or default.security
+    if port is None:
+        same = (protocol, security) == (default.protocol, default.security)
+        port = default.port if same else providers.DEFAULT_PORTS[(protocol, security)]
+    return ServerSettings(protocol, host or default.host, port, security, accept_self_signed)
+
+
 def check_connection(fetcher: Fetcher, server: ServerSettings, login: str, password: str) -> int:
     """Connect and log in; returns the inbox's message count or raises RemoteError."""
     remote = fetcher.client(

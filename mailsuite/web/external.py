@@ -184,15 +184,19 @@ def _server_from(form: dict[str, str], default: accounts.ServerSettings) -> Any:
     port_text = form.get("port", "").strip()
     if protocol not in ("imap", "pop3") or security not in ("tls", "starttls", "plain"):
         raise DirectoryError("choose IMAP or POP3 and an encryption")
+    port: int | None = None
     if port_text:
         if not port_text.isdigit():
             raise DirectoryError("the port must be a number from 1 to 65535")
         port = int(port_text)
-    elif protocol != default.protocol or security != default.security:
-        port = providers.DEFAULT_PORTS[(protocol, security)]
-    else:
-        port = default.port
-    return accounts.ServerSettings(protocol, host, port, security, form.get("samopodpisany") == "1")
+    return accounts.chosen_server(
+        default,
+        protocol=protocol,
+        host=host,
+        port=port,
+        security=security,
+        accept_self_signed=form.get("samopodpisany") == "1",
+    )
 
 
 def _wizard(request: web.Request, step: int, form: dict[str, str], errors: list[str]) -> Any:
