@@ -22,12 +22,13 @@ from typing import Any
 
 from aiohttp import web
 
+from mailsuite import mails
 from mailsuite.auth import AuthCode
 from mailsuite.context import Context
 from mailsuite.directory import Account, Token
 from mailsuite.smtp.outgoing import send_system_mail
 from mailsuite.urls import ACCOUNT_PATH, CHANGE_PASSWORD_PATH
-from mailsuite.web import i18n, mails
+from mailsuite.web import i18n
 from mailsuite.web.pages import (
     CTX_KEY,
     client_endpoints,

@@ -12,17 +12,16 @@ import logging
 
 from aiohttp import web
 
-from mailsuite import policy
+from mailsuite import mails, policy
+from mailsuite.accounts import ACTIVATION
 from mailsuite.auth import AuthCode
 from mailsuite.context import Context
 from mailsuite.directory import Account, Token
 from mailsuite.smtp.outgoing import send_system_mail
-from mailsuite.web import i18n, mails
+from mailsuite.web import i18n
 from mailsuite.web.pages import CTX_KEY, client_endpoints, lang_of, read_form, remote_ip, render
 
 log = logging.getLogger("mailsuite.web")
-
-ACTIVATION = "activation"
 
 
 async def new_password_errors(

@@ -14,11 +14,11 @@ import logging
 
 from aiohttp import web
 
+from mailsuite import accounts
 from mailsuite.auth import RESET_TOKEN
 from mailsuite.context import Context
-from mailsuite.passwords import generate_temporary
 from mailsuite.smtp.outgoing import send_system_mail
-from mailsuite.web import i18n, mails
+from mailsuite.web import i18n
 from mailsuite.web.pages import CTX_KEY, lang_of, read_form, remote_ip, render
 
 log = logging.getLogger("mailsuite.web")
@@ -53,14 +53,15 @@ async def issue_temporary(ctx: Context, address: str, ip: str | None) -> None:
     account = ctx.directory.get_account(address)
     if account is None or not account.contact or not account.active:
         return
-    password = generate_temporary()
+    temporary = accounts.new_temporary(ctx.settings, ctx.directory.clock())
     lifetime = ctx.settings.accounts.temporary_password_lifetime
-    expires = ctx.directory.clock() + lifetime
-    ctx.directory.create_token(RESET_TOKEN, address, password, lifetime)
+    ctx.directory.create_token(RESET_TOKEN, address, temporary.password, lifetime)
     ctx.directory.audit("web.password-reset", address, "temporary password e-mailed", ip)
-    subject, body = mails.temporary_password(ctx.settings, address, password, expires, reset=True)
+    letter = accounts.temporary_letter(
+        ctx.settings, address, account.contact, temporary, reset=True
+    )
     try:
-        await send_system_mail(ctx, account.contact, subject, body)
+        await send_system_mail(ctx, letter.to, letter.subject, letter.body)
     except (LookupError, ValueError, OSError) as exc:
         log.warning("could not e-mail a temporary password for %s: %s", address, exc)
 
