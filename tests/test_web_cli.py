@@ -3,6 +3,13 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -40,3 +47,44 @@ def test_a_second_invitation_replaces_the_first_link(suite_factory: Any) -> None
     ).fetchall()
     assert len(tokens) == 2 and tokens[0][0] is not None and tokens[1][0] is None
     assert "account.invite" in [e["event"] for e in suite.directory.audit_log("nowy@example.test")]
+
+
+def test_an_invitation_lands_in_the_maildir_without_any_server_machinery(
+    suite_factory: Any,
+) -> None:
+    """`user invite` with a local contact puts a working activation link into the contact's
+    Maildir, and sending it builds nothing a server needs: the self-signed certificate that
+    serve would create stays absent, and neither the serve module (TLS, the bcrypt pool) nor
+    Twisted's reactor is loaded."""
+    suite = suite_factory(start=False)
+    suite.add_user("kontakt@example.test")
+    script = (
+        "import json, sys\n"
+        "from mailsuite.cli import main\n"
+        "main(sys.argv[1:], standalone_mode=False)\n"
+        "machinery = ('mailsuite.serve', 'twisted.internet.reactor')\n"
+        "print(json.dumps([m for m in machinery if m in sys.modules]))\n"
+    )
+    args = ["user", "invite", "nowy@example.test", "--contact", "kontakt@example.test"]
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args, "--config", str(suite.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "activation link e-mailed to kontakt@example.test" in done.stdout
+    assert json.loads(done.stdout.splitlines()[-1]) == []
+    assert not Path(suite.config["paths"]["tls_cert"]).exists()
+
+    (delivered,) = (suite.maildir("kontakt@example.test") / "new").iterdir()
+    message = email.message_from_bytes(delivered.read_bytes(), policy=email.policy.default)
+    assert message["To"] == "kontakt@example.test"
+    assert message["Auto-Submitted"] == "auto-generated"
+    body = message.get_body(("plain",))
+    assert body is not None
+    found = re.search(r"/aktywuj/(\S+)", body.get_content())
+    assert found is not None
+    token = suite.directory.find_token("activation", found.group(1))
+    assert token is not None and token.used is None
+    assert suite.cli("queue", "list").stdout.strip() == "the queue is empty"
