@@ -21,6 +21,14 @@ from mailsuite.tls import TLSMaterial
 T = TypeVar("T")
 
 
+class StartupError(Exception):
+    """A service could not start; the message names the listener and the reason.
+
+    Defined here, beside the service contract, so that services can raise it without
+    importing serve.
+    """
+
+
 class Running(Protocol):
     """A started listener or background service."""
 

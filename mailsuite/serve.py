@@ -23,7 +23,7 @@ from twisted.internet.error import CannotListenError
 
 from mailsuite.auth import Authenticator
 from mailsuite.config import ConfigError, Settings, load_config
-from mailsuite.context import Context, Running
+from mailsuite.context import Context, Running, StartupError
 from mailsuite.control import ControlServer, LoopLag
 from mailsuite.directory import Directory
 from mailsuite.events import Events
@@ -35,10 +35,6 @@ from mailsuite.tls import TLSMaterial
 log = logging.getLogger("mailsuite.serve")
 
 SHUTDOWN_GRACE = 4.0
-
-
-class StartupError(Exception):
-    """A service could not start; the message names the listener and the reason."""
 
 
 def _install_reactor(loop: asyncio.AbstractEventLoop) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from mailsuite.config import Settings
-from mailsuite.context import Context
+from mailsuite.context import Context, StartupError
 from mailsuite.directory import external as ext_db
 from mailsuite.fetcher.engine import Fetcher, FetchResult
 from mailsuite.secrets import SecretBox, SecretError
@@ -140,7 +140,5 @@ async def start_fetcher(ctx: Context) -> FetcherService:
     try:
         await ctx.run_io(box.ensure_key)
     except (SecretError, OSError) as exc:
-        from mailsuite.serve import StartupError
-
         raise StartupError(f"fetcher: {exc}") from None
     return FetcherService(ctx)
