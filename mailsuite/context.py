@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from mailsuite.auth import Authenticator
 from mailsuite.config import Settings
@@ -17,6 +19,8 @@ from mailsuite.events import Events
 from mailsuite.netlimits import Connections
 from mailsuite.store import Store
 from mailsuite.tls import TLSMaterial
+
+log = logging.getLogger("mailsuite.context")
 
 T = TypeVar("T")
 
@@ -37,6 +41,19 @@ class Running(Protocol):
     async def close(self) -> None: ...
 
 
+class Part(Generic[T]):
+    """The name and type of one piece of state a package keeps for a running server, as
+    aiohttp's AppKey is for an app: `ctx.part(KEY)` is a `T`. The owning package declares the
+    key with the function that makes the state, so this module imports no protocol code."""
+
+    def __init__(self, name: str, make: Callable[[Context], T]) -> None:
+        self.name = name
+        self.make = make
+
+    def __repr__(self) -> str:
+        return f"<Part {self.name}>"
+
+
 @dataclass
 class Context:
     settings: Settings
@@ -51,8 +68,33 @@ class Context:
     services: dict[str, Running] = field(default_factory=dict)
     connections: Connections = field(default_factory=Connections)  # IMAP/POP3 listener families
     lag: Any = None  # control.LoopLag once serve runs: the loop's wake-up delay, for metrics
+    _parts: dict[Part[Any], Any] = field(default_factory=dict, init=False, repr=False)
+    _parts_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     async def run_io(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run blocking work (fsync, big reads, index scans) off the loop."""
         call = functools.partial(fn, *args, **kwargs) if kwargs else functools.partial(fn, *args)
         return await self.loop.run_in_executor(self.io_pool, call)
+
+    def part(self, key: Part[T]) -> T:
+        """This server's `key` state, made on first use (from the loop or an I/O thread) and
+        kept until `release_parts`. Another Context has its own, so servers share none."""
+        with self._parts_lock:
+            if key not in self._parts:
+                self._parts[key] = key.make(self)
+            found: T = self._parts[key]
+            return found
+
+    def release_parts(self) -> None:
+        """Called by serve once every service is closed: each part with a `close()` lets go
+        of what it holds (newest first); a part made after this is made afresh."""
+        with self._parts_lock:
+            parts = list(self._parts.items())
+            self._parts.clear()
+        for key, value in reversed(parts):
+            close = getattr(value, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:
+                    log.exception("%s did not close cleanly", key.name)

@@ -109,6 +109,12 @@ async def start_services(ctx: Context) -> dict[str, Running]:
     return started
 
 
+def release_context(ctx: Context) -> None:
+    """Once its services are closed, the Context lets go of the state its packages kept
+    (spools, locks, shared listings), so nothing of it outlives this server."""
+    ctx.release_parts()
+
+
 async def stop_services(started: dict[str, Running]) -> None:
     async def close(name: str, service: Running) -> None:
         try:
@@ -212,6 +218,7 @@ async def serve(settings: Settings, config_path: Path, ready_file: Path | None =
         await stop_services(ctx.services)
         ctx.connections.close()
     finally:
+        release_context(ctx)
         from twisted.internet import reactor
 
         pool = getattr(reactor, "threadpool", None)
