@@ -7,22 +7,24 @@ delivery, the Return-Path, DKIM signing and spooling behave the same for each. W
 `dispatch` returns, the message is durable everywhere it had to go. Concurrent local
 deliveries are committed in groups (`_GroupCommit`), so that twenty sessions writing to one
 mailbox share each fsync of its new/ and each index commit instead of queueing for them.
+
+The spool, the queue runner's wake-up callbacks and the group commits in progress belong to
+one server: they live in its `Outgoing` (`outgoing_of(ctx)`), which serve releases when it
+stops, so a second server in the same process shares none of them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, localtime, make_msgid
-from pathlib import Path
 from typing import Protocol
 
 from mailsuite.config import Settings
-from mailsuite.context import Context
+from mailsuite.context import Context, Part
 from mailsuite.directory import Directory
 from mailsuite.smtp import signing
 from mailsuite.smtp.message import domain_of, from_addresses, normalize_line_endings, return_path
@@ -30,29 +32,64 @@ from mailsuite.smtp.spool import Spool, new_id
 from mailsuite.store import Prepared, Store
 
 MAX_BATCH = 64  # local deliveries made durable by one Store.deliver_many
-_SPOOLS: dict[Path, Spool] = {}
-_WAKERS: dict[Path, list[Callable[[], None]]] = {}
+
+
+class Outgoing:
+    """Where one server's accepted mail leaves from: the spool under `paths.spool` that the
+    SMTP sessions, the web site and the queue runner share, the runner's wake-up callbacks,
+    and the group commits in progress, by recipients."""
+
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
+        self.wakers: list[Callable[[], None]] = []
+        self.groups: dict[tuple[str, ...], _GroupCommit] = {}
+
+    def on_enqueue(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` (on the loop) whenever mail is spooled; returns the unsubscriber."""
+        self.wakers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self.wakers:
+                self.wakers.remove(callback)
+
+        return unsubscribe
+
+    def wake(self) -> None:
+        """Tell the queue runner that there is new mail in the spool."""
+        for wake in list(self.wakers):
+            wake()
+
+    def close(self) -> None:
+        """The server has stopped: a group commit still running is cancelled, so whoever
+        still waits on it gets an error rather than silence; nobody is woken any more."""
+        for group in list(self.groups.values()):
+            if group.task is not None and not group.task.done():
+                group.task.cancel()
+        self.groups.clear()
+        self.wakers.clear()
+
+
+OUTGOING: Part[Outgoing] = Part("outgoing", lambda ctx: Outgoing(Spool(ctx.settings.paths.spool)))
+
+
+def outgoing_of(ctx: Context) -> Outgoing:
+    """This server's outgoing side, made on first use."""
+    return ctx.part(OUTGOING)
 
 
 def spool_of(ctx: Context) -> Spool:
     """The spool under `paths.spool`, shared by the SMTP sessions and the queue runner."""
-    path = ctx.settings.paths.spool
-    if path not in _SPOOLS:
-        _SPOOLS[path] = Spool(path)
-    return _SPOOLS[path]
+    return outgoing_of(ctx).spool
 
 
 def on_enqueue(ctx: Context, callback: Callable[[], None]) -> Callable[[], None]:
     """Call `callback` (on the loop) whenever mail is spooled; returns the unsubscriber."""
-    wakers = _WAKERS.setdefault(ctx.settings.paths.spool, [])
-    wakers.append(callback)
-    return lambda: wakers.remove(callback)
+    return outgoing_of(ctx).on_enqueue(callback)
 
 
 def wake_queue(ctx: Context) -> None:
     """Tell the queue runner that there is new mail in the spool."""
-    for wake in list(_WAKERS.get(ctx.settings.paths.spool, [])):
-        wake()
+    outgoing_of(ctx).wake()
 
 
 class Parts(Protocol):
@@ -185,6 +222,7 @@ class _GroupCommit:
 
     def __init__(self, ctx: Context, key: tuple[str, ...]) -> None:
         self.ctx = ctx
+        self.groups = outgoing_of(ctx).groups  # kept, so forgetting never remakes the part
         self.key = key
         self.loop = asyncio.get_running_loop()
         self.waiting: list[tuple[Prepared, asyncio.Future[dict[str, int]]]] = []
@@ -194,7 +232,7 @@ class _GroupCommit:
     @classmethod
     def find(cls, ctx: Context, key: tuple[str, ...]) -> _GroupCommit | None:
         """The group committing for these recipients now; None when they are idle."""
-        group = _GROUPS.get(ctx.store, {}).get(key)
+        group = outgoing_of(ctx).groups.get(key)
         if group is None or group.loop is not asyncio.get_running_loop():
             return None
         return group
@@ -202,7 +240,8 @@ class _GroupCommit:
     @classmethod
     def begin_direct(cls, ctx: Context, key: tuple[str, ...]) -> _GroupCommit:
         """Mark the recipients busy while the caller commits one message itself."""
-        group = _GROUPS.setdefault(ctx.store, {})[key] = cls(ctx, key)
+        group = cls(ctx, key)
+        group.groups[key] = group
         group.direct = True
         return group
 
@@ -219,7 +258,8 @@ class _GroupCommit:
         """Wait until `prepared` is durable in every recipient's folder; raise its error."""
         group = cls.find(ctx, key)
         if group is None:
-            group = _GROUPS.setdefault(ctx.store, {})[key] = cls(ctx, key)
+            group = cls(ctx, key)
+            group.groups[key] = group
         future: asyncio.Future[dict[str, int]] = group.loop.create_future()
         group.waiting.append((prepared, future))
         if group.task is None and not group.direct:
@@ -256,14 +296,8 @@ class _GroupCommit:
             self._forget()
 
     def _forget(self) -> None:
-        groups = _GROUPS.get(self.ctx.store, {})
-        if groups.get(self.key) is self:
-            del groups[self.key]
-
-
-_GROUPS: weakref.WeakKeyDictionary[Store, dict[tuple[str, ...], _GroupCommit]] = (
-    weakref.WeakKeyDictionary()
-)
+        if self.groups.get(self.key) is self:
+            del self.groups[self.key]
 
 
 async def dispatch(
