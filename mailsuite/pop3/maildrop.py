@@ -6,7 +6,9 @@ the next login; mail expunged by IMAP meanwhile answers -ERR when asked for. Onl
 the store has indexed are listed, and the store indexes a delivery only once it is complete,
 so a session never sees half-delivered mail.
 
-Everything here that touches the store runs in an I/O thread (`ctx.run_io`).
+Everything here that touches the store runs in an I/O thread (`ctx.run_io`). The locks and
+the remembered sizes belong to one server (`pop3_state(ctx)`), shared by its pop3 and pop3s
+listeners and by nobody else; serve releases them when it stops.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import threading
 import weakref
 from dataclasses import dataclass, field
 
+from mailsuite.context import Context, Part
 from mailsuite.pop3.wire import uidl_of, wire_size
 from mailsuite.store import Folder, NoSuchMessage, Store
 
@@ -59,17 +62,18 @@ class Maildrop:
             entry.deleted = False
 
 
-def open_maildrop(store: Store, address: str) -> Maildrop:
+def open_maildrop(store: Store, address: str, sizes: Sizes) -> Maildrop:
     """Take the snapshot of the user's INBOX (I/O thread).
 
     LIST must report the size as sent, with CRLF line ends (RFC 1939 5), which differs from
     the stored size when other software stored bare LFs. It is worked out once per message,
-    by reading it, and kept in the store's per-message cache for every later login.
+    by reading it, and kept in the store's per-message cache for every later login; `sizes`
+    remembers it in memory too, so a login reads that cache only for messages not yet seen.
     """
     folder = store.mailbox(address).folder(INBOX)
     folder.sync()
     drop = Maildrop(folder)
-    known = _known_sizes(folder)
+    known = sizes.of(folder)
     for info in folder.messages():
         size = known.get(info.key)
         if size is None:
@@ -103,18 +107,28 @@ def commit(drop: Maildrop) -> int:
     return len(uids)
 
 
-_SIZES: weakref.WeakKeyDictionary[Folder, dict[str, int]] = weakref.WeakKeyDictionary()
-_SIZES_LOCK = threading.Lock()
+class Sizes:
+    """Wire sizes by message key per folder, remembered while the store keeps the folder
+    open (weakly, so a folder the store lets go of takes its sizes with it)."""
 
+    def __init__(self) -> None:
+        self._by_folder: weakref.WeakKeyDictionary[Folder, dict[str, int]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
 
-def _known_sizes(folder: Folder) -> dict[str, int]:
-    """Wire sizes by message key, remembered while the store keeps the folder open, so a
-    login reads the store's cache only for messages this process has not listed yet."""
-    with _SIZES_LOCK:
-        found = _SIZES.get(folder)
-        if found is None:
-            found = _SIZES[folder] = {}
-        return found
+    def of(self, folder: Folder) -> dict[str, int]:
+        """The sizes known for `folder`; the caller holds the folder's maildrop lock, so no
+        other login changes the dict meanwhile."""
+        with self._lock:
+            found = self._by_folder.get(folder)
+            if found is None:
+                found = self._by_folder[folder] = {}
+            return found
+
+    def clear(self) -> None:
+        with self._lock:
+            self._by_folder.clear()
 
 
 class Locks:
@@ -136,13 +150,34 @@ class Locks:
         with self._lock:
             self._held.discard(address)
 
+    def clear(self) -> None:
+        with self._lock:
+            self._held.clear()
 
-_LOCKS: weakref.WeakKeyDictionary[Store, Locks] = weakref.WeakKeyDictionary()
+
+class Pop3State:
+    """What every POP3 listener of one server shares: the maildrop locks, so that pop3 and
+    pop3s exclude each other for one mailbox, and the wire sizes already worked out."""
+
+    def __init__(self) -> None:
+        self.locks = Locks()
+        self.sizes = Sizes()
+
+    def close(self) -> None:
+        """The server has stopped; its sessions are gone, and so are their locks."""
+        self.locks.clear()
+        self.sizes.clear()
 
 
-def locks_for(store: Store) -> Locks:
-    """The locks shared by every POP3 listener of the server that owns `store`."""
-    found = _LOCKS.get(store)
-    if found is None:
-        found = _LOCKS[store] = Locks()
-    return found
+POP3: Part[Pop3State] = Part("pop3", lambda ctx: Pop3State())
+
+
+def pop3_state(ctx: Context) -> Pop3State:
+    """The POP3 state of the server `ctx` belongs to, made on first use."""
+    return ctx.part(POP3)
+
+
+def locks_for(store: Store) -> None:
+    """Transitional: a listener that still passes this to `Session` gives it None, and the
+    session takes the locks of its own server (`pop3_state(ctx).locks`) instead."""
+    return None

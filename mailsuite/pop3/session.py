@@ -17,7 +17,7 @@ from mailsuite.auth import AuthCode, AuthResult
 from mailsuite.connection import TooLong
 from mailsuite.context import Context
 from mailsuite.logs import ClientLog
-from mailsuite.pop3.maildrop import Locks, Maildrop, commit, open_maildrop
+from mailsuite.pop3.maildrop import Locks, Maildrop, commit, open_maildrop, pop3_state
 from mailsuite.pop3.readahead import ReadAhead
 from mailsuite.pop3.wire import (
     BadCommand,
@@ -75,10 +75,11 @@ def _one_line(text: str) -> str:
 class Session:
     """One POP3 conversation; `run()` is its task."""
 
-    def __init__(self, ctx: Context, conn: Connection, locks: Locks) -> None:
+    def __init__(self, ctx: Context, conn: Connection, locks: Locks | None = None) -> None:
         self.ctx = ctx
         self.conn = conn
-        self.locks = locks
+        self.shared = pop3_state(ctx)
+        self.locks = locks if locks is not None else self.shared.locks
         self.state = State.AUTHORIZATION
         self.user_login: str | None = None
         self.address: str | None = None
@@ -317,7 +318,9 @@ class Session:
             return
         self.address = address
         try:
-            self.drop = await self.ctx.run_io(open_maildrop, self.ctx.store, address)
+            self.drop = await self.ctx.run_io(
+                open_maildrop, self.ctx.store, address, self.shared.sizes
+            )
         except StoreError as exc:
             self.log.error("cannot open the maildrop of %s: %s", address, exc)
             self.release()
