@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mailsuite.imap.parser import parse_command
-from mailsuite.imap.view import View, snapshot
+from mailsuite.imap.view import Snapshots, View
 from mailsuite.store import Store
 
 
@@ -20,8 +20,9 @@ def _seqset(text: str):
 
 def test_sessions_share_one_listing_until_they_change(tmp_path):
     _, folder = _folder(tmp_path, 5)
-    a = View("INBOX", folder, False, snapshot(folder), set())
-    b = View("INBOX", folder, False, snapshot(folder), set())
+    shared = Snapshots()
+    a = View("INBOX", folder, False, shared.take(folder), set())
+    b = View("INBOX", folder, False, shared.take(folder), set())
     assert a.base is b.base
     [info] = folder.store_flags([2], ["\\Flagged"], "add")
     assert a.update(info)
@@ -32,7 +33,7 @@ def test_sessions_share_one_listing_until_they_change(tmp_path):
 
 def test_new_messages_extend_the_tail_and_ranges_span_both(tmp_path):
     store, folder = _folder(tmp_path, 4)
-    v = View("INBOX", folder, False, snapshot(folder), set())
+    v = View("INBOX", folder, False, Snapshots().take(folder), set())
     uids = [store.deliver(["v@example.test"], b"S: n\r\n\r\n")["v@example.test"] for _ in range(3)]
     assert v.add([folder.get(u) for u in uids]) == 3
     assert len(v) == 7
@@ -44,7 +45,7 @@ def test_new_messages_extend_the_tail_and_ranges_span_both(tmp_path):
 
 def test_expunge_renumbers_and_reports_descending(tmp_path):
     _, folder = _folder(tmp_path, 6)
-    v = View("INBOX", folder, False, snapshot(folder), {1, 2})
+    v = View("INBOX", folder, False, Snapshots().take(folder), {1, 2})
     assert v.remove([2, 5, 99]) == [5, 2]
     assert [m.uid for m in v.all()] == [1, 3, 4, 6]
     assert v.seq_of(6) == 4 and v.recent == {1}
@@ -56,7 +57,7 @@ def test_expunge_renumbers_and_reports_descending(tmp_path):
 
 def test_expunges_wait_while_not_allowed(tmp_path):
     _, folder = _folder(tmp_path, 3)
-    v = View("INBOX", folder, False, snapshot(folder), set())
+    v = View("INBOX", folder, False, Snapshots().take(folder), set())
     v.note("expunge", [2])
     assert v.apply({}, [], allow_expunge=False, with_uid=False) == b""
     assert len(v) == 3
@@ -65,7 +66,7 @@ def test_expunges_wait_while_not_allowed(tmp_path):
 
 def test_entries_reflect_own_changes_without_copying(tmp_path):
     _, folder = _folder(tmp_path, 3)
-    v = View("INBOX", folder, False, snapshot(folder), set())
+    v = View("INBOX", folder, False, Snapshots().take(folder), set())
     [info] = folder.store_flags([3], ["\\Seen"], "add")
     v.update(info)
     entries = v.entries()

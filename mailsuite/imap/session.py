@@ -22,7 +22,7 @@ from mailsuite.imap import mailboxes, render
 from mailsuite.imap.message import parse as parse_message
 from mailsuite.imap.parser import Command, FetchItem, ParseError, parse_command, parse_tag
 from mailsuite.imap.search import search
-from mailsuite.imap.view import View, snapshot
+from mailsuite.imap.view import View, snapshots_of
 
 if TYPE_CHECKING:
     from mailsuite.context import Context
@@ -384,7 +384,7 @@ class Session:
         )
         await self.ctx.run_io(folder.sync)
         recent = set() if readonly else await self.ctx.run_io(folder.claim_recent)
-        snap = await self.ctx.run_io(snapshot, folder)
+        snap = await self.ctx.run_io(snapshots_of(self.ctx).take, folder)
         if readonly:
             recent = await self.ctx.run_io(folder.recent)
         first_unseen, keywords = snap.first_unseen, snap.keywords

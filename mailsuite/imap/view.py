@@ -9,6 +9,8 @@ folder first, so changes made by other processes arrive as notices too.
 Memory: sessions on the same folder share one immutable snapshot of its entries (`Snapshot`);
 a view holds only what happened since (new messages, changed flags). Only an expunge gives a
 view its own copy. So a thousand IDLE sessions on a 100,000-message INBOX hold one listing.
+The shared snapshots belong to one server (`snapshots_of(ctx)`); another server in the same
+process has its own, and serve drops them when it stops.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mailsuite.context import Context, Part
 from mailsuite.imap import render
 
 
@@ -33,21 +36,44 @@ class Snapshot:
     keywords: frozenset[str]
 
 
-_shared: weakref.WeakKeyDictionary[Any, Snapshot] = weakref.WeakKeyDictionary()
-_shared_lock = threading.Lock()
+class Snapshots:
+    """The latest listing of each folder the store keeps open (weakly: a folder the store
+    lets go of takes its listing with it), for the sessions of one server to share."""
+
+    def __init__(self) -> None:
+        self._by_folder: weakref.WeakKeyDictionary[Any, Snapshot] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def take(self, folder: Any) -> Snapshot:
+        """The folder's current listing, shared with other sessions when unchanged; off the
+        loop. The comparison is cheap because the store hands out the same entry objects
+        while they do not change (tuple equality checks identity first)."""
+        messages = tuple(folder.messages())
+        with self._lock:
+            known = self._by_folder.get(folder)
+        if known is not None and known.messages == messages:
+            return known
+        snap = _listing(messages)
+        with self._lock:
+            self._by_folder[folder] = snap
+        return snap
+
+    def close(self) -> None:
+        """The server has stopped: no session is left to share a listing with."""
+        with self._lock:
+            self._by_folder.clear()
 
 
-def snapshot(folder: Any) -> Snapshot:
-    """The folder's current listing, shared with other sessions when unchanged; off the loop.
+SNAPSHOTS: Part[Snapshots] = Part("imap.snapshots", lambda ctx: Snapshots())
 
-    The comparison is cheap because the store hands out the same entry objects while they do
-    not change (tuple equality checks identity first).
-    """
-    messages = tuple(folder.messages())
-    with _shared_lock:
-        known = _shared.get(folder)
-    if known is not None and known.messages == messages:
-        return known
+
+def snapshots_of(ctx: Context) -> Snapshots:
+    """The shared listings of the server `ctx` belongs to, made on first use."""
+    return ctx.part(SNAPSHOTS)
+
+
+def _listing(messages: tuple[Any, ...]) -> Snapshot:
+    """What SELECT reports about a listing, worked out once per change of the folder."""
     first = 0
     keywords: set[str] = set()
     for i, m in enumerate(messages, 1):
@@ -57,10 +83,7 @@ def snapshot(folder: Any) -> Snapshot:
         for f in flags:
             if f[0] != "\\":
                 keywords.add(f)
-    snap = Snapshot(messages, tuple(m.uid for m in messages), first, frozenset(keywords))
-    with _shared_lock:
-        _shared[folder] = snap
-    return snap
+    return Snapshot(messages, tuple(m.uid for m in messages), first, frozenset(keywords))
 
 
 @dataclass
