@@ -10,7 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from mailsuite.auth import Authenticator
 from mailsuite.config import Settings
@@ -19,6 +19,9 @@ from mailsuite.events import Events
 from mailsuite.netlimits import Connections
 from mailsuite.store import Store
 from mailsuite.tls import TLSMaterial
+
+if TYPE_CHECKING:
+    from mailsuite.fetcher.service import FetcherService
 
 log = logging.getLogger("mailsuite.context")
 
@@ -68,6 +71,7 @@ class Context:
     services: dict[str, Running] = field(default_factory=dict)
     connections: Connections = field(default_factory=Connections)  # IMAP/POP3 listener families
     lag: Any = None  # control.LoopLag once serve runs: the loop's wake-up delay, for metrics
+    fetcher: FetcherService | None = None  # set by serve while the fetcher runs
     _parts: dict[Part[Any], Any] = field(default_factory=dict, init=False, repr=False)
     _parts_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 

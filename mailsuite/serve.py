@@ -101,17 +101,28 @@ async def start_services(ctx: Context) -> dict[str, Running]:
             started[key] = running
             bound = running.address
             log.info("%s listening on %s:%s", key, *(bound or (host, port)))
-        for spec in BACKGROUND:
-            started[spec] = await _entry(spec)(ctx)
+        for name, spec in BACKGROUND.items():
+            started[name] = await _entry(spec)(ctx)
+            _hand_over(ctx, started[name])
     except BaseException:
+        ctx.fetcher = None  # the handles given out above go with their services
         await stop_services(started)
         raise
     return started
 
 
+def _hand_over(ctx: Context, service: Running) -> None:
+    """Give the other services their typed handle on a background service that has one."""
+    from mailsuite.fetcher.service import FetcherService
+
+    if isinstance(service, FetcherService):
+        ctx.fetcher = service
+
+
 def release_context(ctx: Context) -> None:
-    """Once its services are closed, the Context lets go of the state its packages kept
-    (spools, locks, shared listings), so nothing of it outlives this server."""
+    """Once its services are closed, the Context lets go of the handles and of the state its
+    packages kept (spools, locks, shared listings), so nothing of it outlives this server."""
+    ctx.fetcher = None
     ctx.release_parts()
 
 
@@ -188,7 +199,7 @@ def status(ctx: Context, started: float) -> dict[str, object]:
     for name, service in ctx.services.items():
         extra = getattr(service, "status", None)
         if callable(extra):
-            report[name.rpartition(":")[2].removeprefix("start_")] = extra()
+            report[name] = extra()
     return report
 
 

@@ -1,7 +1,10 @@
 """What `serve` can start: a `listen:` key's server, and services without a socket.
 
-Each entry is "module:function"; the module is imported only when its listener is configured,
-after the Twisted reactor is installed. The functions' contract is in docs/internals.md.
+Each entry names the service (its key in `ctx.services` and in `mailsuite status`) and gives
+the "module:function" that starts it; the module is imported only when the service is
+started, after the Twisted reactor is installed. Services never look each other up here:
+serve hands them typed handles on the Context (`ctx.fetcher`). The functions' contract is in
+docs/internals.md.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ LISTENERS: dict[str, str] = {
     "web": "mailsuite.web.app:start_web",
 }
 
-BACKGROUND: list[str] = [
-    "mailsuite.smtp.queue:start_queue",
-    "mailsuite.fetcher.service:start_fetcher",
-]
+BACKGROUND: dict[str, str] = {
+    "queue": "mailsuite.smtp.queue:start_queue",
+    "fetcher": "mailsuite.fetcher.service:start_fetcher",
+}

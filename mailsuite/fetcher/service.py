@@ -31,7 +31,11 @@ TICK = 5.0  # seconds between looks at the schedule when nothing wakes the loop
 
 
 class FetcherService:
-    """Running service (see docs/internals.md: `address` is None, `close()` stops it)."""
+    """Running service (see docs/internals.md: `address` is None, `close()` stops it).
+
+    Other services reach it as `ctx.fetcher` while it runs: the web site's "pobierz teraz"
+    calls `fetch_now`, and its connection tests use the same `engine`.
+    """
 
     address: tuple[str, int] | None = None
 

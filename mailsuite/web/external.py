@@ -33,7 +33,6 @@ from mailsuite.web.pages import CTX_KEY, lang_of, read_form, render, see_other
 BASE = ACCOUNT_PATH + "/zewnetrzne"
 ADD_PATH = BASE + "/dodaj"
 SECTION_ID = "zewnetrzne"
-SERVICE = "mailsuite.fetcher.service:start_fetcher"
 
 TEXTS = {
     "section.external": ("Konta zewnętrzne", "External accounts"),
@@ -140,10 +139,10 @@ i18n.TEXTS.update(TEXTS)
 
 
 def _fetcher(ctx: Context) -> Fetcher:
-    service = ctx.services.get(SERVICE)
-    engine = getattr(service, "engine", None)
-    if isinstance(engine, Fetcher):
-        return engine
+    """The running fetcher's engine, so a connection test sees its live settings; a site
+    running without the fetcher gets an engine of its own."""
+    if ctx.fetcher is not None:
+        return ctx.fetcher.engine
     return Fetcher(ctx.directory, ctx.store, ctx.settings)
 
 
@@ -261,9 +260,8 @@ async def add_post(request: web.Request) -> web.StreamResponse:
         return _wizard(request, 2, form, [_remote_error(lang, exc)])
     except DirectoryError as exc:
         return _wizard(request, 2, form, [str(exc)])
-    service = ctx.services.get(SERVICE)
-    if service is not None:
-        service.fetch_now(created.id)
+    if ctx.fetcher is not None:
+        ctx.fetcher.fetch_now(created.id)
     return see_other(f"{ACCOUNT_PATH}#{SECTION_ID}")
 
 
@@ -378,9 +376,8 @@ async def fetch_post(request: web.Request) -> web.StreamResponse:
     form = await read_form(request)
     if owned is None or form is None:
         return see_other(ACCOUNT_PATH)
-    service = ctx.services.get(SERVICE)
-    if service is not None:
-        service.fetch_now(owned[1].id)
+    if ctx.fetcher is not None:
+        ctx.fetcher.fetch_now(owned[1].id)
     else:
         ext_db.request_fetch(ctx.directory, owned[1].id)
     return see_other(f"{ACCOUNT_PATH}#{SECTION_ID}")
