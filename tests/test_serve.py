@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from .conftest import ROOT, Suite
+from .conftest import DEFAULT_PASSWORD, ROOT, Suite
 
 
 def demo_copy(tmp: Path) -> Path:
@@ -107,3 +109,132 @@ def test_port_in_use_names_the_listener(tmp_path: Path) -> None:
         )
     assert result.returncode == 1
     assert f"listen.pop3: cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+# Two servers on one loop in one process, as `serve` builds and stops each; run in a child so
+# that Twisted's reactor is installed once, into that loop. Prints what each server holds.
+TWO_SERVERS = r"""
+import asyncio, imaplib, json, poplib, sys
+from pathlib import Path
+
+from mailsuite.config import load_config
+from mailsuite.fetcher.service import FetcherService
+from mailsuite.imap.view import snapshots_of
+from mailsuite.pop3.maildrop import POP3, pop3_state
+from mailsuite.serve import _install_reactor, build_context, release_context, start_services
+from mailsuite.serve import stop_services
+from mailsuite.smtp.outgoing import on_enqueue, outgoing_of, spool_of, wake_queue
+
+USER, PASSWORD = sys.argv[3], sys.argv[4]
+
+
+def pop3_login(port):
+    client = poplib.POP3("127.0.0.1", port, timeout=10)
+    client.user(USER)
+    client.pass_(PASSWORD)
+    return client
+
+
+def pop3_refused(port):
+    try:
+        pop3_login(port).quit()
+    except poplib.error_proto as exc:
+        return exc.args[0].decode()
+    return None
+
+
+def imap_select(port):
+    with imaplib.IMAP4("127.0.0.1", port, timeout=10) as client:
+        client.login(USER, PASSWORD)
+        return client.select("INBOX")[0]
+
+
+async def main():
+    loop = asyncio.get_running_loop()
+    _install_reactor(loop)
+    a, b = (build_context(load_config(Path(p)), Path(p), loop) for p in sys.argv[1:3])
+    a.services = await start_services(a)
+    b.services = await start_services(b)
+    port = lambda ctx, name: ctx.services[name].address[1]
+    woken = []
+    on_enqueue(b, lambda: woken.append("b"))
+    wake_queue(a)
+    held = await asyncio.to_thread(pop3_login, port(a, "pop3"))
+    on_b = await asyncio.to_thread(pop3_login, port(b, "pop3"))
+    facts = {
+        "second login on A": await asyncio.to_thread(pop3_refused, port(a, "pop3")),
+        "A and B share a spool": spool_of(a) is spool_of(b),
+        "A's spool is under its paths.spool": spool_of(a).root == a.settings.paths.spool,
+        "waking A's queue woke B's": woken,
+        "A and B share group commits": outgoing_of(a).groups is outgoing_of(b).groups,
+        "A and B share POP3 locks": pop3_state(a).locks is pop3_state(b).locks,
+        "A and B share known sizes": pop3_state(a).sizes is pop3_state(b).sizes,
+        "SELECT on A": await asyncio.to_thread(imap_select, port(a, "imap")),
+        "SELECT on B": await asyncio.to_thread(imap_select, port(b, "imap")),
+        "A and B share snapshots": snapshots_of(a) is snapshots_of(b),
+        "A's fetcher handle": type(a.fetcher).__name__,
+        "A's handle is its running fetcher": a.fetcher is a.services["fetcher"],
+        "A and B share a fetcher": a.fetcher is b.fetcher,
+    }
+    assert isinstance(a.fetcher, FetcherService) and isinstance(b.fetcher, FetcherService)
+    await asyncio.to_thread(held.quit)
+    await asyncio.to_thread(on_b.quit)
+    kept = pop3_state(a)
+    for ctx in (a, b):
+        await stop_services(ctx.services)
+        release_context(ctx)
+    facts["A's fetcher handle after stop"] = a.fetcher
+    facts["A's POP3 state kept after stop"] = a.part(POP3) is kept
+    print(json.dumps(facts))
+    for ctx in (a, b):
+        ctx.io_pool.shutdown(wait=True)
+        ctx.auth.hasher.shutdown()
+        ctx.directory.close()
+
+
+asyncio.run(main())
+"""
+
+
+def test_two_servers_in_one_process_share_no_state(suite_factory: Any) -> None:
+    """A second server in the same process has its own spool, queue wake-ups, group commits,
+    POP3 maildrop locks and sizes, IMAP listings and fetcher: a maildrop held on one server
+    does not lock the same mailbox name on the other, and each server's fetcher is reached
+    as a typed handle; when the server stops, all of it is let go."""
+    one, two = suite_factory(start=False), suite_factory(start=False)
+    address = "ala@example.test"
+    for suite in (one, two):
+        suite.add_user(address)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            TWO_SERVERS,
+            str(one.config_path),
+            str(two.config_path),
+            address,
+            DEFAULT_PASSWORD,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert result.returncode == 0, result.stderr
+    facts = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "[IN-USE]" in facts.pop("second login on A")
+    assert facts == {
+        "A and B share a spool": False,
+        "A's spool is under its paths.spool": True,
+        "waking A's queue woke B's": [],
+        "A and B share group commits": False,
+        "A and B share POP3 locks": False,
+        "A and B share known sizes": False,
+        "SELECT on A": "OK",
+        "SELECT on B": "OK",
+        "A and B share snapshots": False,
+        "A's fetcher handle": "FetcherService",
+        "A's handle is its running fetcher": True,
+        "A and B share a fetcher": False,
+        "A's fetcher handle after stop": None,
+        "A's POP3 state kept after stop": False,
+    }
