@@ -176,8 +176,3 @@ def pop3_state(ctx: Context) -> Pop3State:
     """The POP3 state of the server `ctx` belongs to, made on first use."""
     return ctx.part(POP3)
 
-
-def locks_for(store: Store) -> None:
-    """Transitional: a listener that still passes this to `Session` gives it None, and the
-    session takes the locks of its own server (`pop3_state(ctx).locks`) instead."""
-    return None

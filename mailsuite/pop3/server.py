@@ -14,7 +14,6 @@ from typing import Any
 from mailsuite.connection import Limits, LineConnection, Listener, listen
 from mailsuite.context import Context
 from mailsuite.netlimits import ConnectionFamily
-from mailsuite.pop3.maildrop import locks_for
 from mailsuite.pop3.session import Session, State
 
 
@@ -50,7 +49,7 @@ class Connection(LineConnection):
         return b"-ERR Idle for too long; closing\r\n"
 
     def start_session(self) -> asyncio.Future[None]:
-        self.session = Session(self.ctx, self, locks_for(self.ctx.store))
+        self.session = Session(self.ctx, self)
         return asyncio.ensure_future(self.session.run())
 
     def close_for_shutdown(self) -> asyncio.Future[None] | None:
