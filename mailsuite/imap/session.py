@@ -450,15 +450,18 @@ class Session:
             # RFC 3501 6.3.8: an empty pattern asks for the delimiter and root
             self.conn.write(b'* LIST (\\Noselect) "/" ""\r\n')
             return None
-        folders = await self.ctx.run_io(self.mailbox.list_folders)
         opts = set(cmd.select_opts)
         unknown = opts - {"SUBSCRIBED", "SPECIAL-USE", "REMOTE", "RECURSIVEMATCH"}
         if unknown:
             raise Bad("Unknown LIST selection option")
-        items = mailboxes.list_folders(
-            folders,
-            cmd.reference,
-            cmd.pattern,
+        try:
+            matcher = mailboxes.Matcher(cmd.reference, cmd.pattern)
+        except mailboxes.PatternTooLong as exc:
+            raise Bad(str(exc), "LIMIT") from None
+        items = await self.ctx.run_io(
+            _list_matching,
+            self.mailbox,
+            matcher,
             subscribed_only="SUBSCRIBED" in opts,
             special_use_only="SPECIAL-USE" in opts,
             lsub=lsub,
@@ -697,6 +700,12 @@ def _collect(
     changed = {uid: folder.get(uid) for uid in flag_uids}
     new = [m for m in map(folder.get, sorted(new_uids)) if m is not None]
     return changed, new, recent
+
+
+def _list_matching(mailbox: Any, matcher: mailboxes.Matcher, **options: bool) -> list[Any]:
+    """The folders LIST answers with; off the loop, since matching costs grow with the
+    number of folders."""
+    return mailboxes.list_folders(mailbox.list_folders(), matcher, **options)
 
 
 def _copyuid(dest: Any, pairs: list[tuple[int, int]]) -> str:
