@@ -1,8 +1,10 @@
-"""The running server's control socket: `mailsuite status` asks it what is going on.
+"""The running server's control socket (`mailsuite status` asks it what is going on) and the
+event-loop watchdog that tells the admin when a command held the loop.
 
 A Unix socket (mode 0600, so only the server's own user may ask) that answers one JSON
 request per connection. The server side lives on the loop; the client side is a few blocking
-lines for the CLI.
+lines for the CLI. The watchdog (`LoopLag`) runs in a thread of its own and reads only what
+sessions declare with `running()`: protocol, verb and client address.
 """
 
 from __future__ import annotations
@@ -10,12 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import socket
+import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
+
+log = logging.getLogger("mailsuite.loop")
 
 MAX_REQUEST = 4096
 
@@ -80,28 +90,243 @@ def ask(path: Path, command: str = "status", timeout: float = 5) -> dict[str, An
     return json.loads(data)
 
 
-class LoopLag:
-    """Measures how late the loop wakes up: the figure that shows something blocked it."""
+@dataclass
+class Activity:
+    """What one session is doing right now, for the watchdog to name a stall after.
 
-    def __init__(self, interval: float = 0.5) -> None:
-        self.interval = interval
+    `command` is a protocol verb the session knows (or "unknown"), never its arguments, so
+    nothing a client typed reaches the log or the metric labels.
+    """
+
+    protocol: str
+    client: str
+    command: str = "unknown"
+
+
+@dataclass(frozen=True)
+class Stall:
+    """One time the loop was held longer than the threshold, and by what."""
+
+    seconds: float
+    protocol: str
+    command: str
+    client: str
+    where: str  # innermost mailsuite frame of the loop thread while it was held
+
+    def describe(self) -> str:
+        if self.protocol == UNKNOWN:
+            by = "code outside any session command"
+        else:
+            by = f"{self.protocol} {self.command} from {self.client or '-'}"
+        return f"{by} (at {self.where})" if self.where else by
+
+
+UNKNOWN = "unknown"
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+
+
+class LoopLag:
+    """How late the event loop runs what it is given, and a watchdog for when it is held.
+
+    A thread, not a loop task (a blocked loop cannot report itself), posts a heartbeat to the
+    loop every `heartbeat` seconds and waits for it to run. `last` is how late the latest one
+    ran, `worst` the largest so far. When one is later than `threshold`, the loop was held:
+    while it still is, the thread notes what is running (the `Activity` of the task on the
+    loop, which sessions declare with `running()`, and the innermost mailsuite frame of the
+    loop thread), and once the loop is back the stall is logged at WARNING and counted
+    (`stalls`, `report()`, /metrics). A stall still going after a second is logged at once,
+    and every ten seconds after, so one that never ends is seen too. C code that keeps the
+    GIL holds this thread as well as the loop; the heartbeat is then late from when it was
+    due, and the thread looks at the loop as soon as it runs again. The figure may be up to
+    `heartbeat` short of the truth.
+    """
+
+    def __init__(self, threshold: float = 0.1, heartbeat: float = 0.02) -> None:
+        self.threshold = threshold
+        self.heartbeat = heartbeat
         self.last = 0.0
         self.worst = 0.0
-        self._task: asyncio.Task[None] | None = None
         self.address = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._activities: dict[asyncio.Task[Any], Activity] = {}
+        self._lock = threading.Lock()
+        self._stalls: Counter[tuple[str, str]] = Counter()
+        self._stalled_seconds = 0.0
+        self._worst_stall: Stall | None = None
+        self._last_stall: Stall | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- what sessions call, on the loop -----------------------------------------------------
+
+    def enter(self, activity: Activity) -> Activity | None:
+        """Make `activity` the current task's; returns the one it replaces (for `leave`)."""
+        task = asyncio.current_task()
+        if task is None:
+            return None
+        previous = self._activities.get(task)
+        self._activities[task] = activity
+        return previous
+
+    def leave(self, previous: Activity | None) -> None:
+        task = asyncio.current_task()
+        if task is None:
+            return
+        if previous is None:
+            self._activities.pop(task, None)
+        else:
+            self._activities[task] = previous
+
+    # -- figures -----------------------------------------------------------------------------
+
+    @property
+    def stalls(self) -> dict[tuple[str, str], int]:
+        """Stalls counted so far by (protocol, command)."""
+        with self._lock:
+            return dict(self._stalls)
+
+    @property
+    def stalled_seconds(self) -> float:
+        with self._lock:
+            return self._stalled_seconds
+
+    @property
+    def worst_stall(self) -> Stall | None:
+        with self._lock:
+            return self._worst_stall
+
+    def report(self) -> dict[str, Any]:
+        """The stall figures `mailsuite status` shows."""
+        with self._lock:
+            worst, last = self._worst_stall, self._last_stall
+            return {
+                "count": sum(self._stalls.values()),
+                "worst_ms": round(worst.seconds * 1000, 1) if worst else 0.0,
+                "worst_by": worst.describe() if worst else "-",
+                "last_by": last.describe() if last else "-",
+            }
+
+    # -- the watchdog thread -----------------------------------------------------------------
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def _run(self) -> None:
-        while True:
-            before = time.monotonic()
-            await asyncio.sleep(self.interval)
-            self.last = max(0.0, time.monotonic() - before - self.interval)
-            self.worst = max(self.worst, self.last)
+        """Start watching the running loop (call on it)."""
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._watch, name="loop-watchdog", daemon=True)
+        self._thread.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Stop watching; the thread notices within a heartbeat."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(1.0)
+
+    def _watch(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        ran = threading.Event()
+        ran_at = [0.0]
+
+        def beat() -> None:
+            ran_at[0] = time.monotonic()
+            ran.set()
+
+        due = time.monotonic()  # when the next heartbeat should run on a free loop
+        while not self._stop.is_set():
+            seen: Stall | None = None
+            if time.monotonic() - due >= self.threshold / 2:
+                # This thread was held too, so something kept the GIL (C code on the loop
+                # does): the loop thread is most likely still where it was held.
+                seen = self._sample()
+            ran.clear()
+            try:
+                loop.call_soon_threadsafe(beat)
+            except RuntimeError:
+                return  # the loop is closed
+            next_alarm = 1.0
+            while not ran.wait(0.01):
+                if self._stop.is_set():
+                    return
+                late = time.monotonic() - due
+                if seen is None and late >= self.threshold / 2:
+                    seen = self._sample()
+                if seen is not None and late >= next_alarm:
+                    log.warning(
+                        "event loop blocked for %.1f s so far by %s; still blocked",
+                        late,
+                        seen.describe(),
+                    )
+                    next_alarm = next_alarm + 10 if next_alarm >= 10 else 10.0
+            late = max(0.0, ran_at[0] - due)
+            self.last = late
+            self.worst = max(self.worst, late)
+            if late > self.threshold:
+                self._record(late, seen or self._sample())
+            due = time.monotonic() + self.heartbeat
+            self._stop.wait(self.heartbeat)
+
+    def _sample(self) -> Stall:
+        """What the loop thread is running now (called from the watchdog thread)."""
+        loop = self._loop
+        task = asyncio.current_task(loop) if loop is not None else None
+        activity = self._activities.get(task) if task is not None else None
+        frame = sys._current_frames().get(self._loop_thread)
+        return Stall(
+            0.0,
+            activity.protocol if activity else UNKNOWN,
+            activity.command if activity else UNKNOWN,
+            activity.client if activity else "",
+            _where(frame),
+        )
+
+    def _record(self, seconds: float, seen: Stall) -> None:
+        stall = Stall(seconds, seen.protocol, seen.command, seen.client, seen.where)
+        with self._lock:
+            self._stalls[(stall.protocol, stall.command)] += 1
+            self._stalled_seconds += seconds
+            if self._worst_stall is None or seconds > self._worst_stall.seconds:
+                self._worst_stall = stall
+            self._last_stall = stall
+        log.warning("event loop stalled for %d ms by %s", round(seconds * 1000), stall.describe())
+
+
+def _where(frame: FrameType | None) -> str:
+    """The innermost frame of our own code in a stack, as `path:line in function`."""
+    innermost = frame
+    while frame is not None:
+        path = frame.f_code.co_filename
+        if path.startswith(_PACKAGE_DIR):
+            rel = "mailsuite" + path[len(_PACKAGE_DIR) :]
+            return f"{rel}:{frame.f_lineno} in {frame.f_code.co_name}"
+        frame = frame.f_back
+    if innermost is None:
+        return ""
+    return f"{Path(innermost.f_code.co_filename).name}:{innermost.f_lineno}"
+
+
+def running(lag: LoopLag | None, protocol: str, client: str | None) -> _Running:
+    """``with running(ctx.lag, "imap", ip) as doing: ...`` declares, for the loop watchdog,
+    which session command the current task is running; set `doing.command` once the verb is
+    known. Costs a dictionary update; does nothing when no watchdog runs (`lag` is None)."""
+    return _Running(lag, protocol, client)
+
+
+class _Running:
+    __slots__ = ("_lag", "_previous", "activity")
+
+    def __init__(self, lag: LoopLag | None, protocol: str, client: str | None) -> None:
+        self._lag = lag
+        self._previous: Activity | None = None
+        self.activity = Activity(protocol, client or "")
+
+    def __enter__(self) -> Activity:
+        if self._lag is not None:
+            self._previous = self._lag.enter(self.activity)
+        return self.activity
+
+    def __exit__(self, *exc: object) -> None:
+        if self._lag is not None:
+            self._lag.leave(self._previous)

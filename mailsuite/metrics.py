@@ -3,7 +3,7 @@
 Protocol code counts with `ctx.events.inc("<component>.<event>")` and knows nothing of
 Prometheus; this collector turns each counter into
 `mailsuite_events_total{component="smtp", event="received"}` and adds the gauges a scrape
-should see right now (event-loop lag, open connections).
+should see right now (event-loop lag, open connections), and the loop watchdog's stalls.
 """
 
 from __future__ import annotations
@@ -44,8 +44,38 @@ class _SuiteCollector:
         lag = GaugeMetricFamily(
             "mailsuite_event_loop_lag_seconds", "How late the event loop last woke up."
         )
-        lag.add_metric([], self.ctx.lag.last if self.ctx.lag else 0.0)
+        watchdog = self.ctx.lag
+        lag.add_metric([], watchdog.last if watchdog else 0.0)
         yield lag
+        yield from _stall_metrics(watchdog)
+
+
+def _stall_metrics(watchdog: Any) -> Iterator[Metric]:
+    """What the loop watchdog (control.LoopLag) saw: every stall over its threshold, by the
+    protocol and command that held the loop ("unknown" when no session command did)."""
+    stalls = CounterMetricFamily(
+        "mailsuite_event_loop_stalls",
+        "Times one callback held the event loop past the watchdog threshold (100 ms).",
+        labels=["protocol", "command"],
+    )
+    seconds = CounterMetricFamily(
+        "mailsuite_event_loop_stalled_seconds", "Time the event loop spent held by stalls."
+    )
+    worst = GaugeMetricFamily(
+        "mailsuite_event_loop_worst_stall_seconds", "The longest stall since the server started."
+    )
+    if watchdog is not None:
+        for (protocol, command), count in sorted(watchdog.stalls.items()):
+            stalls.add_metric([protocol, command], count)
+        longest = watchdog.worst_stall
+        seconds.add_metric([], watchdog.stalled_seconds)
+        worst.add_metric([], longest.seconds if longest else 0.0)
+    else:
+        seconds.add_metric([], 0.0)
+        worst.add_metric([], 0.0)
+    yield stalls
+    yield seconds
+    yield worst
 
 
 def render(ctx: Any) -> bytes:

@@ -194,6 +194,7 @@ def status(ctx: Context, started: float) -> dict[str, object]:
             name: list(s.address) for name, s in ctx.services.items() if s.address is not None
         },
         "loop_lag_ms": {"last": round(lag.last * 1000, 2), "worst": round(lag.worst * 1000, 2)},
+        "loop_stalls": lag.report(),  # every stall over 100 ms, by what held the loop
         "counters": ctx.events.snapshot(),
     }
     for name, service in ctx.services.items():

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from mailsuite import sasl
+from mailsuite import control, sasl
 from mailsuite import store as store_pkg
 from mailsuite.auth import AuthCode
 from mailsuite.connection import TooLong
@@ -126,6 +126,11 @@ class Session:
         self.idle_wakeup.set()
 
     async def dispatch(self, data: bytes) -> None:
+        # the loop watchdog names this command if it ever holds the loop (control.LoopLag)
+        with control.running(self.ctx.lag, "imap", self.conn.remote_ip) as doing:
+            await self._dispatch(data, doing)
+
+    async def _dispatch(self, data: bytes, doing: control.Activity) -> None:
         conn = self.conn
         try:
             cmd = parse_command(data)
@@ -141,6 +146,7 @@ class Session:
         if handler is None:
             conn.write(tag + b" BAD Unknown command\r\n")
             return
+        doing.command = cmd.name
         if self.state not in states:
             conn.write(tag + b" BAD " + cmd.name.encode() + b" is not valid in this state\r\n")
             return

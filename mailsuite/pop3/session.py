@@ -12,7 +12,7 @@ import enum
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from mailsuite import sasl
+from mailsuite import control, sasl
 from mailsuite.auth import AuthCode, AuthResult
 from mailsuite.connection import TooLong
 from mailsuite.context import Context
@@ -119,6 +119,11 @@ class Session:
             self.release()
 
     async def dispatch(self, line: bytes | TooLong) -> None:
+        # the loop watchdog names this command if it ever holds the loop (control.LoopLag)
+        with control.running(self.ctx.lag, "pop3", self.conn.remote_ip) as doing:
+            await self._dispatch(line, doing)
+
+    async def _dispatch(self, line: bytes | TooLong, doing: control.Activity) -> None:
         if isinstance(line, TooLong):
             self.err("Line too long")  # answered in order, the connection stays
             return
@@ -131,6 +136,7 @@ class Session:
         if handler is None:
             self.err("Unknown command")
             return
+        doing.command = command.verb
         try:
             await handler(command)
         except Exception:

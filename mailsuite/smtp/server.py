@@ -10,11 +10,13 @@ the config allows it, and a close that lets deliveries in progress finish.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
 from aiosmtpd.smtp import SMTP
 
+from mailsuite import control
 from mailsuite.context import Context
 from mailsuite.netlimits import ConnectionCounter, is_loopback
 from mailsuite.smtp import replies
@@ -60,6 +62,21 @@ class Server(SMTP):
         self.implicit_tls = implicit_tls
         self._refusal: str | None = None
         self._ip = ""
+        self._smtp_methods = {
+            verb: self._watched(verb, method) for verb, method in self._smtp_methods.items()
+        }
+
+    def _watched(self, verb: str, method: Any) -> Any:
+        """`method` (an aiosmtpd `smtp_<VERB>`) declared to the loop watchdog while it runs,
+        so a stall it causes is named after it; HELP still finds its syntax attributes."""
+
+        @functools.wraps(method)
+        async def run(arg: str | None) -> None:
+            with control.running(self.ctx.lag, "smtp", self._ip) as doing:
+                doing.command = verb
+                await method(arg)
+
+        return run
 
     @property
     def secure(self) -> bool:
