@@ -229,8 +229,17 @@ class Session:
         if view is None:
             self.early.append(change)  # SELECT in progress
             return
-        view.note(change.kind, change.uids)
+        self._note(view, change)
         self.idle_wakeup.set()
+
+    @staticmethod
+    def _note(view: View, change: Any) -> None:
+        """Record a notice in the view, unless it is a rebuild the view already shows: a
+        SELECT that found the folder rebuilt listed the new UIDs and announced the new
+        UIDVALIDITY (RFC 3501 2.3.1.1), so the client has nothing to start again."""
+        if change.kind == "uidvalidity" and view.uidvalidity == view.folder.uidvalidity:
+            return
+        view.note(change.kind, change.uids)
 
     async def send_updates(self, cmd: Command | None, *, poll: bool = False) -> None:
         """Announce pending changes of the selected folder where RFC 3501 7.4.1 allows.
@@ -388,20 +397,23 @@ class Session:
         self.watch = await self.ctx.run_io(
             self.ctx.store.watch, self.address, folder.name, self.on_change
         )
+        # A sync may find the folder rebuilt (its Maildir replaced by another program): the
+        # listing then has the new UIDs, and the client learns the new UIDVALIDITY here.
         await self.ctx.run_io(folder.sync)
         recent = set() if readonly else await self.ctx.run_io(folder.claim_recent)
-        snap = await self.ctx.run_io(snapshots_of(self.ctx).take, folder)
+        uidvalidity, snap = await self.ctx.run_io(_listing, snapshots_of(self.ctx).take, folder)
         if readonly:
             recent = await self.ctx.run_io(folder.recent)
         first_unseen, keywords = snap.first_unseen, snap.keywords
         view = View(folder.name, folder, readonly, snap, recent)
+        view.uidvalidity = uidvalidity
         flag_list = render.flags([*SYSTEM_FLAGS, *sorted(keywords)])
         w = self.conn.write
         w(b"* FLAGS " + flag_list + b"\r\n")
         w(b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(view), len(recent)))
         if first_unseen:
             w(b"* OK [UNSEEN %d] First unseen message\r\n" % first_unseen)
-        w(b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % folder.uidvalidity)
+        w(b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % uidvalidity)
         w(b"* OK [UIDNEXT %d] Predicted next UID\r\n" % folder.uidnext)
         if readonly:
             w(b"* OK [PERMANENTFLAGS ()] Read-only folder\r\n")
@@ -412,7 +424,7 @@ class Session:
         self.view = view
         self.state = SELECTED
         for change in self.early:
-            view.note(change.kind, change.uids)
+            self._note(view, change)
         self.early = []
         return ("[READ-ONLY] " if readonly else "[READ-WRITE] ") + f"{cmd.name} completed"
 
@@ -706,6 +718,17 @@ def _collect(
     changed = {uid: folder.get(uid) for uid in flag_uids}
     new = [m for m in map(folder.get, sorted(new_uids)) if m is not None]
     return changed, new, recent
+
+
+def _listing(take: Callable[[Any], Any], folder: Any) -> tuple[int, Any]:
+    """The folder's listing with the UIDVALIDITY its UIDs belong to; off the loop. Read
+    again if a rebuild changed the UIDVALIDITY meanwhile (the listing waits for a rebuild
+    in progress, so one read between two equal values is the listing of that value)."""
+    while True:
+        uidvalidity = folder.uidvalidity
+        snap = take(folder)
+        if folder.uidvalidity == uidvalidity:
+            return uidvalidity, snap
 
 
 def _list_matching(mailbox: Any, matcher: mailboxes.Matcher, **options: bool) -> list[Any]:
