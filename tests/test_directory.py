@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from mailsuite.directory import AlreadyExists, Directory, InvalidAddress, NoSuchAccount
+from mailsuite.directory import (
+    AlreadyExists,
+    Directory,
+    DirectoryUnavailable,
+    InvalidAddress,
+    NoSuchAccount,
+)
 
 
 class Clock:
@@ -152,3 +160,82 @@ def test_audit_log_records_changes(directory: Directory) -> None:
     directory.set_state("ala@example.test", "disabled")
     events = [e["event"] for e in directory.audit_log("ala@example.test")]
     assert events[:2] == ["account.disable", "account.add"]
+
+
+def test_an_attempt_is_reserved_against_every_limit_until_released(
+    directory: Directory, clock: Clock
+) -> None:
+    limits = [("login:a", 2), ("net:n", 3)]
+    first = directory.reserve_attempt(limits, since=clock.now - 60, lockout=60)
+    second = directory.reserve_attempt(limits, since=clock.now - 60, lockout=60)
+    assert first and second
+    # Two attempts in progress already use up login:a, though neither has failed yet.
+    assert directory.reserve_attempt(limits, since=clock.now - 60, lockout=60) is None
+    directory.release_attempt(first)
+    assert directory.failures_since("login:a", 0)[0] == 1
+    assert directory.reserve_attempt(limits, since=clock.now - 60, lockout=60)
+    # The other key refuses on its own once full, and a release can forgive a whole key.
+    assert directory.reserve_attempt([("net:n", 3)], since=clock.now - 60, lockout=60)
+    assert directory.reserve_attempt([("net:n", 3)], since=clock.now - 60, lockout=60) is None
+    directory.release_attempt([], forgive=["net:n"])
+    assert directory.failures_since("net:n", 0)[0] == 0
+
+
+def test_a_failure_is_counted_with_its_keys_in_one_step(directory: Directory, clock: Clock) -> None:
+    directory.note_failure(["acct:a", "all"])
+    clock.now += 120
+    counts = directory.note_failure(["acct:a", "all"], [("acct:a", 0), ("all", clock.now - 60)])
+    assert counts == [2, 1]
+
+
+@pytest.fixture
+def write_locked(directory: Directory):  # type: ignore[no-untyped-def]
+    """Another process holding the directory's write lock for the test."""
+    other = sqlite3.connect(directory.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    yield
+    other.execute("ROLLBACK")
+    other.close()
+
+
+def test_a_write_gives_up_within_about_a_second_while_another_process_writes(
+    directory: Directory, write_locked: None
+) -> None:
+    began = time.monotonic()
+    with pytest.raises(DirectoryUnavailable):
+        directory.record_failure(["net:n"])
+    assert 0.5 < time.monotonic() - began < 1.5
+    assert directory.failures_since("net:n", 0)[0] == 0  # reads still answer
+
+
+def test_reads_never_wait_for_a_write_that_waits(directory: Directory) -> None:
+    directory.add_account("ala@example.test", password_hash="x")
+    other = sqlite3.connect(directory.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    refused: list[bool] = []
+
+    def write() -> None:
+        try:
+            directory.audit("waits")
+        except DirectoryUnavailable:
+            refused.append(True)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        time.sleep(0.1)  # the writer now waits for the other process
+        began = time.monotonic()
+        assert directory.get_account("ala@example.test") is not None
+        assert time.monotonic() - began < 0.1
+    finally:
+        writer.join()
+        other.execute("ROLLBACK")
+        other.close()
+    assert refused == [True]
+    # And this process's writers take turns: none is lost.
+    threads = [threading.Thread(target=directory.record_failure, args=(["k"],)) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert directory.failures_since("k", 0)[0] == 20

@@ -5,8 +5,11 @@ path all call these methods, so a PostgreSQL backend would be a second implement
 class rather than a rewrite. It never touches Maildirs and never sees a plain password:
 callers hash first (`mailsuite.passwords`).
 
-Calls are synchronous. SQLite answers these in well under a millisecond, so the event loop may
-call them directly; a lock makes the one connection safe for the worker threads too.
+Calls are synchronous and may wait: another process (the CLI, a second worker) can hold the
+write lock, so servers call them from worker threads, never from the event loop. Each thread
+has its own connection, so reads (WAL) never queue behind a write; writes in this process
+take turns on one lock, and a write that cannot start within `busy_timeout` (about a second)
+raises `DirectoryUnavailable` instead of waiting on.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import hmac
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,7 @@ from mailsuite.directory.models import (
     Alias,
     AlreadyExists,
     DirectoryError,
+    DirectoryUnavailable,
     InvalidAddress,
     NoSuchAccount,
     Token,
@@ -36,6 +40,19 @@ from mailsuite.directory.models import (
 from mailsuite.directory.schema import MIGRATIONS
 
 Clock = Callable[[], float]
+
+BUSY_TIMEOUT = 1.0  # seconds a write waits for another process's lock before giving up
+MIGRATION_TIMEOUT = 30.0  # opening may wait longer: a second process may be migrating
+_BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def _unavailable(exc: sqlite3.OperationalError) -> DirectoryError | sqlite3.OperationalError:
+    """SQLite's "database is locked" as the directory's own temporary failure; other errors
+    are left as they are."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in _BUSY_CODES:
+        return DirectoryUnavailable("the directory database is busy; try again shortly")
+    return exc
 
 
 def token_digest(secret: str) -> str:
@@ -46,53 +63,111 @@ def token_digest(secret: str) -> str:
 class Directory:
     """One SQLite directory database; `domains` are the mail domains accounts may live in."""
 
-    def __init__(self, path: Path, domains: list[str], *, clock: Clock = time.time) -> None:
+    def __init__(
+        self,
+        path: Path,
+        domains: list[str],
+        *,
+        clock: Clock = time.time,
+        busy_timeout: float = BUSY_TIMEOUT,
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.domains = [d.lower() for d in domains]
         self.clock = clock
-        self._lock = threading.RLock()
-        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        self.db = sqlite_utils.Database(conn)
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._opened: list[sqlite3.Connection] = []
+        self._opened_lock = threading.Lock()
+        self._closed = False
+        conn = self._conn()
+        conn.execute(f"PRAGMA busy_timeout = {int(MIGRATION_TIMEOUT * 1000)}")
+        conn.execute("PRAGMA journal_mode=WAL")  # kept in the file: every connection uses it
         self._migrate()
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
 
     def close(self) -> None:
-        with self._lock:
-            self.db.conn.close()
+        """Close every thread's connection; the directory is not used afterwards."""
+        with self._opened_lock:
+            self._closed = True
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            conn.close()
 
     # -- plumbing ---------------------------------------------------------------------------
 
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """This thread's connection (made on first use)."""
+        found: sqlite_utils.Database | None = getattr(self._local, "db", None)
+        if found is None:
+            conn = sqlite3.connect(
+                self.path,
+                check_same_thread=False,  # so that close() may close it from another thread
+                isolation_level=None,
+                timeout=self.busy_timeout,
+            )
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            with self._opened_lock:
+                if self._closed:
+                    conn.close()
+                    raise DirectoryError(f"{self.path} is closed")
+                self._opened.append(conn)
+            found = self._local.db = sqlite_utils.Database(conn)
+        return found
+
+    def _conn(self) -> sqlite3.Connection:
+        return self.db.conn
+
     def _migrate(self) -> None:
-        with self._lock:
-            version = self.db.conn.execute("PRAGMA user_version").fetchone()[0]
+        with self._write_lock:
+            conn = self._conn()
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > len(MIGRATIONS):
                 raise DirectoryError(
                     f"{self.path} was written by a newer mailsuite (schema {version}); upgrade"
                 )
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                self.db.conn.executescript(
+                conn.executescript(
                     f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
                 )
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; BEGIN IMMEDIATE so two processes never deadlock upgrading."""
-        with self._lock:
-            conn = self.db.conn
-            conn.execute("BEGIN IMMEDIATE")
+        """One write transaction; BEGIN IMMEDIATE so two processes never deadlock upgrading.
+
+        Waiting for this process's other writers and for another process's lock together
+        take at most `busy_timeout`; then `DirectoryUnavailable` is raised and nothing is
+        written.
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        if not self._write_lock.acquire(timeout=self.busy_timeout):
+            raise DirectoryUnavailable("the directory database is busy; try again shortly")
+        try:
+            conn = self._conn()
+            left = max(0.0, deadline - time.monotonic())
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {int(left * 1000)}")
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise _unavailable(exc) from None
             try:
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+        finally:
+            self._write_lock.release()
 
     def _rows(self, sql: str, params: tuple | dict = ()) -> list[dict[str, Any]]:
-        with self._lock:
+        try:
             return list(self.db.query(sql, params))
+        except sqlite3.OperationalError as exc:
+            raise _unavailable(exc) from None
 
     @staticmethod
     def _account(row: dict[str, Any] | None) -> Account | None:
@@ -400,13 +475,64 @@ class Directory:
         return cursor.rowcount == 1
 
     # -- login throttling -------------------------------------------------------------------
+    #
+    # One table of timestamped rows per key ("a failure of this key at this time"); what a key
+    # means (an account from a network, a network, the whole server) is the caller's business.
 
-    def record_failure(self, keys: list[str]) -> None:
+    def reserve_attempt(
+        self, limits: Sequence[tuple[str, int]], *, since: float, lockout: float
+    ) -> list[int] | None:
+        """Claim an attempt against every `(key, limit)`, or refuse it, in one transaction.
+
+        Refused (None) when a key already has `limit` rows since `since` and the newest is
+        under `lockout` old. Otherwise one row per key is written now, counting as a failure
+        until `release_attempt` takes it back, so attempts running at the same time see each
+        other before any of them has checked a password. Returns the rows to release.
+        """
+        now = self.clock()
+        with self.transaction() as conn:
+            for key, limit in limits:
+                n, last = conn.execute(
+                    "SELECT count(*), max(at) FROM login_failures WHERE key = ? AND at >= ?",
+                    (key, since),
+                ).fetchone()
+                if n >= limit and last is not None and now - last < lockout:
+                    return None
+            return [
+                int(
+                    conn.execute(
+                        "INSERT INTO login_failures (key, at) VALUES (?, ?)", (key, now)
+                    ).lastrowid
+                    or 0
+                )
+                for key, _ in limits
+            ]
+
+    def release_attempt(self, rows: Sequence[int], *, forgive: Sequence[str] = ()) -> None:
+        """The attempt succeeded: delete its rows and every failure of the `forgive` keys."""
+        with self.transaction() as conn:
+            conn.executemany("DELETE FROM login_failures WHERE rowid = ?", [(r,) for r in rows])
+            conn.executemany("DELETE FROM login_failures WHERE key = ?", [(k,) for k in forgive])
+
+    def note_failure(
+        self, keys: Sequence[str], counts: Sequence[tuple[str, float]] = ()
+    ) -> list[int]:
+        """Record a failure of each key and, in the same transaction, how many rows each
+        `(key, since)` of `counts` has since then (this failure included)."""
         now = self.clock()
         with self.transaction() as conn:
             conn.executemany(
                 "INSERT INTO login_failures (key, at) VALUES (?, ?)", [(k, now) for k in keys]
             )
+            return [
+                conn.execute(
+                    "SELECT count(*) FROM login_failures WHERE key = ? AND at >= ?", (key, since)
+                ).fetchone()[0]
+                for key, since in counts
+            ]
+
+    def record_failure(self, keys: list[str]) -> None:
+        self.note_failure(keys)
 
     def failures_since(self, key: str, since: float) -> tuple[int, float | None]:
         """How many failures `key` has had since `since`, and when the newest was."""
@@ -417,6 +543,7 @@ class Directory:
         return rows[0]["n"], rows[0]["last"]
 
     def clear_failures(self, keys: list[str], *, older_than: float | None = None) -> None:
+        """Forget every failure of `keys` and, with `older_than`, every row older than that."""
         with self.transaction() as conn:
             for key in keys:
                 conn.execute("DELETE FROM login_failures WHERE key = ?", (key,))

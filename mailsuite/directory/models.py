@@ -27,6 +27,14 @@ class InvalidAddress(DirectoryError):
     pass
 
 
+class DirectoryUnavailable(DirectoryError):
+    """The database could not be reached in time (another process holds its write lock).
+
+    Nothing was changed; the same call may succeed a moment later, so callers answer with
+    their protocol's "try again later" rather than an error.
+    """
+
+
 def normalize_address(address: str) -> str:
     """Lower-case and check an address; raise InvalidAddress saying what is wrong."""
     address = address.strip().lower()
