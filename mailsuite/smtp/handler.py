@@ -8,6 +8,7 @@ AUTH is mandatory. Rules:
   is never an open relay.
 - After AUTH the envelope sender and every From/Sender header address must be one of the
   account's own addresses or aliases (553 5.7.1).
+- NUL is refused in commands (the server) and in DATA; a non-ASCII address needs SMTPUTF8.
 - DATA is answered 250 only after `outgoing.dispatch` made the message durable for every
   recipient.
 
@@ -32,6 +33,7 @@ from mailsuite.smtp.message import (
     hop_count,
     missing_headers,
     normalize_line_endings,
+    protocol_keyword,
     received_header,
 )
 from mailsuite.smtp.outgoing import Routing, dispatch, is_local_domain, local_targets
@@ -173,6 +175,11 @@ class Handler:
         address: str,
         mail_options: list[str],
     ) -> str:
+        if address and address != "<>":
+            if not _valid_address(address):
+                return replies.BAD_ADDRESS
+            if not address.isascii() and not envelope.smtp_utf8:
+                return replies.NON_ASCII_SENDER  # RFC 6531 3.5
         account = self._account(session)
         if account is not None:
             if not address or address == "<>":
@@ -180,8 +187,6 @@ class Handler:
             if address.lower() not in self._own_addresses(account):
                 self._clog(session).info("refused sender %s for %s", address, account.address)
                 return replies.NOT_YOUR_SENDER.format(address=address)
-        elif address and address != "<>" and not _valid_address(address):
-            return replies.BAD_ADDRESS
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return replies.MAIL_OK
@@ -198,6 +203,8 @@ class Handler:
             return replies.TOO_MANY_RECIPIENTS
         if not _valid_address(address):
             return replies.BAD_ADDRESS
+        if not address.isascii() and not envelope.smtp_utf8:
+            return replies.NON_ASCII_RECIPIENT  # RFC 6531 3.5
         targets: list[str] | None = None
         if is_local_domain(self.ctx, address):
             targets = local_targets(self.ctx, address)
@@ -218,6 +225,11 @@ class Handler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content
         assert isinstance(raw, bytes)
+        if b"\0" in raw:
+            # RFC 5322 3.5, RFC 2045 2.8: message text has no NUL, and IMAP could not serve
+            # it (RFC 3501 9: a literal is CHAR8, any octet but NUL).
+            self._clog(session).info("refused a message that contains NUL")
+            return replies.NUL_IN_DATA
         data = normalize_line_endings(raw)
         if hop_count(data) >= MAX_HOPS:
             self._clog(session).warning("refused a message with %d Received lines", MAX_HOPS)
@@ -235,8 +247,12 @@ class Handler:
             data = missing_headers(data, self.ctx.settings.hostname) + data
         routing = Routing.resolved(_targets(envelope))
         queue_id = new_id()
-        secure = bool(getattr(server, "secure", False))
-        protocol = "ESMTP" + ("S" if secure else "") + ("A" if account else "")
+        protocol = protocol_keyword(
+            esmtp=bool(session.extended_smtp),
+            utf8=bool(envelope.smtp_utf8),
+            tls=bool(getattr(server, "secure", False)),
+            authenticated=account is not None,
+        )
         trace = received_header(
             helo=session.host_name,
             peer_ip=_peer_ip(session),

@@ -52,7 +52,7 @@ def received_header(
 ) -> bytes:
     """A `Received:` trace line (RFC 5321 4.4), folded so no line runs long.
 
-    `protocol` is the RFC 3848 keyword: ESMTP, ESMTPS, ESMTPA or ESMTPSA.
+    `protocol` is the `with` keyword that `protocol_keyword` chooses.
     """
     helo_text = _clean(helo or "unknown")
     stamp = formatdate(when if when is not None else time.time(), localtime=True)
@@ -66,6 +66,16 @@ def received_header(
         parts[-1] += ";"
     parts.append(f"\t{stamp}")
     return ("\r\n".join(parts) + "\r\n").encode("utf-8", "surrogateescape")
+
+
+def protocol_keyword(*, esmtp: bool, utf8: bool, tls: bool, authenticated: bool) -> str:
+    """The Received `with` keyword for how a message came (RFC 5321 4.4, RFC 3848, RFC 6531
+    4.3): SMTP after HELO; ESMTP or, for a transaction with SMTPUTF8, UTF8SMTP; then S for
+    TLS and A for AUTH (ESMTPSA, UTF8SMTPSA)."""
+    if not esmtp:
+        return "SMTP"
+    base = "UTF8SMTP" if utf8 else "ESMTP"  # RFC 6531 4.3
+    return base + ("S" if tls else "") + ("A" if authenticated else "")  # RFC 3848
 
 
 def return_path(sender: str) -> bytes:
@@ -99,11 +109,16 @@ def from_addresses(data: bytes) -> list[str]:
 
 def missing_headers(data: bytes, hostname: str) -> bytes:
     """`Date:` and `Message-ID:` lines to add when a submitted message lacks them (RFC 6409 8)."""
-    headers = parse_headers(data)
+    # Only the names count: parsing a malformed value would raise, and it is the client's.
+    names = {
+        line.partition(b":")[0].strip().lower()
+        for line in header_block(data).split(b"\r\n")
+        if line[:1] not in (b" ", b"\t")
+    }
     extra = b""
-    if headers.get("date") is None:
+    if b"date" not in names:
         extra += f"Date: {format_datetime(localtime())}\r\n".encode()
-    if headers.get("message-id") is None:
+    if b"message-id" not in names:
         extra += f"Message-ID: {make_msgid(domain=hostname)}\r\n".encode()
     return extra
 

@@ -41,6 +41,19 @@ DEFAULT_ENHANCED = {
 NO_CODE = {"220", "334", "354"}
 
 
+def printable(text: str) -> str:
+    """`text` from a client, fit for a reply line or a log line: control characters,
+    undecodable bytes (kept by aiosmtpd as surrogates) and line breaks become `\\xNN`."""
+    return "".join(ch if ch.isprintable() or ch == " " else _escaped(ch) for ch in text)
+
+
+def _escaped(ch: str) -> str:
+    code = ord(ch)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (errors="surrogateescape")
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def enhance(reply: str) -> str:
     """Add an enhanced status code to a reply line that lacks one."""
     if _HAS_CODE.match(reply):
@@ -75,4 +88,13 @@ AUTHZ_FAILED = "535 5.7.8 Not allowed to act as that authorization identity"
 TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections from your address; try again later"
 SERVICE_FULL = "421 4.3.2 Too many connections; try again later"
 HEADERS_UNREADABLE = "554 5.6.0 The message header cannot be parsed"
+NUL_IN_COMMAND = "501 5.5.2 NUL is not allowed in a command"  # RFC 5321 4.1.2: in no path
+# RFC 5322 3.5 and RFC 2045 2.8: no NUL in message text; RFC 3501 9: none in IMAP literals
+NUL_IN_DATA = "554 5.6.0 NUL characters are not allowed in a message"
+NON_ASCII_SENDER = "553 5.6.7 Non-ASCII addresses not permitted for that sender without SMTPUTF8"
+NON_ASCII_RECIPIENT = (
+    "553 5.6.7 Non-ASCII addresses not permitted for that recipient without SMTPUTF8"
+)
+VRFY_SYNTAX = "501 5.5.4 Syntax: VRFY <address>"  # RFC 5321 3.5.3: 252 when not verified
+CANNOT_VRFY = "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery"
 TOO_MANY_HOPS = "554 5.4.6 Too many hops; the message is probably looping"  # RFC 5321 6.3

@@ -5,6 +5,11 @@
 aiosmtpd `SMTP` that adds what aiosmtpd leaves to us: connection limits per service and per
 client address, enhanced status codes on every reply, plaintext AUTH on loopback only when
 the config allows it, and a close that lets deliveries in progress finish.
+
+Bad input gets the protocol's answer and nothing more: NUL anywhere in a command line is
+refused (501), a path aiosmtpd's parser chokes on is malformed (553/501, never its 451 and
+a traceback), undecodable bytes are never echoed raw, and what a client sent reaches the log
+escaped. After any 421 reply the connection is closed (RFC 5321 3.8).
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, syntax
 
 from mailsuite import control
 from mailsuite.context import Context
@@ -32,13 +38,56 @@ class _QuietDeprecation(logging.Filter):
         return "login_data is deprecated" not in record.getMessage()
 
 
+class _Printable(logging.Filter):
+    """What a client sent reaches the log escaped (`replies.printable`): a NUL, a terminal
+    escape or a line break can neither corrupt the log nor forge a line of it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed call is logging's to report
+            return True
+        clean = replies.printable(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
 logging.getLogger("mail.log").addFilter(_QuietDeprecation())
+for _name in ("mail.log", "mailsuite.smtp"):
+    logging.getLogger(_name).addFilter(_Printable())
 
 IDENT = "mailsuite ESMTP"
 CLOSE_GRACE = 3.0  # seconds a session in DATA may take to finish at shutdown
 
 
 _REFUSALS = {"total": replies.SERVICE_FULL, "ip": replies.TOO_MANY_CONNECTIONS}
+Command = Callable[[str | None], Awaitable[None]]
+
+
+class _Verbs(dict[str, Any]):
+    """aiosmtpd's table of `smtp_<VERB>` methods, guarded so that a command line with NUL
+    anywhere, in the verb or the argument, gets `refuse` and goes no further: RFC 5321 4.1.2
+    allows NUL in no path or parameter, and one is how `<a\\0b@x>` became `ab@x`."""
+
+    def __init__(self, methods: dict[str, Any], refuse: Command) -> None:
+        super().__init__({verb: _refusing_nul(m, refuse) for verb, m in methods.items()})
+        self._refuse = refuse
+
+    def get(self, verb: str, default: Any = None) -> Any:  # type: ignore[override]
+        if "\0" in verb:
+            return self._refuse
+        return super().get(verb, default)
+
+
+def _refusing_nul(method: Command, refuse: Command) -> Command:
+    """`method`, or `refuse` when its argument holds NUL; HELP still finds its syntax."""
+
+    @functools.wraps(method)
+    async def guarded(arg: str | None) -> None:
+        await (refuse if arg is not None and "\0" in arg else method)(arg)
+
+    return guarded
 
 
 class Server(SMTP):
@@ -65,6 +114,7 @@ class Server(SMTP):
         self._smtp_methods = {
             verb: self._watched(verb, method) for verb, method in self._smtp_methods.items()
         }
+        self._smtp_methods = _Verbs(self._smtp_methods, self._refuse_nul)
 
     def _watched(self, verb: str, method: Any) -> Any:
         """`method` (an aiosmtpd `smtp_<VERB>`) declared to the loop watchdog while it runs,
@@ -111,16 +161,44 @@ class Server(SMTP):
 
     async def _handle_client(self) -> None:
         if self._refusal is not None:
-            await self.push(self._refusal)
-            assert self.transport is not None
-            self.transport.close()
+            await self.push(self._refusal)  # a 421: push closes the connection
             return
         await super()._handle_client()
 
     async def push(self, status: Any) -> None:
-        if isinstance(status, str) and not self._raw_push:
-            status = replies.enhance(status)
+        if isinstance(status, str):
+            if not self._raw_push:
+                status = replies.enhance(status)
+            # A reply may echo the client's words: control characters and bytes that were
+            # not UTF-8 (surrogates here) go back escaped, never raw, never as an error.
+            status = replies.printable(status).encode("utf-8")
         await super().push(status)
+        if status[:3] == b"421" and self.transport is not None:
+            self.transport.close()  # RFC 5321 3.8: the server closes after a 421
+
+    async def _refuse_nul(self, arg: str | None) -> None:
+        await self.push(replies.NUL_IN_COMMAND)
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's path parser, which raises on some malformed paths (IndexError for
+        `MAIL FROM:‹` and `VRFY a@`, and others): such a path is just malformed, so MAIL and
+        RCPT answer aiosmtpd's 553 5.1.3 and VRFY 501."""
+        try:
+            return super()._getaddr(arg)
+        except Exception:
+            return None, None
+
+    @syntax("VRFY <address>")
+    async def smtp_VRFY(self, arg: str | None) -> None:
+        """RFC 5321 3.5.3: we never confirm who exists, so 252; a malformed argument is a
+        501 that does not echo it (aiosmtpd's 502 echo fails on undecodable bytes)."""
+        if await self.check_auth_needed("VRFY"):
+            return
+        if not arg:
+            await self.push(replies.VRFY_SYNTAX)
+            return
+        address, _ = self._getaddr(arg)
+        await self.push(replies.CANNOT_VRFY if address else replies.BAD_ADDRESS)
 
     async def smtp_EHLO(self, hostname: str) -> None:
         # RFC 2034 3: the EHLO reply itself carries no enhanced codes.
