@@ -1,7 +1,8 @@
-"""SMTP against input meant to fool it: paths the parser chokes on, NUL, control
-characters and non-ASCII addresses without SMTPUTF8.
+"""SMTP against input meant to fool it: forged authors, paths the parser chokes on, NUL,
+control characters and non-ASCII addresses without SMTPUTF8.
 
-Everything runs against the real server with smtplib or raw sockets.
+Everything runs against the real server with smtplib or raw sockets; what a submitted message
+says about its author is checked again the way a mail client sees it, over IMAP ENVELOPE.
 """
 
 from __future__ import annotations
@@ -10,25 +11,47 @@ import re
 import smtplib
 import socket
 import time
+from email.header import decode_header, make_header
 from typing import Any
 
 import pytest
 
+from mailsuite.directory.external import add_external
 from tests.conftest import Suite
+from tests.test_imap_server import Raw
 from tests.test_smtp import converse, messages, unverified
 
 PASSWORD = "Secret123"
 ALICE = "alice@example.test"
+ALLY = "ally@example.org"  # alice's alias
+EXTERNAL = "alice@external.example"  # alice's external account
+BOB = "bob@example.test"
 INBOX = "inbox@example.test"
+OWNED = {ALICE, ALLY, EXTERNAL}
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """One suite with a sender and a recipient."""
+    """One suite: alice with an alias and an external address, bob, and a recipient."""
     suite = Suite(tmp_path_factory.mktemp("input"))
     suite.start()
-    for address in (ALICE, INBOX):
+    for address in (ALICE, BOB, INBOX):
         suite.add_user(address)
+    suite.directory.add_alias(ALLY, ALICE)
+    add_external(
+        suite.directory,
+        ALICE,
+        label="elsewhere",
+        display_name="Alice Elsewhere",
+        email=EXTERNAL,
+        login=EXTERNAL,
+        secret=b"not used",
+        protocol="imap",
+        host="imap.external.example",
+        port=993,
+        security="tls",
+        limit=4,
+    )
     yield suite
     suite.close()
 
@@ -216,3 +239,187 @@ def test_received_says_utf8smtp_for_smtputf8_sessions(server: Suite) -> None:
     assert b" with UTF8SMTP id " in _newest(server, INBOX, b"utf8-mx")
     assert b" with UTF8SMTPSA id " in _newest(server, INBOX, b"utf8-sub")
     assert b" with ESMTPSA id " in _newest(server, INBOX, b"ascii-sub")
+
+
+# --- what IMAP shows ------------------------------------------------------------------------
+
+
+def _value(data: bytes, pos: int) -> tuple[Any, int]:
+    """One IMAP value at `pos` (list, NIL, quoted string, literal or atom) and where it ends."""
+    while data[pos : pos + 1] == b" ":
+        pos += 1
+    char = data[pos : pos + 1]
+    if char == b"(":
+        items, pos = [], pos + 1
+        while True:
+            while data[pos : pos + 1] == b" ":
+                pos += 1
+            if data[pos : pos + 1] == b")":
+                return items, pos + 1
+            item, pos = _value(data, pos)
+            items.append(item)
+    if char == b'"':
+        out, pos = bytearray(), pos + 1
+        while data[pos : pos + 1] != b'"':
+            if data[pos : pos + 1] == b"\\":
+                pos += 1
+            out += data[pos : pos + 1]
+            pos += 1
+        return bytes(out), pos + 1
+    if char == b"{":
+        end = data.index(b"}", pos)
+        start = end + 3
+        size = int(data[pos + 1 : end])
+        return data[start : start + size], start + size
+    match = re.compile(rb"[^ ()\r\n]+").match(data, pos)
+    assert match is not None, data[pos:]
+    atom = match.group()
+    return (None if atom.upper() == b"NIL" else atom), match.end()
+
+
+def envelopes(suite: Suite, address: str) -> dict[str, dict[str, list[tuple[str, str]]]]:
+    """Subject -> {"from": [(name, address)], "sender": [...]} as IMAP ENVELOPE shows them,
+    names decoded as a mail client decodes them."""
+    client = Raw(suite.port("imap"))
+    try:
+        client.login(address, PASSWORD)
+        client.ok("EXAMINE INBOX")
+        lines = client.cmd("FETCH 1:* (ENVELOPE)")
+    finally:
+        client.close()
+    found = {}
+    for line in lines[:-1]:
+        start = line.index(b"(")
+        items, _ = _value(line, start)
+        envelope = items[1]
+        subject = envelope[1].decode()
+
+        def boxes(field: Any) -> list[tuple[str, str]]:
+            out = []
+            for name, _adl, mailbox, host in field or []:
+                shown = str(make_header(decode_header(name.decode()))) if name else ""
+                out.append((shown, f"{mailbox.decode()}@{host.decode()}".lower()))
+            return out
+
+        found[subject] = {"from": boxes(envelope[2]), "sender": boxes(envelope[3])}
+    return found
+
+
+# --- the From table -------------------------------------------------------------------------
+
+# (id, header lines, accepted). Subject comes first, so these lines follow a valid field.
+FORMS: list[tuple[str, bytes, bool]] = [
+    ("plain", b"From: alice@example.test", True),
+    ("name-addr", b"From: Alice <alice@example.test>", True),
+    ("quoted-name", b'From: "Alice Smith" <alice@example.test>', True),
+    ("quoted-comma", b'From: "Smith, Alice" <alice@example.test>', True),
+    ("encoded-name", b"From: =?utf-8?q?Al=C3=ADce?= <alice@example.test>", True),
+    ("utf8-name", "From: Żaneta Ąę <alice@example.test>".encode(), True),
+    ("obs-phrase-dot", b"From: A. Smith <alice@example.test>", True),
+    ("angle-only", b"From: <alice@example.test>", True),
+    ("no-space", b"From:alice@example.test", True),
+    ("upper-name", b"FROM: alice@example.test", True),
+    ("mixed-case-address", b"From: Alice <ALICE@Example.TEST>", True),
+    ("folded", b"From: Alice\r\n <alice@example.test>", True),
+    ("comment", b"From: alice@example.test (Alice)", True),
+    ("own-address-as-name", b'From: "alice@example.test" <alice@example.test>', True),
+    ("alias", b"From: Ally <ally@example.org>", True),
+    ("external", b"From: Alice Elsewhere <alice@external.example>", True),
+    ("sender-too", b"From: alice@example.test\r\nSender: ally@example.org", True),
+    (
+        "two-authors-with-sender",
+        b"From: alice@example.test, ally@example.org\r\nSender: alice@example.test",
+        True,
+    ),
+    ("space-before-colon", b"From : bob@example.test", False),
+    ("tab-before-colon", b"From\t: bob@example.test", False),
+    ("colonless-line-before", b"X-Junk\r\nFrom: bob@example.test", False),
+    ("colonless-line-own-from", b"X-Junk\r\nFrom: alice@example.test", False),
+    ("mbox-from-line", b"From bob@example.test Sat Jan  3 00:00:00 2026", False),
+    ("white-space-only-line", b"From: alice@example.test\r\n \r\nX-After: 1", False),
+    ("paren-then-angle", b"From: alice@example.test)<bob@example.test>", False),
+    ("addr-then-angle", b"From: alice@example.test <bob@example.test>", False),
+    ("nested-angle", b"From: <alice@example.test<bob@example.test>>", False),
+    ("foreign", b"From: Bob <bob@example.test>", False),
+    ("foreign-remote", b"From: ceo@bank.example", False),
+    ("repeated", b"From: alice@example.test\r\nFrom: bob@example.test", False),
+    ("repeated-same", b"From: alice@example.test\r\nfrom: alice@example.test", False),
+    ("two-authors-no-sender", b"From: alice@example.test, ally@example.org", False),
+    (
+        "two-authors-one-foreign",
+        b"From: alice@example.test, bob@example.test\r\nSender: alice@example.test",
+        False,
+    ),
+    ("foreign-sender", b"From: alice@example.test\r\nSender: bob@example.test", False),
+    (
+        "repeated-sender",
+        b"From: alice@example.test\r\nSender: alice@example.test\r\nSender: alice@example.test",
+        False,
+    ),
+    (
+        "two-senders",
+        b"From: alice@example.test\r\nSender: alice@example.test, ally@example.org",
+        False,
+    ),
+    ("sender-only-foreign", b"Sender: bob@example.test", False),
+    ("foreign-address-as-name", b'From: "bob@example.test" <alice@example.test>', False),
+    ("encoded-foreign-name", b"From: =?utf-8?q?bob=40example.test?= <alice@example.test>", False),
+    ("foreign-in-comment", b"From: alice@example.test (bob@example.test)", False),
+    ("own-in-comment-of-foreign", b"From: bob@example.test (alice@example.test)", False),
+    ("group", b"From: Friends: alice@example.test;", False),
+    ("route", b"From: <@relay.example:bob@example.test>", False),
+    ("unclosed-comment", b"From: alice(@example.test", False),
+    ("unclosed-quote", b'From: "alice@example.test', False),
+    ("empty", b"From:", False),
+    ("null-path", b"From: <>", False),
+    ("spaces-in-address", b"From: alice @ example.test", False),
+    ("fold-into-second", b"From: alice@example.test\r\n\tbob@example.test", False),
+    ("name-without-angle", b'From: "Alice" alice@example.test', False),
+    ("semicolon-list", b"From: alice@example.test;bob@example.test", False),
+    ("control-character", b"From: alice@example.test\x0b", False),
+    ("not-utf8", b"From: \xff <alice@example.test>", False),
+    ("quoted-local-part", b'From: "alice"@example.test', False),
+    ("trailing-dot", b"From: alice@example.test.", False),
+    ("domain-literal", b"From: alice@[127.0.0.1]", False),
+    ("undecodable-word", b"From: =?x-unknown?q?bob?= <alice@example.test>", False),
+]
+
+
+@pytest.mark.parametrize(("header", "accepted"), [pytest.param(h, a, id=i) for i, h, a in FORMS])
+def test_submitted_author_is_one_of_the_accounts_own_as_imap_shows_it(
+    server: Suite, header: bytes, accepted: bool, request: pytest.FixtureRequest
+) -> None:
+    """Each From/Sender form is refused with 553 5.7.1, or accepted and then shown by IMAP's
+    ENVELOPE with only the account's own addresses, in the addresses and the names alike."""
+    subject = f"form-{request.node.callspec.id}"
+    message = f"Subject: {subject}\r\n".encode() + header + b"\r\n\r\nbody\r\n"
+    options = ["SMTPUTF8"] if not message.isascii() else []
+    offset = log_size(server)
+    with smtplib.SMTP("127.0.0.1", server.port("submission")) as client:
+        client.starttls(context=unverified())
+        client.login(ALICE, PASSWORD)
+        try:
+            client.sendmail(ALICE, [INBOX], message, mail_options=options)
+            code, reply = 250, b""
+        except smtplib.SMTPDataError as error:
+            code, reply = error.smtp_code, error.smtp_error
+    assert b"Traceback" not in log_since(server, offset)
+    if not accepted:
+        assert (code, reply[:6]) == (553, b"5.7.1 "), reply
+        assert not any(subject.encode() in p.read_bytes() for p in messages(server, INBOX))
+        return
+    assert code == 250, reply
+    deadline = time.monotonic() + 10
+    while subject not in (shown := envelopes(server, INBOX)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    envelope = shown[subject]
+    assert envelope["from"] or envelope["sender"]
+    for name, address in envelope["from"] + envelope["sender"]:
+        assert address in OWNED, (address, envelope)
+        assert set(re.findall(r"[^\s<>()\"]+@[^\s<>()\"]+", name.lower())) <= OWNED, envelope
+
+
+def test_the_from_table_is_large_and_mixed() -> None:
+    """The table covers at least twenty forms, with accepted and refused ones."""
+    assert len(FORMS) >= 20
+    assert {accepted for _, _, accepted in FORMS} == {True, False}

@@ -7,7 +7,8 @@ AUTH is mandatory. Rules:
   (550 5.1.1 otherwise). RCPT for other domains: only after AUTH (554 5.7.1), so the server
   is never an open relay.
 - After AUTH the envelope sender and every From/Sender header address must be one of the
-  account's own addresses or aliases (553 5.7.1).
+  account's own addresses, aliases or external addresses (553 5.7.1), and the header must
+  read one way only (`authors`).
 - NUL is refused in commands (the server) and in DATA; a non-ASCII address needs SMTPUTF8.
 - DATA is answered 250 only after `outgoing.dispatch` made the message durable for every
   recipient.
@@ -27,9 +28,9 @@ from mailsuite.context import Context
 from mailsuite.directory import Account
 from mailsuite.directory.external import external_senders
 from mailsuite.logs import ClientLog
-from mailsuite.smtp import replies
+from mailsuite.smtp import authors, replies
 from mailsuite.smtp.message import (
-    from_addresses,
+    header_block,
     hop_count,
     missing_headers,
     normalize_line_endings,
@@ -236,14 +237,9 @@ class Handler:
             return replies.TOO_MANY_HOPS
         account = self._account(session)
         if account is not None:
-            own = self._own_addresses(account)
-            try:
-                senders = from_addresses(data)
-            except Exception:
-                return replies.HEADERS_UNREADABLE
-            for address in senders:
-                if address not in own:
-                    return replies.NOT_YOUR_FROM.format(address=address or "(unreadable)")
+            refusal = self._author_refusal(session, account, data)
+            if refusal is not None:
+                return refusal
             data = missing_headers(data, self.ctx.settings.hostname) + data
         routing = Routing.resolved(_targets(envelope))
         queue_id = new_id()
@@ -286,6 +282,21 @@ class Handler:
             len(data),
         )
         return replies.QUEUED.format(queue_id=queue_id)
+
+    def _author_refusal(self, session: Session, account: Account, data: bytes) -> str | None:
+        """The reply refusing a submitted message whose header does not read one way only or
+        names an author or sender that is not the account's own; None when all is well."""
+        try:
+            found = authors.authors(header_block(data))
+        except authors.Unreadable as error:
+            self._clog(session).info("refused a message from %s: %s", account.address, error)
+            return replies.BAD_AUTHOR.format(reason=error)
+        own = self._own_addresses(account)
+        for address in found.addresses():
+            if address not in own:
+                self._clog(session).info("refused author %s for %s", address, account.address)
+                return replies.NOT_YOUR_FROM.format(address=address)
+        return None
 
     async def handle_exception(self, error: Exception) -> str:
         """An unexpected error becomes a 451 reply and a log line, never a traceback."""

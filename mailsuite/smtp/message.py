@@ -29,7 +29,13 @@ def normalize_line_endings(data: bytes) -> bytes:
 
 
 def header_block(data: bytes) -> bytes:
-    """The header section of a CRLF-normalised message, without the blank line."""
+    """The header section of a CRLF-normalised message, without the blank line.
+
+    A message that starts with the blank line has no header, as IMAP reads it
+    (`imap.message._split_header`).
+    """
+    if data.startswith(b"\r\n"):
+        return b""
     match = _HEADER_END.search(data)
     return data[: match.start() + 2] if match else data
 

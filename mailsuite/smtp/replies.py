@@ -74,7 +74,7 @@ RELAY_DENIED = "554 5.7.1 {address}: relay access denied"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"  # RFC 5321 4.5.3.1.10
 BAD_ADDRESS = "501 5.1.3 Bad address syntax"
 NOT_YOUR_SENDER = "553 5.7.1 {address}: sender address is not one of your addresses"
-NOT_YOUR_FROM = "553 5.7.1 From header {address}: not one of your addresses"
+NOT_YOUR_FROM = "553 5.7.1 From or Sender names {address}: not one of your addresses"
 NULL_SENDER_REFUSED = "553 5.7.1 An authenticated user may not send with an empty sender"
 QUEUED = "250 2.0.0 OK: queued as {queue_id}"
 TEMPORARY_FAILURE = "451 4.3.0 Temporary local problem; try again later"
@@ -88,6 +88,7 @@ AUTHZ_FAILED = "535 5.7.8 Not allowed to act as that authorization identity"
 TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections from your address; try again later"
 SERVICE_FULL = "421 4.3.2 Too many connections; try again later"
 HEADERS_UNREADABLE = "554 5.6.0 The message header cannot be parsed"
+BAD_AUTHOR = "553 5.7.1 {reason}; the sender cannot be checked"
 NUL_IN_COMMAND = "501 5.5.2 NUL is not allowed in a command"  # RFC 5321 4.1.2: in no path
 # RFC 5322 3.5 and RFC 2045 2.8: no NUL in message text; RFC 3501 9: none in IMAP literals
 NUL_IN_DATA = "554 5.6.0 NUL characters are not allowed in a message"
