@@ -3,26 +3,55 @@
 Every protocol calls `Authenticator.authenticate` and turns the `AuthResult` into its own
 reply, so throttling, legacy logins, temporary passwords and auditing behave the same
 everywhere. What a client is told never reveals whether an account exists unless the password
-was right: unknown login and wrong password give the same answer, and a disabled account or
-an expired legacy login is only named after the password proved who is asking.
+was right: unknown login and wrong password give the same answer, cost the same bcrypt, and
+a disabled account or an expired legacy login is only named after the password proved who is
+asking.
+
+Throttling, with `throttle.*` settings; a client's network is its address masked to
+`ipv4_prefix` / `ipv6_prefix`:
+
+- refused (THROTTLED) per (account, network) after `max_failures_per_account` failures and
+  per network after `max_failures_per_ip`, within `window`, for `lockout`. The attempt is
+  reserved in the same transaction as that check, before bcrypt, so attempts sent at once
+  cannot all slip under the limit; a right password takes its reservation back.
+- never refused per account alone: an attacker elsewhere cannot keep the owner out. Failures
+  of an account beyond `max_failures_per_account` (from every network) only make its failed
+  logins wait before their answer, `account_delay` doubling up to `account_delay_max`.
+- over `global_failures_per_minute` failures across the server, every failed login waits
+  `global_delay` (counted as `auth.throttle.global`). A right password never waits.
+
+The directory is only touched from a small worker pool, never from the loop; when it cannot
+answer in time (another process holds its lock) the result is UNAVAILABLE, which each
+protocol answers with its "try again later".
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import functools
+import ipaddress
 import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any, TypeVar
 
 from mailsuite.config import Settings
-from mailsuite.directory import Account, Directory
+from mailsuite.config.schema import Throttle
+from mailsuite.directory import Account, Directory, DirectoryUnavailable
 from mailsuite.events import Events
 from mailsuite.passwords import Hasher
 from mailsuite.urls import CHANGE_PASSWORD_PATH, RESET_PATH, page
 
 log = logging.getLogger("mailsuite.auth")
 
+T = TypeVar("T")
+
 RESET_TOKEN = "reset"  # the directory token kind of a forgotten-password temporary password
+GLOBAL_KEY = "all"  # every failed login of the server, for the global budget
+GLOBAL_WINDOW = 60.0  # the global budget is per minute
 
 
 class AuthCode(enum.Enum):
@@ -33,6 +62,7 @@ class AuthCode(enum.Enum):
     TEMP_EXPIRED = "temporary-expired"
     THROTTLED = "throttled"
     LEGACY_EXPIRED = "legacy-expired"
+    UNAVAILABLE = "unavailable"  # the directory could not answer in time; try again shortly
 
 
 @dataclass(frozen=True)
@@ -48,20 +78,99 @@ class AuthResult:
         return self.code is AuthCode.OK
 
 
+THROTTLED_MESSAGE = "Too many failed logins; try again later."
+UNAVAILABLE_MESSAGE = "The account service is busy; try again in a moment."
+
+
+def client_network(remote_ip: str | None, throttle: Throttle) -> str:
+    """The network whose clients share limits: the address masked to `throttle.ipv4_prefix`
+    or `ipv6_prefix` (an IPv4-mapped IPv6 address counts as IPv4). Something that is not an
+    address stands for itself; no address at all is the network "unknown"."""
+    if not remote_ip:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(remote_ip)
+    except ValueError:
+        return remote_ip[:64]
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    prefix = throttle.ipv4_prefix if address.version == 4 else throttle.ipv6_prefix
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
+def network_key(network: str) -> str:
+    """Failures from one client network, whichever account they named."""
+    return f"net:{network}"
+
+
+def login_key(name: str, network: str) -> str:
+    """Failures for one account (or unknown login) from one client network."""
+    return f"login:{name} {network}"
+
+
+def account_key(name: str) -> str:
+    """Failures for one account (or unknown login) from every network: they slow, never refuse."""
+    return f"acct:{name}"
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """A reserved login attempt between the throttle check and the password check."""
+
+    account: Account | None
+    name: str  # the account's address, or the lowered login when it names nobody
+    network: str
+    rows: list[int]
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    result: AuthResult
+    delay: float = 0.0  # wait this long before answering (failures only)
+
+
 class Authenticator:
-    """Checks logins against the directory with bcrypt off the loop and shared throttling."""
+    """Checks logins against the directory with bcrypt off the loop and shared throttling.
+
+    `sleep` is how a failure's answer waits (tests pass one that records); the directory is
+    used from the Authenticator's own small pool so that a busy database holds no loop.
+    """
 
     def __init__(
-        self, settings: Settings, directory: Directory, hasher: Hasher, events: Events | None = None
+        self,
+        settings: Settings,
+        directory: Directory,
+        hasher: Hasher,
+        events: Events | None = None,
+        *,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         self.settings = settings
         self.directory = directory
         self.hasher = hasher
         self.events = events or Events()
+        self.sleep = sleep
+        self._pool: ThreadPoolExecutor | None = None
+        self._next_prune = 0.0
 
     @property
     def change_url(self) -> str:
         return page(self.settings, CHANGE_PASSWORD_PATH)
+
+    async def run_io(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run directory work in the Authenticator's pool: two threads per bcrypt worker, so
+        the hops before and after each hash never wait for each other."""
+        if self._pool is None:
+            workers = 2 * self.settings.accounts.auth_workers
+            self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="auth-db")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args))
+
+    def close(self) -> None:
+        """Stop the pools; called by serve once every service is closed."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        self.hasher.shutdown()
 
     def _today(self) -> date:
         return datetime.fromtimestamp(self.directory.clock()).date()
@@ -74,19 +183,26 @@ class Authenticator:
             return False
         return not (mig.cutoff and today >= mig.cutoff)
 
-    def throttled(self, keys: list[str]) -> bool:
+    def network_refused(self, remote_ip: str | None) -> bool:
+        """Whether the client's network is refused for logins right now (blocking: call it in
+        a worker). The reset page refuses such a network too."""
         limits = self.settings.throttle
         now = self.directory.clock()
-        for key in keys:
-            limit = (
-                limits.max_failures_per_ip
-                if key.startswith("ip:")
-                else limits.max_failures_per_account
-            )
-            count, last = self.directory.failures_since(key, now - limits.window)
-            if count >= limit and last is not None and now - last < limits.lockout:
-                return True
-        return False
+        key = network_key(client_network(remote_ip, limits))
+        count, last = self.directory.failures_since(key, now - limits.window)
+        return (
+            count >= limits.max_failures_per_ip
+            and last is not None
+            and (now - last < limits.lockout)
+        )
+
+    def _prune(self, now: float) -> None:
+        """Every `throttle.prune_interval`, delete the failures no limit looks at any more."""
+        limits = self.settings.throttle
+        if now < self._next_prune:
+            return
+        self._next_prune = now + limits.prune_interval
+        self.directory.clear_failures([], older_than=now - max(limits.window, GLOBAL_WINDOW))
 
     def _reset_matches(self, account: Account, password: str) -> bool:
         """Whether `password` is the temporary password of a pending "forgot password" reset.
@@ -108,7 +224,11 @@ class Authenticator:
         remote_ip: str | None,
         allow_temporary: bool = False,
     ) -> AuthResult:
-        result = await self._decide(login, password, protocol, remote_ip, allow_temporary)
+        try:
+            result = await self._decide(login, password, protocol, remote_ip, allow_temporary)
+        except DirectoryUnavailable:
+            log.warning("%s login from %s: the directory is busy", protocol, remote_ip)
+            result = AuthResult(AuthCode.UNAVAILABLE, UNAVAILABLE_MESSAGE)
         self.events.inc(f"auth.login.{protocol}.{result.code.value}")
         return result
 
@@ -120,36 +240,118 @@ class Authenticator:
         remote_ip: str | None,
         allow_temporary: bool,
     ) -> AuthResult:
-        """Decide whether `login` may proceed with `password`.
+        """Decide whether `login` may proceed with `password`: reserve the attempt, hash,
+        then settle it, with the directory in the pool each time.
 
         `allow_temporary` is for the page that changes a temporary password: there, a valid
         temporary password is exactly what is expected.
         """
         login = login.strip()
-        account = self.directory.resolve_login(login)
-        account_key = f"acct:{account.address if account else login.lower()}"
-        keys = [account_key] + ([f"ip:{remote_ip}"] if remote_ip else [])
-        if self.throttled(keys):
+        network = client_network(remote_ip, self.settings.throttle)
+        attempt = await self.run_io(self._begin, login, network)
+        if attempt is None:
             log.warning("%s login throttled for %r from %s", protocol, login, remote_ip)
-            return AuthResult(AuthCode.THROTTLED, "Too many failed logins; try again later.", None)
+            return AuthResult(AuthCode.THROTTLED, THROTTLED_MESSAGE)
+        account = attempt.account
         valid = await self.hasher.verify(password, account.password_hash if account else None)
-        via_reset = not valid and account is not None and self._reset_matches(account, password)
-        if not (valid or via_reset) or account is None:
-            self.directory.record_failure(keys)
+        outcome = await self.run_io(
+            self._conclude, attempt, login, password, valid, protocol, remote_ip, allow_temporary
+        )
+        if outcome.delay > 0:
+            await self.sleep(outcome.delay)
+        return outcome.result
+
+    def _begin(self, login: str, network: str) -> _Attempt | None:
+        """Resolve the login and reserve the attempt, or None when it is refused."""
+        limits = self.settings.throttle
+        now = self.directory.clock()
+        self._prune(now)
+        account = self.directory.resolve_login(login)
+        name = account.address if account else login.lower()[:254]
+        rows = self.directory.reserve_attempt(
+            [
+                (login_key(name, network), limits.max_failures_per_account),
+                (network_key(network), limits.max_failures_per_ip),
+            ],
+            since=now - limits.window,
+            lockout=limits.lockout,
+        )
+        return None if rows is None else _Attempt(account, name, network, rows)
+
+    def _failure(
+        self, attempt: _Attempt, login: str, protocol: str, remote_ip: str | None
+    ) -> _Outcome:
+        """The password was wrong: the reservation stays as the failure; the account's and the
+        server's failures decide how long the answer waits."""
+        limits = self.settings.throttle
+        now = self.directory.clock()
+        log.info("%s login failed for %r from %s", protocol, login, remote_ip)
+        result = AuthResult(AuthCode.BAD_CREDENTIALS, "Invalid login or password.")
+        key = account_key(attempt.name)
+        try:
+            of_account, of_server = self.directory.note_failure(
+                [key, GLOBAL_KEY], [(key, now - limits.window), (GLOBAL_KEY, now - GLOBAL_WINDOW)]
+            )
             self.directory.audit(
                 "login.fail",
-                account.address if account else None,
+                attempt.account.address if attempt.account else None,
                 f"{protocol} login {login!r}",
                 remote_ip,
             )
-            log.info("%s login failed for %r from %s", protocol, login, remote_ip)
-            return AuthResult(AuthCode.BAD_CREDENTIALS, "Invalid login or password.")
-        self.directory.clear_failures([account_key])
+        except DirectoryUnavailable:
+            log.warning("failed login for %r not fully recorded: directory busy", login)
+            return _Outcome(result, limits.global_delay)
+        delay = 0.0
+        over = of_account - limits.max_failures_per_account
+        if over > 0:
+            delay = min(limits.account_delay_max, limits.account_delay * 2 ** min(over - 1, 32))
+            self.events.inc("auth.throttle.account")
+        if of_server > limits.global_failures_per_minute:
+            delay = max(delay, limits.global_delay)
+            self.events.inc("auth.throttle.global")
+        return _Outcome(result, delay)
+
+    def _conclude(
+        self,
+        attempt: _Attempt,
+        login: str,
+        password: str,
+        valid: bool,
+        protocol: str,
+        remote_ip: str | None,
+        allow_temporary: bool,
+    ) -> _Outcome:
+        """Everything after the hash, in the pool: the reset password, the failure or the
+        release of the reservation, legacy logins, temporary passwords, the audit."""
+        account = attempt.account
+        via_reset = not valid and account is not None and self._reset_matches(account, password)
+        if not (valid or via_reset) or account is None:
+            return self._failure(attempt, login, protocol, remote_ip)
+        try:
+            self.directory.release_attempt(
+                attempt.rows, forgive=[login_key(attempt.name, attempt.network)]
+            )
+        except DirectoryUnavailable:
+            log.warning("login of %s: reservation kept, the directory is busy", account.address)
+        return _Outcome(
+            self._admit(account, login, protocol, remote_ip, allow_temporary, via_reset)
+        )
+
+    def _admit(
+        self,
+        account: Account,
+        login: str,
+        protocol: str,
+        remote_ip: str | None,
+        allow_temporary: bool,
+        via_reset: bool,
+    ) -> AuthResult:
+        """The password was right: what the account's state allows."""
         notices: list[str] = []
         via_legacy = "@" not in login and account.legacy_login is not None
         if via_legacy:
             if not self.legacy_allowed():
-                self.directory.audit("login.legacy-refused", account.address, protocol, remote_ip)
+                self._audit("login.legacy-refused", account.address, protocol, remote_ip)
                 return AuthResult(
                     AuthCode.LEGACY_EXPIRED,
                     f"Your login has changed: sign in with your full address {account.address}.",
@@ -184,6 +386,15 @@ class Authenticator:
                     self.change_url,
                     notices,
                 )
-        self.directory.update_account(account.address, last_login=self.directory.clock())
+        try:
+            self.directory.update_account(account.address, last_login=self.directory.clock())
+        except DirectoryUnavailable:
+            log.warning("last login of %s not recorded: the directory is busy", account.address)
         log.info("%s login ok for %s from %s", protocol, account.address, remote_ip)
         return AuthResult(AuthCode.OK, "Logged in.", account, self.change_url, notices)
+
+    def _audit(self, event: str, address: str, detail: str, remote_ip: str | None) -> None:
+        try:
+            self.directory.audit(event, address, detail, remote_ip)
+        except DirectoryUnavailable:
+            log.warning("audit %s for %s not recorded: the directory is busy", event, address)

@@ -237,6 +237,6 @@ async def serve(settings: Settings, config_path: Path, ready_file: Path | None =
         if pool is not None:
             pool.stop()
         ctx.io_pool.shutdown(wait=True)
-        ctx.auth.hasher.shutdown()
+        ctx.auth.close()
         ctx.directory.close()
     log.info("stopped")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import time
 from datetime import date, datetime
 from pathlib import Path
 
 import pytest
 
-from mailsuite.auth import AuthCode, Authenticator
+from mailsuite.auth import AuthCode, Authenticator, client_network
 from mailsuite.config.loader import parse_config
+from mailsuite.config.schema import Throttle
 from mailsuite.directory import Directory
 from mailsuite.passwords import Hasher, hash_password_sync
 
@@ -18,9 +22,25 @@ CONFIG = """
 hostname: mail.example.test
 domains: [example.test]
 web: {base_url: 'https://haslo.example.test'}
-throttle: {max_failures_per_ip: 6, max_failures_per_account: 3, window: 15m, lockout: 15m}
+throttle:
+  max_failures_per_ip: 6
+  max_failures_per_account: 3
+  window: 15m
+  lockout: 15m
+  account_delay: 0.1
+  account_delay_max: 0.5
+  global_failures_per_minute: 10
+  global_delay: 1
+  prune_interval: 5m
 migration: {window_start: 2006-12-11, cutoff: 2007-01-11}
 """
+
+
+class Sleeps(list[float]):
+    """Stands in for asyncio.sleep: keeps how long each answer would have waited."""
+
+    async def __call__(self, seconds: float) -> None:
+        self.append(seconds)
 
 
 def ts(day: date) -> float:
@@ -33,7 +53,12 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def auth(tmp_path: Path, clock: Clock) -> Authenticator:
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def auth(tmp_path: Path, clock: Clock, sleeps: Sleeps) -> Authenticator:
     settings = parse_config(CONFIG, Path("m.yaml"))
     directory = Directory(tmp_path / "d.sqlite", ["example.test"], clock=clock)
     pw = hash_password_sync("Secret123", 4)
@@ -44,7 +69,7 @@ def auth(tmp_path: Path, clock: Clock) -> Authenticator:
     directory.add_account("off@example.test", password_hash=pw)
     directory.set_state("off@example.test", "disabled")
     directory.add_alias("biuro@example.test", "ala@example.test")
-    return Authenticator(settings, directory, Hasher(4, 2))
+    return Authenticator(settings, directory, Hasher(4, 2), sleep=sleeps)
 
 
 async def login(
@@ -83,15 +108,103 @@ async def test_disabled_account_is_named_only_after_the_right_password(auth: Aut
     assert (await login(auth, "off@example.test")).code is AuthCode.DISABLED
 
 
-async def test_account_lockout_after_repeated_failures(auth: Authenticator, clock: Clock) -> None:
-    for n in range(3):
-        assert (
-            await login(auth, "ala@example.test", "bad", ip=f"10.1.0.{n}")
-        ).code is AuthCode.BAD_CREDENTIALS
-    # Even the right password is refused while locked, from any address.
-    assert (await login(auth, "ala@example.test", ip="10.9.9.9")).code is AuthCode.THROTTLED
-    clock.now += 16 * 60
+async def test_failures_refuse_that_network_for_the_account_and_no_other(
+    auth: Authenticator, clock: Clock
+) -> None:
+    for _ in range(3):
+        assert (await login(auth, "ala@example.test", "bad")).code is AuthCode.BAD_CREDENTIALS
+    # From the guessing network even the right password is refused while locked ...
+    assert (await login(auth, "ala@example.test")).code is AuthCode.THROTTLED
+    # ... while the owner elsewhere is let in, so an attacker cannot keep the owner out.
     assert (await login(auth, "ala@example.test", ip="10.9.9.9")).ok
+    clock.now += 16 * 60
+    assert (await login(auth, "ala@example.test")).ok
+
+
+async def test_failures_from_many_networks_only_slow_the_account_down(
+    auth: Authenticator, sleeps: Sleeps
+) -> None:
+    for n in range(8):
+        result = await login(auth, "ala@example.test", "bad", ip=f"10.1.0.{n}")
+        assert result.code is AuthCode.BAD_CREDENTIALS
+    # Beyond max_failures_per_account (3) each failure waits twice as long, up to the cap.
+    assert sleeps == [0.1, 0.2, 0.4, 0.5, 0.5]
+    assert (await login(auth, "ala@example.test", ip="10.2.0.1")).ok
+    assert len(sleeps) == 5  # the right password is answered at once
+    assert auth.events.snapshot()["auth.throttle.account"] == 5
+
+
+async def test_the_global_budget_slows_every_failure_but_no_success(
+    auth: Authenticator, sleeps: Sleeps
+) -> None:
+    for n in range(13):
+        result = await login(auth, f"ghost{n}@example.test", "bad", ip=f"10.3.0.{n}")
+        assert result.code is AuthCode.BAD_CREDENTIALS
+    assert sleeps == [1.0] * 3  # failures 11 to 13 of the minute
+    assert (await login(auth, "ala@example.test", ip="10.3.1.1")).ok
+    assert sleeps == [1.0] * 3
+    assert auth.events.snapshot()["auth.throttle.global"] == 3
+
+
+async def test_attempts_at_the_same_moment_each_reserve_their_check(auth: Authenticator) -> None:
+    results = await asyncio.gather(*(login(auth, "ala@example.test", f"bad{n}") for n in range(12)))
+    codes = [r.code for r in results]
+    assert codes.count(AuthCode.BAD_CREDENTIALS) == 3
+    assert codes.count(AuthCode.THROTTLED) == 9
+
+
+async def test_a_busy_directory_answers_unavailable_within_about_a_second(
+    auth: Authenticator,
+) -> None:
+    other = sqlite3.connect(auth.directory.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        began = time.monotonic()
+        result = await login(auth, "ala@example.test")
+        took = time.monotonic() - began
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert result.code is AuthCode.UNAVAILABLE and result.account is None
+    assert 0.5 < took < 1.6
+    assert (await login(auth, "ala@example.test")).ok
+
+
+async def test_old_failures_are_pruned_as_logins_go_by(auth: Authenticator, clock: Clock) -> None:
+    def rows() -> int:
+        return auth.directory.db.conn.execute("SELECT count(*) FROM login_failures").fetchone()[0]
+
+    await login(auth, "ala@example.test", "bad")
+    assert rows() > 0
+    clock.now += 16 * 60  # older than the window, and the prune interval has passed
+    await login(auth, "ala@example.test")
+    assert rows() == 0
+
+
+@pytest.mark.parametrize(
+    ("ip", "settings", "network"),
+    [
+        ("127.0.0.66", {}, "127.0.0.66/32"),
+        ("127.0.0.66", {"ipv4_prefix": 24}, "127.0.0.0/24"),
+        ("2001:db8:1:2:3:4:5:6", {}, "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:3:4:5:6", {"ipv6_prefix": 48}, "2001:db8:1::/48"),
+        ("::ffff:10.1.2.3", {}, "10.1.2.3/32"),
+        (None, {}, "unknown"),
+        ("not an address", {}, "not an address"),
+    ],
+)
+def test_clients_are_grouped_by_network(
+    ip: str | None, settings: dict[str, int], network: str
+) -> None:
+    assert client_network(ip, Throttle(**settings)) == network
+
+
+def test_the_dummy_hash_costs_what_real_hashes_cost() -> None:
+    hasher = Hasher(5, 1)
+    try:
+        assert hasher.dummy_hash().startswith(b"$2b$05$")
+    finally:
+        hasher.shutdown()
 
 
 async def test_address_lockout_spans_accounts(auth: Authenticator) -> None:

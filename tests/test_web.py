@@ -282,18 +282,26 @@ async def test_expired_temporary_password_points_to_the_reset_page(site: Site) -
 
 
 async def test_failures_are_throttled_together_with_the_protocols(site: Site) -> None:
+    """Failures on the web page and over POP3 from one address count together and refuse
+    that address on every protocol; the same account from elsewhere is still checked."""
     site.add("cel@example.test")
     for _ in range(2):
         r = await site.ctx.auth.authenticate(
-            "cel@example.test", "x", protocol="pop3", remote_ip="1"
+            "cel@example.test", "x", protocol="pop3", remote_ip="127.0.0.1"
         )
         assert r.code is AuthCode.BAD_CREDENTIALS
     for _ in range(2):
         await site.change("cel@example.test", "zle", "Nowehaslo7")
     _, html = await site.change("cel@example.test", OLD, "Nowehaslo7")
     assert errors_of(html) == ["Zbyt wiele nieudanych prób. Spróbuj ponownie później."]
-    r = await site.ctx.auth.authenticate("cel@example.test", OLD, protocol="imap", remote_ip="2")
+    r = await site.ctx.auth.authenticate(
+        "cel@example.test", OLD, protocol="imap", remote_ip="127.0.0.1"
+    )
     assert r.code is AuthCode.THROTTLED
+    r = await site.ctx.auth.authenticate(
+        "cel@example.test", OLD, protocol="imap", remote_ip="10.0.0.2"
+    )
+    assert r.code is AuthCode.MUST_CHANGE  # checked: the temporary password is right
 
 
 async def test_a_form_without_its_csrf_token_changes_nothing(site: Site) -> None:

@@ -147,16 +147,50 @@ class PasswordPolicy(Section):
 
 
 class Throttle(Section):
-    """Login throttling shared by SMTP, IMAP, POP3 and the web site."""
+    """Login throttling shared by SMTP, IMAP, POP3 and the web site.
+
+    Refusals are per client network, so an attacker elsewhere never keeps the owner out; an
+    account attacked from many networks only answers its failures more slowly.
+    """
 
     max_failures_per_ip: int = Field(
-        10, ge=1, description="Failed logins from one client address within `window`."
+        10,
+        ge=1,
+        description="Failed logins from one client network (any account) within `window`; "
+        "then that network is refused.",
     )
     max_failures_per_account: int = Field(
-        5, ge=1, description="Failed logins for one account within `window`."
+        5,
+        ge=1,
+        description="Failed logins for one account from one client network within `window`; "
+        "then that network is refused for that account.",
     )
     window: Duration = Field(900, description="How far back failures count.")
     lockout: Duration = Field(900, description="How long logins are refused once over a limit.")
+    ipv4_prefix: int = Field(
+        32, ge=8, le=32, description="Prefix length of an IPv4 client network (32: each address)."
+    )
+    ipv6_prefix: int = Field(
+        64, ge=16, le=128, description="Prefix length of an IPv6 client network."
+    )
+    account_delay: Duration = Field(
+        0.1,
+        description="Wait before the answer to an account's failed login once it has more than "
+        "max_failures_per_account failures within `window` from all networks; doubles each time.",
+    )
+    account_delay_max: Duration = Field(2, description="The longest wait `account_delay` grows to.")
+    global_failures_per_minute: int = Field(
+        60,
+        ge=1,
+        description="Failed logins per minute across all accounts and networks before every "
+        "failed login waits `global_delay`.",
+    )
+    global_delay: Duration = Field(
+        1, description="Wait before each failure's answer while over the global budget."
+    )
+    prune_interval: Duration = Field(
+        300, description="How often failures older than `window` are deleted (at a login)."
+    )
 
 
 class Limits(Section):
@@ -249,10 +283,21 @@ class WebSettings(Section):
         1800, description="How long a sign-in to the account page lasts."
     )
     reset_max_per_ip: int = Field(
-        5, ge=1, description="Forgotten-password requests from one client within throttle.window."
+        5,
+        ge=1,
+        description="Forgotten-password requests from one client network within throttle.window.",
     )
     reset_max_per_account: int = Field(
-        3, ge=1, description="Forgotten-password requests for one login within throttle.window."
+        3,
+        ge=1,
+        description="Forgotten-password requests for one login from one client network within "
+        "throttle.window.",
+    )
+    reset_mails_per_account: int = Field(
+        10,
+        ge=1,
+        description="Reset e-mails sent for one account within throttle.window, whoever asks; "
+        "later requests get the same answer and no e-mail.",
     )
 
 

@@ -4,8 +4,10 @@ then the terms on first visit, then the account's sections.
 State lives in the directory's token table, stored hashed like every other token:
 `web-pending` (between password and code), `login-code` (the code, salted with the pending
 secret so two accounts may get the same six digits), `web-session`. The browser holds only
-random secrets in HttpOnly cookies. Wrong codes count as login failures for the shared
-throttle, and a code dies after `accounts.login_code_attempts` tries.
+random secrets in HttpOnly cookies. A code dies after `accounts.login_code_attempts` tries.
+Wrong codes have their own counter per (account, client network), never the mail protocols'
+throttle, so nobody locks IMAP, POP3 or SMTP by typing codes; a network with
+`throttle.max_failures_per_account` wrong codes within `throttle.window` gets no new code.
 
 Extension point: the page is a nav over `SECTIONS`. A feature adds its own section with
 `register_section(...)` (its template receives `account` and whatever its `values` returns)
@@ -23,7 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from mailsuite import mails
-from mailsuite.auth import AuthCode
+from mailsuite.auth import AuthCode, client_network
 from mailsuite.context import Context
 from mailsuite.directory import Account, Token
 from mailsuite.smtp.outgoing import send_system_mail
@@ -106,6 +108,19 @@ def current_account(request: web.Request) -> Account | None:
     return found[1] if found else None
 
 
+def _code_key(ctx: Context, account: Account, ip: str | None) -> str:
+    """The counter of wrong codes for this account from this client's network."""
+    return f"code:{account.address} {client_network(ip, ctx.settings.throttle)}"
+
+
+def _codes_refused(ctx: Context, account: Account, ip: str | None) -> bool:
+    """Whether this network has typed too many wrong codes for the account (blocking)."""
+    limits = ctx.settings.throttle
+    since = ctx.directory.clock() - limits.window
+    wrong = ctx.directory.failures_since(_code_key(ctx, account, ip), since)[0]
+    return wrong >= limits.max_failures_per_account
+
+
 def _mask(address: str) -> str:
     local, _, domain = address.partition("@")
     return f"{local[:1]}***@{domain}"
@@ -139,8 +154,12 @@ async def login_post(request: web.Request) -> web.Response:
         return render(request, "login.html", 403, errors=errors, login=login, must_change=True)
     if not result.ok or result.account is None:
         errors = [auth_error(lang, result.code, result.account)]
-        return render(request, "login.html", 403, errors=errors, login=login)
+        status = 503 if result.code is AuthCode.UNAVAILABLE else 403
+        return render(request, "login.html", status, errors=errors, login=login)
     account = result.account
+    if await ctx.run_io(_codes_refused, ctx, account, ip):
+        errors = [i18n.text(lang, "err.throttled")]
+        return render(request, "login.html", 429, errors=errors, login=login)
     if not account.contact:
         errors = [i18n.text(lang, "login.no_contact")]
         return render(request, "login.html", 403, errors=errors, login=login)
@@ -198,7 +217,7 @@ async def code_post(request: web.Request) -> web.Response:
         return render(request, "login.html", 403, errors=[i18n.text(lang, "code.gone")], login="")
     ip = remote_ip(request)
     if not ctx.directory.token_matches(code, f"{pending_secret}:{typed}"):
-        ctx.directory.record_failure([f"acct:{account.address}"] + ([f"ip:{ip}"] if ip else []))
+        await ctx.run_io(ctx.directory.record_failure, [_code_key(ctx, account, ip)])
         ctx.directory.audit("web.code-wrong", account.address, "", ip)
         left = limit - code.attempts - 1
         if left <= 0:
