@@ -139,6 +139,9 @@ class Wire:
             except ssl.SSLZeroReturnError:
                 self.close_notify = True
                 break
+            if not data:  # how SSLObject.read reports a received close_notify
+                self.close_notify = True
+                break
             self.buf += data
         self._push()
         return True
