@@ -233,13 +233,13 @@ class Listener:
 
 
 async def _start(ctx: Context, host: str, port: int, service: str) -> Listener:
-    settings = ctx.settings
     handler = Handler(ctx, service)
     connections: ConnectionCounter[Server] = ConnectionCounter()
     implicit = service == "submissions"
     tls_context = ctx.tls.server_context()
 
     def factory() -> Server:
+        settings = ctx.settings  # the settings in force when the client connects (SIGHUP)
         return Server(
             handler,
             ctx=ctx,
