@@ -30,14 +30,19 @@ IMAP folders are only ever EXAMINEd. Sessions connect and log in on first use (o
 and end on `close()` or leaving the `with` block.
 
 Every failure is one of four exceptions, each with a message fit for the user and never
-containing the password: ConnectError (unknown host, refused, timed out, dropped),
-TLSError (untrusted or mismatched certificate, no STARTTLS offered), LoginError (user name
-or password refused), ProtocolError (a command refused or an unreadable answer; its
-subclass MessageGone when `fetch` asks for a UID removed since it was listed). All derive
-from RemoteError, whose `kind` is "connect", "tls", "login" or "protocol".
+containing the password: ConnectError (unknown host, refused, timed out, dropped, or the port
+is served by another protocol or service), TLSError (untrusted or mismatched certificate, TLS
+on a plain port or plain on a TLS port, no STARTTLS offered), LoginError (user name or
+password refused), ProtocolError (a command refused or an unreadable answer; its subclass
+MessageGone when `fetch` asks for a UID removed since it was listed). All derive from
+RemoteError, whose `kind` is "connect", "tls", "login" or "protocol" and whose `reason` names
+the failure exactly (`errors.REASONS`: "wrong_protocol", "tls_required", "cert_self_signed",
+…) with `params` to word it in the user's language. No other exception leaves a session,
+whatever the server sends.
 """
 
 from mailsuite.remote.errors import (
+    REASONS,
     ConnectError,
     LoginError,
     MessageGone,
@@ -50,6 +55,7 @@ from mailsuite.remote.pop3 import RemotePOP3
 from mailsuite.remote.transport import SECURITIES
 
 __all__ = [
+    "REASONS",
     "SECURITIES",
     "ConnectError",
     "LoginError",

@@ -10,13 +10,15 @@ from __future__ import annotations
 import imaplib
 import re
 import socket
+import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from mailsuite import mutf7
-from mailsuite.remote.errors import ConnectError, LoginError, MessageGone, ProtocolError, TLSError
-from mailsuite.remote.transport import RemoteSession, tls_context, translated
+from mailsuite.remote.errors import MessageGone, ProtocolError, remote_error, server_text
+from mailsuite.remote.transport import RemoteSession, mapped, tls_context
 
 # RFC 3501 7.2.2: mailbox-list = "(" [mbx-list-flags] ")" SP (DQUOTE QUOTED-CHAR DQUOTE / nil)
 # SP mailbox
@@ -27,6 +29,37 @@ _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)", re.I)
 _FLAGS = re.compile(rb"\bFLAGS \(([^)]*)\)", re.I)
 _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.I | re.M)
 _BATCH = 500  # UIDs per FETCH command, so command lines stay short
+_MAXLINE = 1_000_000  # imaplib's own limit on one response line
+
+
+class _Heard:
+    """imaplib reads every line through `readline`; this keeps the first one (the greeting)
+    in `heard`, so a greeting imaplib cannot use can still be named (errors.identify)."""
+
+    heard: list[bytes]
+    file: Any
+
+    def readline(self) -> bytes:
+        line: bytes = self.file.readline(_MAXLINE + 1)
+        if not self.heard:
+            self.heard.append(line)
+        if len(line) > _MAXLINE:
+            raise imaplib.IMAP4.error(f"got more than {_MAXLINE} bytes")
+        return line
+
+
+class _IMAP(_Heard, imaplib.IMAP4):
+    def __init__(self, host: str, port: int, timeout: float, heard: list[bytes]) -> None:
+        self.heard = heard
+        super().__init__(host, port, timeout=timeout)
+
+
+class _IMAP_SSL(_Heard, imaplib.IMAP4_SSL):
+    def __init__(
+        self, host: str, port: int, timeout: float, heard: list[bytes], context: ssl.SSLContext
+    ) -> None:
+        self.heard = heard
+        super().__init__(host, port, ssl_context=context, timeout=timeout)
 
 
 def decode_mutf7(raw: bytes) -> str:
@@ -65,50 +98,42 @@ class RemoteIMAP(RemoteSession):
     Raises ConnectError, TLSError, LoginError or ProtocolError (see mailsuite.remote.errors).
     """
 
+    protocol = "imap"
     _conn: imaplib.IMAP4 | None = None
     _examined: str | None = None
 
     # -- session ---------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Connect, secure the connection as configured, and log in."""
+        """Connect, secure the connection as configured, and log in. Whatever the port
+        answers, a RemoteError names it (see mailsuite.remote.errors)."""
         if self._conn is not None:
             return
         context = tls_context(self.verify)
-        with translated(self.host, self.port, self.timeout):
+        heard: list[bytes] = []
+        with mapped(self.peer, "greeting", heard=heard):
             if self.security == "tls":
-                conn: imaplib.IMAP4 = imaplib.IMAP4_SSL(
-                    self.host, self.port, ssl_context=context, timeout=self.timeout
-                )
+                conn: imaplib.IMAP4 = _IMAP_SSL(self.host, self.port, self.timeout, heard, context)
             else:
-                conn = imaplib.IMAP4(self.host, self.port, timeout=self.timeout)
+                conn = _IMAP(self.host, self.port, self.timeout, heard)
         conn._mesg = lambda *args: None  # type: ignore[method-assign]  # never echo commands
         try:
-            with self._errors("STARTTLS"):
-                if self.security == "starttls":
-                    # RFC 3501 6.2.1: STARTTLS only when the server advertises it.
-                    if "STARTTLS" not in conn.capabilities:
-                        raise TLSError(
-                            f"{self.host}:{self.port} does not offer STARTTLS; choose TLS "
-                            "(usually port 993) or check the port"
-                        )
+            if self.security == "starttls":
+                # RFC 3501 6.2.1: STARTTLS only when the server advertises it.
+                if "STARTTLS" not in conn.capabilities:
+                    raise remote_error("no_starttls", self.peer, verb="STARTTLS")
+                with mapped(self.peer, "tls", "STARTTLS"):
                     conn.starttls(ssl_context=context)
-            try:
-                with translated(self.host, self.port, self.timeout):
-                    if (self.user + self._password).isascii():
-                        conn.login(self.user, self._password)
-                    else:
-                        # RFC 4616: SASL PLAIN carries UTF-8, which LOGIN's atoms cannot.
-                        secret = f"\0{self.user}\0{self._password}".encode()
-                        conn.authenticate("PLAIN", lambda _: secret)
-            except imaplib.IMAP4.abort:
-                raise ConnectError(f"{self.host}:{self.port} closed the connection") from None
-            except imaplib.IMAP4.error as exc:
-                detail = _server_text(exc)
-                raise LoginError(
-                    "the server refused the user name or password"
-                    + (f" ({detail})" if detail else "")
-                ) from None
+            if "LOGINDISABLED" in conn.capabilities:
+                # RFC 3501 6.2.3: the server takes no password on this connection.
+                raise remote_error("login_needs_tls", self.peer)
+            with mapped(self.peer, "login", "LOGIN"):
+                if (self.user + self._password).isascii():
+                    conn.login(self.user, self._password)
+                else:
+                    # RFC 4616: SASL PLAIN carries UTF-8, which LOGIN's atoms cannot.
+                    secret = f"\0{self.user}\0{self._password}".encode()
+                    conn.authenticate("PLAIN", lambda _: secret)
         except BaseException:
             _shutdown(conn)
             raise
@@ -123,7 +148,7 @@ class RemoteIMAP(RemoteSession):
             if conn.state == "SELECTED":
                 conn.close()  # RFC 3501 6.4.2: after EXAMINE, CLOSE expunges nothing
             conn.logout()
-        except (imaplib.IMAP4.error, OSError):
+        except Exception:  # the session is over either way
             pass
         _shutdown(conn)
 
@@ -148,7 +173,7 @@ class RemoteIMAP(RemoteSession):
                 match = _LIST.match(item)
                 name = _unquote(match.group("name")) if match else b""
             if not match:
-                raise ProtocolError(f"the server sent an unreadable folder list line: {item!r}")
+                raise remote_error("bad_answer", self.peer, command="LIST", detail=repr(item)[:100])
             delim_raw = match.group("delim")
             delim = None if delim_raw.upper() == b"NIL" else _unquote(delim_raw).decode()
             flags = tuple(f.decode("ascii", "replace") for f in match.group("flags").split())
@@ -168,7 +193,7 @@ class RemoteIMAP(RemoteSession):
             uidnext = conn.response("UIDNEXT")[1][0]
             return int(validity), (int(uidnext) if uidnext else None), count
         except (TypeError, ValueError, IndexError):
-            raise ProtocolError(f"the server did not give {folder!r} a UIDVALIDITY") from None
+            raise remote_error("bad_answer", self.peer, command=f"EXAMINE {folder}") from None
 
     def uids(self, folder: str) -> list[int]:
         """Every UID in `folder`, ascending."""
@@ -260,36 +285,25 @@ class RemoteIMAP(RemoteSession):
     def _errors(self, command: str) -> Iterator[None]:
         """Map library errors of one command; a broken connection is dropped."""
         try:
-            with translated(self.host, self.port, self.timeout):
+            with mapped(self.peer, "command", command):
                 yield
-        except ConnectError:
+        except ProtocolError:
+            raise
+        except Exception:
             self._drop()
             raise
-        except imaplib.IMAP4.abort as exc:
-            self._drop()
-            raise ConnectError(
-                f"{self.host}:{self.port} broke off the session during {command}"
-                f" ({_server_text(exc)})"
-            ) from None
-        except imaplib.IMAP4.error as exc:
-            raise ProtocolError(f"the server refused {command}: {_server_text(exc)}") from None
 
     def _check(self, typ: str, data: list, what: str) -> None:
         if typ != "OK":
             detail = b" ".join(d for d in data if isinstance(d, bytes)).decode("utf-8", "replace")
-            raise ProtocolError(f"the server refused {what}: {detail or typ}")
+            raise remote_error(
+                "refused_command", self.peer, command=what, detail=server_text(detail or typ)
+            )
 
     def _drop(self) -> None:
         conn, self._conn, self._examined = self._conn, None, None
         if conn is not None:
             _shutdown(conn)
-
-
-def _server_text(exc: BaseException) -> str:
-    text = str(exc.args[0] if exc.args else exc)
-    if text.startswith("b'") or text.startswith('b"'):
-        text = text[2:-1]
-    return text[:300]
 
 
 def _shutdown(conn: imaplib.IMAP4) -> None:

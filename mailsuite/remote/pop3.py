@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import poplib
 import socket
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from mailsuite.remote.errors import ConnectError, LoginError, ProtocolError, TLSError
-from mailsuite.remote.transport import RemoteSession, tls_context, translated
+from mailsuite.remote.errors import ProtocolError, remote_error
+from mailsuite.remote.transport import RemoteSession, mapped, tls_context
 
 MAX_LINE = 1024 * 1024
 """Longest line accepted. poplib's own limit (2048) fails on real mail with long HTML or
@@ -21,10 +22,15 @@ base64 lines; RFC 5322's 998 is widely ignored by senders."""
 
 
 class _Lines:
-    """poplib reads lines through `_getline`; this raises its limit and nothing else."""
+    """poplib reads lines through `_getline`; this raises its limit and keeps the first line
+    (the greeting) in `heard`, so a greeting poplib cannot use can still be named."""
+
+    heard: list[bytes]
 
     def _getline(self) -> tuple[bytes, int]:  # same contract as poplib.POP3._getline
         line = self.file.readline(MAX_LINE + 1)  # type: ignore[attr-defined]
+        if not self.heard:
+            self.heard.append(line)
         if len(line) > MAX_LINE:
             raise poplib.error_proto("line too long")
         if not line:
@@ -38,11 +44,17 @@ class _Lines:
 
 
 class _POP3(_Lines, poplib.POP3):
-    pass
+    def __init__(self, host: str, port: int, timeout: float, heard: list[bytes]) -> None:
+        self.heard = heard
+        super().__init__(host, port, timeout=timeout)
 
 
 class _POP3_SSL(_Lines, poplib.POP3_SSL):
-    pass
+    def __init__(
+        self, host: str, port: int, timeout: float, heard: list[bytes], context: ssl.SSLContext
+    ) -> None:
+        self.heard = heard
+        super().__init__(host, port, context=context, timeout=timeout)
 
 
 class RemotePOP3(RemoteSession):
@@ -53,44 +65,35 @@ class RemotePOP3(RemoteSession):
     Raises ConnectError, TLSError, LoginError or ProtocolError (see mailsuite.remote.errors).
     """
 
+    protocol = "pop3"
     _conn: poplib.POP3 | None = None
 
     # -- session ---------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Connect, secure the connection as configured, and log in (USER/PASS)."""
+        """Connect, secure the connection as configured, and log in (USER/PASS). Whatever
+        the port answers, a RemoteError names it (see mailsuite.remote.errors)."""
         if self._conn is not None:
             return
         context = tls_context(self.verify)
-        with translated(self.host, self.port, self.timeout):
+        heard: list[bytes] = []
+        with mapped(self.peer, "greeting", heard=heard):
             if self.security == "tls":
-                conn: poplib.POP3 = _POP3_SSL(
-                    self.host, self.port, context=context, timeout=self.timeout
-                )
+                conn: poplib.POP3 = _POP3_SSL(self.host, self.port, self.timeout, heard, context)
             else:
-                conn = _POP3(self.host, self.port, timeout=self.timeout)
+                conn = _POP3(self.host, self.port, self.timeout, heard)
         try:
             if self.security == "starttls":
-                with self._errors("STLS"):
+                with mapped(self.peer, "tls", "STLS"):
                     try:
                         conn.stls(context=context)  # RFC 2595 4
-                    except poplib.error_proto:
-                        raise TLSError(
-                            f"{self.host}:{self.port} does not offer STLS; choose TLS "
-                            "(usually port 995) or check the port"
-                        ) from None
-            try:
-                with translated(self.host, self.port, self.timeout):
-                    conn.user(self.user)
-                    conn.pass_(self._password)
-            except poplib.error_proto as exc:
-                detail = _server_text(exc)
-                if detail.startswith("-ERR EOF") or "line too long" in detail:
-                    raise ConnectError(f"{self.host}:{self.port} closed the connection") from None
-                raise LoginError(
-                    "the server refused the user name or password"
-                    + (f" ({detail})" if detail else "")
-                ) from None
+                    except poplib.error_proto as exc:
+                        if "EOF" in str(exc):
+                            raise  # hung up: "closed", not a missing STLS
+                        raise remote_error("no_starttls", self.peer, verb="STLS") from None
+            with mapped(self.peer, "login", "USER"):
+                conn.user(self.user)
+                conn.pass_(self._password)
         except BaseException:
             _shutdown(conn)
             raise
@@ -103,7 +106,7 @@ class RemotePOP3(RemoteSession):
             return
         try:
             conn.quit()
-        except (poplib.error_proto, OSError):
+        except Exception:  # the session is over either way
             pass
         _shutdown(conn)
 
@@ -118,7 +121,7 @@ class RemotePOP3(RemoteSession):
         for line in lines:
             number, _, uid = line.decode("ascii", "replace").strip().partition(" ")
             if not number.isdigit() or not uid:
-                raise ProtocolError(f"the server sent an unreadable UIDL line: {line[:100]!r}")
+                raise remote_error("bad_answer", self.peer, command="UIDL", detail=repr(line[:100]))
             out.append((int(number), uid.strip()))
         return out
 
@@ -152,30 +155,18 @@ class RemotePOP3(RemoteSession):
     def _errors(self, command: str) -> Iterator[None]:
         """Map library errors of one command; a broken connection is dropped."""
         try:
-            with translated(self.host, self.port, self.timeout):
+            with mapped(self.peer, "command", command):
                 yield
-        except ConnectError:
+        except ProtocolError:
+            raise
+        except Exception:
             self._drop()
             raise
-        except poplib.error_proto as exc:
-            detail = _server_text(exc)
-            if detail.startswith("-ERR EOF"):
-                self._drop()
-                raise ConnectError(
-                    f"{self.host}:{self.port} broke off the session during {command}"
-                ) from None
-            raise ProtocolError(f"the server refused {command}: {detail}") from None
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             _shutdown(conn)
-
-
-def _server_text(exc: BaseException) -> str:
-    arg = exc.args[0] if exc.args else exc
-    text = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
-    return text[:300]
 
 
 def _shutdown(conn: poplib.POP3) -> None:
