@@ -1,5 +1,5 @@
-"""SMTP against input meant to fool it: forged authors, paths the parser chokes on, NUL,
-control characters and non-ASCII addresses without SMTPUTF8.
+"""SMTP against input meant to fool or wear it down: forged authors, paths the parser chokes
+on, NUL, non-ASCII without SMTPUTF8, and recipient guessing.
 
 Everything runs against the real server with smtplib or raw sockets; what a submitted message
 says about its author is checked again the way a mail client sees it, over IMAP ENVELOPE.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import smtplib
 import socket
+import threading
 import time
 from email.header import decode_header, make_header
 from typing import Any
@@ -28,12 +29,24 @@ EXTERNAL = "alice@external.example"  # alice's external account
 BOB = "bob@example.test"
 INBOX = "inbox@example.test"
 OWNED = {ALICE, ALLY, EXTERNAL}
+DELAY, DELAY_MAX, FREE, LIMIT = 0.1, 0.2, 3, 20
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """One suite: alice with an alias and an external address, bob, and a recipient."""
-    suite = Suite(tmp_path_factory.mktemp("input"))
+    """One suite: alice with an alias and an external address, bob, and a recipient;
+    refused recipients slow down fast enough for a test."""
+    suite = Suite(
+        tmp_path_factory.mktemp("input"),
+        {
+            "smtp": {
+                "refused_recipients_before_delay": FREE,
+                "refused_recipient_delay": DELAY,
+                "refused_recipient_delay_max": DELAY_MAX,
+                "refused_recipients_limit": LIMIT,
+            }
+        },
+    )
     suite.start()
     for address in (ALICE, BOB, INBOX):
         suite.add_user(address)
@@ -363,6 +376,11 @@ FORMS: list[tuple[str, bytes, bool]] = [
     ),
     ("sender-only-foreign", b"Sender: bob@example.test", False),
     ("foreign-address-as-name", b'From: "bob@example.test" <alice@example.test>', False),
+    (
+        "foreign-name-in-sender",
+        b'From: alice@example.test\r\nSender: "bob@example.test" <alice@example.test>',
+        False,
+    ),
     ("encoded-foreign-name", b"From: =?utf-8?q?bob=40example.test?= <alice@example.test>", False),
     ("foreign-in-comment", b"From: alice@example.test (bob@example.test)", False),
     ("own-in-comment-of-foreign", b"From: bob@example.test (alice@example.test)", False),
@@ -423,3 +441,66 @@ def test_the_from_table_is_large_and_mixed() -> None:
     """The table covers at least twenty forms, with accepted and refused ones."""
     assert len(FORMS) >= 20
     assert {accepted for _, _, accepted in FORMS} == {True, False}
+
+
+# --- recipient guessing ---------------------------------------------------------------------
+
+
+def test_guessing_recipients_slows_down_then_gets_421_while_others_are_served(
+    server: Suite,
+) -> None:
+    """After a few refused recipients each further refusal waits, longer each time up to a
+    cap; past the limit the session gets 421 4.7.0 and is closed. Known recipients do not
+    count, and another session is answered at once the whole time (the loop never waits)."""
+    stop = threading.Event()
+    lags: list[float] = []
+
+    def other_session() -> None:
+        with smtplib.SMTP("127.0.0.1", server.port("smtp")) as client:
+            while not stop.is_set():
+                started = time.monotonic()
+                assert client.noop()[0] == 250
+                lags.append(time.monotonic() - started)
+                time.sleep(0.02)
+
+    watcher = threading.Thread(target=other_session)
+    watcher.start()
+    timings: list[tuple[bytes, float]] = []
+    try:
+        with socket.create_connection(("127.0.0.1", server.port("smtp"))) as sock:
+            converse(sock, [b"EHLO t\r\n", b"MAIL FROM:<x@remote.test>\r\n"])
+            reader = sock.makefile("rb")
+            for n in range(LIMIT + 3):
+                if n == 2:
+                    sock.sendall(b"RCPT TO:<inbox@example.test>\r\n")
+                    assert reader.readline().startswith(b"250 ")
+                started = time.monotonic()
+                sock.sendall(f"RCPT TO:<guess{n}@example.test>\r\n".encode())
+                line = reader.readline()
+                timings.append((line, time.monotonic() - started))
+                if not line or line.startswith(b"421"):
+                    break
+            closed = reader.read() == b""
+    finally:
+        stop.set()
+        watcher.join(10)
+    replies = [line[:10] for line, _ in timings]
+    assert replies == [b"550 5.1.1 "] * LIMIT + [b"421 4.7.0 "], timings
+    assert closed
+    waits = [took for _, took in timings]
+    assert max(waits[:FREE]) < DELAY * 0.8, waits
+    assert DELAY * 0.9 <= waits[FREE] < DELAY_MAX, waits
+    assert all(DELAY_MAX * 0.9 <= w < DELAY_MAX * 2.5 for w in waits[FREE + 1 : LIMIT]), waits
+    assert lags and max(lags) < 0.1, max(lags)
+
+
+def test_relay_refusals_count_too(server: Suite) -> None:
+    """Refused relaying counts like unknown recipients: the session cannot probe for ever."""
+    with socket.create_connection(("127.0.0.1", server.port("smtp"))) as sock:
+        converse(sock, [b"EHLO t\r\n", b"MAIL FROM:<x@remote.test>\r\n"])
+        reader = sock.makefile("rb")
+        got = []
+        for n in range(LIMIT + 1):
+            sock.sendall(f"RCPT TO:<victim{n}@elsewhere.example>\r\n".encode())
+            got.append(reader.readline()[:10])
+    assert got == [b"554 5.7.1 "] * LIMIT + [b"421 4.7.0 "]

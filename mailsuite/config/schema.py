@@ -242,6 +242,24 @@ class SmtpSettings(Section):
     retry_max: Duration = Field(3 * 3600, description="Longest delay between retries.")
     delivery_workers: int = Field(8, ge=1, description="Outbound deliveries at once.")
     dkim_selector: str = Field("mail", description="DKIM selector for our domains' keys.")
+    refused_recipients_before_delay: int = Field(
+        3,
+        ge=0,
+        description="Recipients one session may have refused (unknown, or relaying) before "
+        "each further refusal waits.",
+    )
+    refused_recipient_delay: Duration = Field(
+        1, description="The first such wait; it doubles with each further refusal."
+    )
+    refused_recipient_delay_max: Duration = Field(
+        8, description="The longest wait `refused_recipient_delay` grows to."
+    )
+    refused_recipients_limit: int = Field(
+        20,
+        ge=1,
+        description="Refused recipients after which the session is answered 421 and closed "
+        "(as Postfix's smtpd_hard_error_limit).",
+    )
 
 
 class ImapSettings(Section):
