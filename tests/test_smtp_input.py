@@ -1,5 +1,5 @@
 """SMTP against input meant to fool or wear it down: forged authors, paths the parser chokes
-on, NUL, non-ASCII without SMTPUTF8, and recipient guessing.
+on, NUL, non-ASCII without SMTPUTF8, recipient guessing, and the postmaster mailbox.
 
 Everything runs against the real server with smtplib or raw sockets; what a submitted message
 says about its author is checked again the way a mail client sees it, over IMAP ENVELOPE.
@@ -13,11 +13,16 @@ import socket
 import threading
 import time
 from email.header import decode_header, make_header
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mailsuite.config import load_config
+from mailsuite.config.loader import parse_config
+from mailsuite.directory import Directory
 from mailsuite.directory.external import add_external
+from mailsuite.smtp.postmaster import explain
 from tests.conftest import Suite
 from tests.test_imap_server import Raw
 from tests.test_smtp import converse, messages, unverified
@@ -28,18 +33,20 @@ ALLY = "ally@example.org"  # alice's alias
 EXTERNAL = "alice@external.example"  # alice's external account
 BOB = "bob@example.test"
 INBOX = "inbox@example.test"
+ADMIN = "admin@example.test"
 OWNED = {ALICE, ALLY, EXTERNAL}
 DELAY, DELAY_MAX, FREE, LIMIT = 0.1, 0.2, 3, 20
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """One suite: alice with an alias and an external address, bob, and a recipient;
-    refused recipients slow down fast enough for a test."""
+    """One suite: alice with an alias and an external address, bob, a recipient, and a
+    postmaster; refused recipients slow down fast enough for a test."""
     suite = Suite(
         tmp_path_factory.mktemp("input"),
         {
             "smtp": {
+                "postmaster": ADMIN,
                 "refused_recipients_before_delay": FREE,
                 "refused_recipient_delay": DELAY,
                 "refused_recipient_delay_max": DELAY_MAX,
@@ -48,7 +55,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
         },
     )
     suite.start()
-    for address in (ALICE, BOB, INBOX):
+    for address in (ALICE, BOB, INBOX, ADMIN):
         suite.add_user(address)
     suite.directory.add_alias(ALLY, ALICE)
     add_external(
@@ -504,3 +511,83 @@ def test_relay_refusals_count_too(server: Suite) -> None:
             sock.sendall(f"RCPT TO:<victim{n}@elsewhere.example>\r\n".encode())
             got.append(reader.readline()[:10])
     assert got == [b"554 5.7.1 "] * LIMIT + [b"421 4.7.0 "]
+
+
+# --- postmaster -----------------------------------------------------------------------------
+
+
+def test_postmaster_is_accepted_bare_and_at_every_domain(server: Suite) -> None:
+    """RFC 5321 4.5.1: <postmaster> in any case and postmaster@ each local domain are
+    accepted and delivered to smtp.postmaster."""
+    forms = ["postmaster", "POSTMASTER", "Postmaster@example.test", "postmaster@EXAMPLE.ORG"]
+    with smtplib.SMTP("127.0.0.1", server.port("smtp")) as client:
+        client.ehlo()
+        for n, form in enumerate(forms):
+            client.mail("x@remote.test")
+            code, reply = client.rcpt(f"<{form}>")
+            assert (code, reply[:5]) == (250, b"2.1.5"), (form, reply)
+            assert client.data(f"Subject: to-postmaster-{n}\r\n\r\nhi\r\n".encode())[0] == 250
+    for n in range(len(forms)):
+        _newest(server, ADMIN, f"to-postmaster-{n}".encode())
+
+
+def test_postmaster_without_a_setting_goes_to_its_account_else_the_oldest(
+    suite_factory: Any,
+) -> None:
+    """With smtp.postmaster unset, postmaster@ the first domain gets the mail when it
+    exists; until then the oldest account does; check-config says which."""
+    suite = suite_factory()
+    suite.add_user("first@example.test")
+    time.sleep(0.01)
+    suite.add_user("second@example.test")
+    with smtplib.SMTP("127.0.0.1", suite.port("smtp")) as client:
+        client.sendmail("x@remote.test", ["<postmaster>"], b"Subject: pm-oldest\r\n\r\nhi\r\n")
+    _newest(suite, "first@example.test", b"pm-oldest")
+    report = explain(load_config(suite.config_path), suite.directory)
+    assert "postmaster@example.test" in report and "first@example.test" in report
+    assert report.startswith("warning:")
+    suite.add_user("postmaster@example.test")
+    with smtplib.SMTP("127.0.0.1", suite.port("smtp")) as client:
+        client.sendmail(
+            "x@remote.test", ["postmaster@example.org"], b"Subject: pm-own\r\n\r\nhi\r\n"
+        )
+    _newest(suite, "postmaster@example.test", b"pm-own")
+    checked = suite.cli("check-config")
+    assert checked.returncode == 0, checked.stderr
+    assert "postmaster mail goes to postmaster@example.test" in checked.stdout
+
+
+def test_postmaster_with_no_account_at_all_is_deferred(suite_factory: Any) -> None:
+    """With no account to deliver to, postmaster gets 450 4.2.1, not a refusal."""
+    suite = suite_factory()
+    with smtplib.SMTP("127.0.0.1", suite.port("smtp")) as client:
+        client.ehlo()
+        client.mail("x@remote.test")
+        code, reply = client.rcpt("<postmaster>")
+    assert (code, reply[:6]) == (450, b"4.2.1 ")
+
+
+def test_postmaster_setting_must_be_in_our_domains(tmp_path: Path) -> None:
+    """smtp.postmaster outside `domains` is a config error with its path."""
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "hostname: mail.example.test\ndomains: [example.test]\n"
+        "smtp: {postmaster: admin@elsewhere.example}\n"
+    )
+    with pytest.raises(Exception) as info:
+        load_config(path)
+    assert "smtp.postmaster: 'admin@elsewhere.example' is not an address in one of" in str(
+        info.value.report()  # type: ignore[attr-defined]
+    )
+
+
+def test_explain_without_accounts_says_postmaster_mail_waits(tmp_path: Path) -> None:
+    """What check-config prints when there is no account at all: mail to postmaster waits."""
+    directory = Directory(tmp_path / "d.sqlite", ["example.test"])
+    try:
+        settings = parse_config(
+            "hostname: mail.example.test\ndomains: [example.test]\n", tmp_path / "m.yaml"
+        )
+        assert "refused for now" in explain(settings, directory)
+    finally:
+        directory.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from mailsuite.cli.common import config_option, fail, load_settings
+from mailsuite.cli.common import config_option, fail, load_settings, open_directory
 from mailsuite.config import config_path
 
 
@@ -24,6 +24,15 @@ def check_config(config: Path | None) -> None:
         f"{path}: OK: {settings.hostname}, domains {', '.join(settings.domains)}; "
         f"{len(listeners)} listener(s): {' '.join(listeners) or 'none'}"
     )
+    if settings.paths.database.exists():
+        from mailsuite.smtp.postmaster import explain
+
+        # RFC 5321 4.5.1: postmaster mail must land somewhere; say where, or what is wrong.
+        directory = open_directory(settings)
+        try:
+            click.echo(explain(settings, directory))
+        finally:
+            directory.close()
 
 
 @click.command()

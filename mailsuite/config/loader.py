@@ -172,6 +172,14 @@ def _cross_checks(settings: Settings, lines: dict[tuple, int]) -> Iterator[Confi
                 f"{target!r} is not an address",
                 lines.get(("smtp", "catch_all", domain)),
             )
+    postmaster = settings.smtp.postmaster
+    # Postmaster mail is delivered here, never relayed: an MX client must not make us send.
+    if postmaster is not None and postmaster.rpartition("@")[2].lower() not in settings.domains:
+        yield ConfigProblem(
+            "smtp.postmaster",
+            f"{postmaster!r} is not an address in one of `domains`",
+            lines.get(("smtp", "postmaster")),
+        )
 
 
 def _resolve(settings: Settings, base: Path) -> Settings:

@@ -242,6 +242,12 @@ class SmtpSettings(Section):
     retry_max: Duration = Field(3 * 3600, description="Longest delay between retries.")
     delivery_workers: int = Field(8, ge=1, description="Outbound deliveries at once.")
     dkim_selector: str = Field("mail", description="DKIM selector for our domains' keys.")
+    postmaster: str | None = Field(
+        None,
+        description="Account or alias that gets mail for <postmaster> and postmaster@ each of "
+        "our domains unless an account or alias has that name (default: postmaster@ first "
+        "domain; if that names nobody, the oldest account; check-config tells).",
+    )
     refused_recipients_before_delay: int = Field(
         3,
         ge=0,

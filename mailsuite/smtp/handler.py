@@ -9,6 +9,7 @@ AUTH is mandatory. Rules:
 - After AUTH the envelope sender and every From/Sender header address must be one of the
   account's own addresses, aliases or external addresses (553 5.7.1), and the header must
   read one way only (`authors`).
+- `<postmaster>` and postmaster@ each local domain are always accepted (`postmaster`).
 - A session's refused recipients are answered ever more slowly, and past a limit with 421.
 - NUL is refused in commands (the server) and in DATA; a non-ASCII address needs SMTPUTF8.
 - DATA is answered 250 only after `outgoing.dispatch` made the message durable for every
@@ -40,6 +41,7 @@ from mailsuite.smtp.message import (
     received_header,
 )
 from mailsuite.smtp.outgoing import Routing, dispatch, is_local_domain, local_targets
+from mailsuite.smtp.postmaster import is_postmaster, postmaster_targets
 from mailsuite.smtp.spool import new_id
 
 log = logging.getLogger("mailsuite.smtp")
@@ -211,12 +213,17 @@ class Handler:
     ) -> str:
         if len(envelope.rcpt_tos) >= self.ctx.settings.limits.recipients:
             return replies.TOO_MANY_RECIPIENTS
-        if not _valid_address(address):
-            return replies.BAD_ADDRESS
-        if not address.isascii() and not envelope.smtp_utf8:
-            return replies.NON_ASCII_RECIPIENT  # RFC 6531 3.5
         targets: list[str] | None = None
-        if is_local_domain(self.ctx, address):
+        if is_postmaster(address, self.ctx.settings.domains):
+            # RFC 5321 4.5.1: postmaster is accepted, bare or at every local domain
+            targets = self._postmaster(session, address)
+            if not targets:
+                return replies.NO_POSTMASTER
+        elif not _valid_address(address):
+            return replies.BAD_ADDRESS
+        elif not address.isascii() and not envelope.smtp_utf8:
+            return replies.NON_ASCII_RECIPIENT  # RFC 6531 3.5
+        elif is_local_domain(self.ctx, address):
             targets = local_targets(self.ctx, address)
             if not targets:
                 self._clog(session).info("unknown recipient %s", address)
@@ -229,6 +236,21 @@ class Handler:
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return replies.RCPT_OK
+
+    def _postmaster(self, session: Session, address: str) -> list[str]:
+        """The accounts that get mail for this postmaster address (empty: no account yet):
+        an account or alias of that very name, else `smtp.postmaster`, before any catch-all."""
+        if "@" in address:
+            named = self.ctx.directory.resolve_recipient(address)
+            if named:
+                return [a.address for a in named]
+        found = postmaster_targets(self.ctx.settings, self.ctx.directory)
+        if found.fallback:
+            self._clog(session).warning(
+                "postmaster mail goes to %s: smtp.postmaster names no account",
+                found.targets[0] if found.targets else "nobody",
+            )
+        return found.targets
 
     async def _refused(self, session: Session, reply: str) -> str:
         """`reply` for a refused recipient, sent later the more this session had refused, so
