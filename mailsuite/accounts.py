@@ -61,12 +61,19 @@ def new_temporary(settings: Settings, now: float) -> Temporary:
 
 
 def temporary_letter(
-    settings: Settings, address: str, contact: str, temporary: Temporary, *, reset: bool = False
+    settings: Settings,
+    address: str,
+    contact: str,
+    temporary: Temporary,
+    *,
+    reset: bool = False,
+    lang: str | None = None,
 ) -> Letter:
     """The login and the temporary password for `address`, to its contact address (seeds 003,
-    004); `reset` adds that the current password still works."""
+    004), in the account's language `lang` (None: the site's); `reset` makes it the
+    forgotten-password mail, which says the current password still works."""
     subject, body = mails.temporary_password(
-        settings, address, temporary.password, temporary.expires, reset=reset
+        settings, address, temporary.password, temporary.expires, reset=reset, lang=lang
     )
     return Letter(contact, subject, body)
 
@@ -103,5 +110,7 @@ def invite(
     secret = secrets.token_urlsafe(32)
     token = directory.create_token(ACTIVATION, account.address, secret, lifetime)
     directory.audit("account.invite", account.address, f"link sent to {account.contact}")
-    subject, body = mails.activation_link(settings, account.address, secret, round(lifetime / 3600))
+    subject, body = mails.activation_link(
+        settings, account.address, secret, round(lifetime / 3600), lang=account.language
+    )
     return Invitation(account, Letter(account.contact, subject, body), token.expires)

@@ -1,15 +1,71 @@
-"""The e-mails the site and the admin CLI send: Polish first, English below, plain text.
+"""The e-mails the site and the admin CLI send, as plain-text Jinja2 templates.
 
-Each function returns (subject, body). Bodies name the full address as the login, because
-that is what mail clients must be given; secrets appear only in the message to the user.
+Each e-mail is a template in `mailsuite/templates/mail/` with a `subject` and a `body` block,
+worded from the catalogues in the recipient's language (the account's, else the site's);
+the admin replaces any of them with a file of the same name in `site.templates`/mail/, which
+gets the same values (and `lang`) and may say everything in its own words. Every function
+returns (subject, body). Bodies name the full address as the login, because that is what
+mail clients must be given; secrets appear only in the message to the user, and never in a
+subject.
 """
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
+import jinja2
+
+from mailsuite import i18n
 from mailsuite.config import Settings
 from mailsuite.urls import ACCOUNT_PATH, ACTIVATE_PATH, CHANGE_PASSWORD_PATH, RESET_PATH, page
+
+BUILT_IN = Path(__file__).parent / "templates" / "mail"
+
+
+@functools.cache
+def _environment(override: Path, lang: str) -> jinja2.Environment:
+    """The mail templates in `lang`, the admin's folder first (read once per process)."""
+    folders = [override] if override.is_dir() else []
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([*folders, BUILT_IN]),
+        autoescape=False,  # plain text
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    catalogue = i18n.translations(lang)
+    env.install_gettext_translations(catalogue, newstyle=True)  # type: ignore[attr-defined]
+    return env
+
+
+def mail_language(settings: Settings, lang: str | None) -> str:
+    """The language of a mail to an account whose own language is `lang` (None: the site's)."""
+    return i18n.language(lang, settings.site.language)
+
+
+def render(settings: Settings, name: str, lang: str | None, **values: Any) -> tuple[str, str]:
+    """The subject and body of template `name` (e.g. "reset") in the recipient's language."""
+    lang = mail_language(settings, lang)
+    env = _environment(settings.site.templates / "mail", lang)
+    template = env.get_template(f"{name}.txt")
+    site = settings.site
+    context = template.new_context(
+        {
+            "lang": lang,
+            "organisation": site.organisation,
+            "site_name": site.name or i18n.text(lang, "site.name"),
+            "support": site.support,
+            **values,
+        }
+    )
+    subject = " ".join("".join(template.blocks["subject"](context)).split())
+    body = "".join(template.blocks["body"](context)).strip("\n") + "\n"
+    return subject, body
 
 
 def _when(ts: float) -> str:
@@ -17,85 +73,51 @@ def _when(ts: float) -> str:
 
 
 def temporary_password(
-    settings: Settings, address: str, password: str, expires: float | None, *, reset: bool = False
+    settings: Settings,
+    address: str,
+    password: str,
+    expires: float | None,
+    *,
+    reset: bool = False,
+    lang: str | None = None,
 ) -> tuple[str, str]:
-    """Login and temporary password for a new account or a reset (seeds 003, 004)."""
-    change = page(settings, CHANGE_PASSWORD_PATH)
-    until = _when(expires) if expires else "-"
-    if reset:
-        note_pl = (
-            "Jeśli to nie Ty prosiłeś o nowe hasło, zignoruj tę wiadomość: "
-            "dotychczasowe hasło nadal działa.\n\n"
-        )
-        note_en = (
-            "If you did not ask for a new password, ignore this message: "
-            "your current password still works.\n"
-        )
-    else:
-        note_pl = note_en = ""
-    body = (
-        "Dzień dobry,\n\n"
-        "oto dane dostępowe do poczty:\n\n"
-        f"  Login: {address}\n"
-        f"  Hasło tymczasowe: {password}\n\n"
-        f"Przed pierwszym logowaniem zmień hasło tymczasowe na stronie:\n  {change}\n"
-        f"Hasło tymczasowe jest ważne do {until}.\n\n"
-        f"{note_pl}"
-        "-- \n\n"
-        "Hello,\n\n"
-        "here are your mail login details:\n\n"
-        f"  Login: {address}\n"
-        f"  Temporary password: {password}\n\n"
-        f"Before you first sign in, change the temporary password at:\n  {change}\n"
-        f"The temporary password is valid until {until}.\n"
-        f"{note_en}"
+    """Login and temporary password for a new account (seeds 003, 004), or with `reset` the
+    forgotten-password mail, which says the current password still works."""
+    return render(
+        settings,
+        "reset" if reset else "temporary",
+        lang,
+        address=address,
+        password=password,
+        until=_when(expires) if expires else "-",
+        change_url=page(settings, CHANGE_PASSWORD_PATH),
     )
-    return "Dane dostępowe do poczty / Your mail login", body
 
 
-def activation_link(settings: Settings, address: str, secret: str, hours: int) -> tuple[str, str]:
+def activation_link(
+    settings: Settings, address: str, secret: str, hours: int, *, lang: str | None = None
+) -> tuple[str, str]:
     """The invitation (seed 002): a link that sets the first password."""
     link = page(settings, f"{ACTIVATE_PATH}/{secret}")
-    body = (
-        "Dzień dobry,\n\n"
-        f"założyliśmy dla Ciebie skrzynkę pocztową {address}.\n"
-        f"Aby ustawić hasło, otwórz link (ważny {hours} godzin):\n\n  {link}\n\n"
-        "Jeśli nie spodziewasz się tej wiadomości, zignoruj ją.\n\n"
-        "-- \n\n"
-        "Hello,\n\n"
-        f"a mailbox {address} has been created for you.\n"
-        f"To set your password, open this link (valid for {hours} hours):\n\n  {link}\n\n"
-        "If you did not expect this message, please ignore it.\n"
-    )
-    return "Aktywacja konta pocztowego / Activate your mailbox", body
+    return render(settings, "activation", lang, address=address, link=link, hours=hours)
 
 
-def activated(settings: Settings, address: str) -> tuple[str, str]:
+def activated(settings: Settings, address: str, *, lang: str | None = None) -> tuple[str, str]:
     """Sent once the first password is set: the login to use from now on."""
-    account = page(settings, ACCOUNT_PATH)
-    body = (
-        "Dzień dobry,\n\n"
-        "hasło zostało ustawione. Twój login to pełny adres skrzynki:\n\n"
-        f"  {address}\n\n"
-        f"Ustawienia programu pocztowego znajdziesz na stronie {account}\n\n"
-        "-- \n\n"
-        "Hello,\n\n"
-        "your password is set. Your login is your full mailbox address:\n\n"
-        f"  {address}\n\n"
-        f"Mail client settings are on {account}\n"
+    return render(
+        settings, "activated", lang, address=address, account_url=page(settings, ACCOUNT_PATH)
     )
-    return "Twój login do poczty / Your mail login", body
 
 
-def login_code(settings: Settings, code: str, minutes: int) -> tuple[str, str]:
-    """The 6-digit code for the account page (seed 002)."""
-    reset = page(settings, RESET_PATH)
-    body = (
-        f"Twój kod autoryzacyjny: {code}\n"
-        f"Kod jest ważny {minutes} minut. Jeśli to nie Ty się logujesz, zmień hasło: {reset}\n\n"
-        "-- \n\n"
-        f"Your authorisation code: {code}\n"
-        f"It is valid for {minutes} minutes. If this was not you, change your password: "
-        f"{reset}\n"
+def login_code(
+    settings: Settings, code: str, minutes: int, *, lang: str | None = None
+) -> tuple[str, str]:
+    """The 6-digit code for the account page (seed 002); the subject does not hold it."""
+    return render(
+        settings,
+        "login_code",
+        lang,
+        code=code,
+        minutes=minutes,
+        reset_url=page(settings, RESET_PATH),
     )
-    return f"Kod autoryzacyjny / Authorisation code: {code}", body

@@ -1,7 +1,8 @@
 """Password policy: which rules a new password breaks, each named so the user can fix it.
 
 The checks return rule codes with parameters rather than sentences, so the web site can say
-them in Polish or English and the CLI in English; `describe` gives both.
+them in the page's language and the CLI in English; `Broken.text` and `describe` take their
+words from the catalogues (mailsuite.i18n), numbers in each language's plural form.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import string
 import unicodedata
 from dataclasses import dataclass
 
+from mailsuite import i18n
 from mailsuite.config.schema import PasswordPolicy
+from mailsuite.i18n import N_, NP_
 
 SPECIALS = set(string.punctuation) | {" "}
 
@@ -22,29 +25,33 @@ class Broken:
     value: int | None = None
 
     def text(self, lang: str = "pl") -> str:
-        pl, en = _TEXTS[self.rule]
-        return (pl if lang == "pl" else en).format(n=self.value)
+        """The rule as a requirement in `lang` ("co najmniej 8 znaków"), its number in the
+        catalogue's plural form for that language."""
+        key = f"policy.{self.rule}"
+        if key in _COUNTED:
+            return i18n.plural(lang, key, _COUNTED[key], self.value or 0)
+        return i18n.text(lang, key)
 
 
-_TEXTS: dict[str, tuple[str, str]] = {
-    "min_length": ("co najmniej {n} znaków", "at least {n} characters"),
-    "max_length": ("najwyżej {n} znaków", "at most {n} characters"),
-    "require_upper": ("co najmniej jedna wielka litera", "at least one upper-case letter"),
-    "require_lower": ("co najmniej jedna mała litera", "at least one lower-case letter"),
-    "require_digit": ("co najmniej jedna cyfra", "at least one digit"),
-    "require_special": (
-        "co najmniej jeden znak specjalny (np. ! @ # $ %)",
-        "at least one special character (e.g. ! @ # $ %)",
-    ),
-    "forbid_special": ("bez znaków specjalnych (tylko litery i cyfry)", "letters and digits only"),
-    "forbid_non_ascii": ("bez polskich liter", "no Polish (non-ASCII) letters"),
-    "forbid_login": ("nie może zawierać nazwy konta", "must not contain the login"),
-    "history": (
-        "nie może być jednym z {n} ostatnich haseł",
-        "must not be one of the last {n} passwords",
-    ),
-    "too_long_bytes": ("za długie (limit 72 bajty)", "too long (limit 72 bytes)"),
-}
+# Rules that carry a number, with the plural key of their text.
+_COUNTED = dict(
+    (
+        NP_("policy.min_length", "policy.min_length.plural"),
+        NP_("policy.max_length", "policy.max_length.plural"),
+        NP_("policy.history", "policy.history.plural"),
+    )
+)
+# The keys of the other rules, named here so the catalogue tests find them.
+_KEYS = (
+    N_("policy.require_upper"),
+    N_("policy.require_lower"),
+    N_("policy.require_digit"),
+    N_("policy.require_special"),
+    N_("policy.forbid_special"),
+    N_("policy.forbid_non_ascii"),
+    N_("policy.forbid_login"),
+    N_("policy.too_long_bytes"),
+)
 
 
 def _letters_ascii(password: str) -> bool:

@@ -413,7 +413,7 @@ async def test_expired_and_unknown_links_say_what_to_do(site: Site) -> None:
     link = invite(site, "spoznialski@example.test")
     site.clock.now += 72 * 3600 + 1
     status, html, _ = await site.page(link)
-    assert status == 410 and "Link wygasł" in html and "72 godzin" in html
+    assert status == 410 and "Link wygasł" in html and "72 godziny" in html
     status, _ = await site.post(link, {"nowe": "Aktywne12", "powtorzone": "Aktywne12"})
     assert status == 410
     status, html, _ = await site.page("/aktywuj/nie-ma-takiego")
@@ -434,7 +434,8 @@ async def test_reset_mails_a_temporary_password_that_must_be_changed(site: Site)
     body = site.last_body()
     temporary = re.search(r"Hasło tymczasowe: (\S+)", body).group(1)
     assert "Login: zapominalski@example.test" in body
-    assert "your current password still works" in body
+    # Its own words: the current password still works, and nothing of a first login.
+    assert "dotychczasowe hasło nadal działa" in body and "Przed pierwszym" not in body
     r = await site.ctx.auth.authenticate(
         "zapominalski@example.test", temporary, protocol="pop3", remote_ip=None
     )

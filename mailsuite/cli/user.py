@@ -91,7 +91,9 @@ def user_add(
         return
     expiry = f"it expires {when(shown.expires)}; the user changes it at the web site first"
     if account.contact:
-        letter = accounts.temporary_letter(settings, account.address, account.contact, shown)
+        letter = accounts.temporary_letter(
+            settings, account.address, account.contact, shown, lang=account.language
+        )
         problem = Mail(settings, directory).send(letter)
         if problem is None:
             click.echo(f"login and temporary password e-mailed to {account.contact}")

@@ -182,15 +182,33 @@ def _cross_checks(settings: Settings, lines: dict[tuple, int]) -> Iterator[Confi
         )
 
 
+def _absolute(value: Path, base: Path) -> Path:
+    return (value if value.is_absolute() else (base / value)).resolve()
+
+
 def _resolve(settings: Settings, base: Path) -> Settings:
-    paths = {
-        name: (value if value.is_absolute() else (base / value)).resolve()
-        for name, value in settings.paths
-    }
-    return settings.model_copy(update={"paths": settings.paths.model_copy(update=paths)})
+    """Every file setting made absolute against `base`: the whole `paths` section and the
+    site's files (a logo given as an https:// address stays as it is)."""
+    paths = {name: _absolute(value, base) for name, value in settings.paths}
+    site = settings.site
+    files: dict[str, object] = {"templates": _absolute(site.templates, base)}
+    if site.terms_file is not None:
+        files["terms_file"] = _absolute(site.terms_file, base)
+    if site.logo and not site.logo.startswith("https://"):
+        files["logo"] = str(_absolute(Path(site.logo), base))
+    return settings.model_copy(
+        update={
+            "paths": settings.paths.model_copy(update=paths),
+            "site": site.model_copy(update=files),
+        }
+    )
 
 
 def _check_files(settings: Settings, lines: dict[tuple, int]) -> Iterator[ConfigProblem]:
+    site = settings.site
+    for key, value in (("terms_file", site.terms_file), ("logo", site.logo)):
+        if value and not str(value).startswith("https://") and not Path(value).is_file():
+            yield ConfigProblem(f"site.{key}", f"{value} does not exist", lines.get(("site", key)))
     if settings.tls.self_signed:
         return
     for key in ("tls_cert", "tls_key"):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
@@ -292,9 +292,21 @@ class WebSettings(Section):
         "Default: derived from `hostname` and `listen.web`.",
     )
     tls: bool = Field(True, description="Serve HTTPS with the suite's certificate.")
-    terms: str = Field(
-        "Korzystając z poczty akceptuję regulamin usługi.",
-        description="Terms the user accepts on first login to the account page.",
+    terms: str | None = Field(
+        None,
+        description="One sentence of terms the user accepts on the account page's first visit, "
+        "when there is no `site.terms_file` or `site.terms_url` (default: a sentence in the "
+        "page's language).",
+    )
+    login_code: bool = Field(
+        True,
+        description="Ask for a 6-digit code e-mailed to the contact address after the password "
+        "on the account page (seed 002); off: the password alone signs in.",
+    )
+    external_accounts: bool = Field(
+        True,
+        description="Show the external-accounts section on the account page (seed 001); the "
+        "CLI and the fetcher are not affected.",
     )
     metrics_allow: list[str] = Field(
         default_factory=lambda: ["127.0.0.1/32", "::1/128"],
@@ -341,6 +353,62 @@ class Migration(Section):
     cutoff: date | None = Field(None, description="From this day legacy logins are refused.")
 
 
+Language = Literal["pl", "en"]
+
+
+class Site(Section):
+    """Who runs the service and how it speaks: names, logo, help, terms, texts."""
+
+    language: Language = Field(
+        "pl",
+        description="The site's language (pl or en): the web site's default and the language "
+        "of e-mails and mail-client notices for accounts that have none of their own.",
+    )
+    name: str | None = Field(
+        None,
+        description="The web site's name in page titles and the header (default: Poczta, or "
+        "Mail in English).",
+    )
+    organisation: str = Field(
+        "", description="The organisation that runs the service, in the header and e-mails."
+    )
+    logo: str | None = Field(
+        None,
+        description="Logo in the page header: an image file (relative to the config's folder) "
+        "or an https:// address.",
+    )
+    support: str = Field(
+        "",
+        description="How users reach help (e.g. a help line), at the foot of every page and "
+        "e-mail.",
+    )
+    mail_sender_name: str | None = Field(
+        None,
+        description="Display name on the From line of the suite's e-mails (default: "
+        "`organisation`, else the site's name).",
+    )
+    terms_file: Path | None = Field(
+        None,
+        description="Plain-text file of the organisation's terms, shown on the account page's "
+        "first visit (paragraphs separated by blank lines).",
+    )
+    terms_url: str | None = Field(
+        None, description="Address of the organisation's terms, linked from that page instead."
+    )
+    templates: Path = Field(
+        Path("templates"),
+        description="Folder of templates that replace the built-in ones: mail/NAME.txt for "
+        "e-mails (subject and body), web/NAME.html for pages; a missing folder is fine.",
+    )
+
+    @field_validator("logo", "terms_url")
+    @classmethod
+    def _check_address(cls, value: str | None) -> str | None:
+        if value and value.startswith("http://"):
+            raise ValueError("use an https:// address (pages are served over HTTPS)")
+        return value
+
+
 class Settings(Section):
     """mailsuite's whole configuration (config/mailsuite.yaml)."""
 
@@ -362,6 +430,7 @@ class Settings(Section):
     imap: ImapSettings = Field(default_factory=ImapSettings, description="IMAP.")
     pop3: Pop3Settings = Field(default_factory=Pop3Settings, description="POP3.")
     web: WebSettings = Field(default_factory=WebSettings, description="Web site.")
+    site: Site = Field(default_factory=Site, description="The organisation and its words.")
     fetcher: FetcherSettings = Field(default_factory=FetcherSettings, description="Fetcher.")
     migration: Migration = Field(default_factory=Migration, description="Migration.")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")

@@ -38,6 +38,7 @@ from mailsuite.directory.models import (
     normalize_address,
 )
 from mailsuite.directory.schema import MIGRATIONS
+from mailsuite.i18n import LANGUAGES
 
 Clock = Callable[[], float]
 
@@ -321,13 +322,18 @@ class Directory:
         return self.require_account(account.address)
 
     def update_account(self, address: str, **fields: Any) -> Account:
-        """Change profile fields: name, contact, legacy_login, terms_accepted, last_login."""
-        allowed = {"name", "contact", "legacy_login", "terms_accepted", "last_login"}
+        """Change profile fields: name, contact, legacy_login, terms_accepted, last_login,
+        language (None: the site's)."""
+        allowed = {"name", "contact", "legacy_login", "terms_accepted", "last_login", "language"}
         unknown = set(fields) - allowed
         if unknown:
             raise DirectoryError(f"cannot change {', '.join(sorted(unknown))}")
         if fields.get("contact"):
             fields["contact"] = normalize_address(fields["contact"])
+        if fields.get("language") not in (None, *LANGUAGES):
+            raise DirectoryError(
+                f"unknown language {fields['language']!r} (expected {', '.join(LANGUAGES)})"
+            )
         account = self.require_account(address)
         if not fields:
             return account

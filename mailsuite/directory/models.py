@@ -65,6 +65,7 @@ class Account:
     password_changed: float | None
     last_login: float | None
     terms_accepted: float | None
+    language: str | None = None  # "pl", "en"; None: the site's language (`site.language`)
 
     @property
     def active(self) -> bool:

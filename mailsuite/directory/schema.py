@@ -147,4 +147,8 @@ MIGRATIONS: list[str] = [
     CREATE INDEX external_seen_digest ON external_seen(account_id, local, digest);
     CREATE INDEX external_seen_pending ON external_seen(account_id, state);
     """,
+    # 4: each account's language for e-mails and mail-client notices (NULL: the site's)
+    """
+    ALTER TABLE accounts ADD COLUMN language TEXT;
+    """,
 ]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, localtime, make_msgid
@@ -348,12 +349,21 @@ def system_sender(ctx: Parts) -> str:
     return ctx.settings.web.mail_from or f"postmaster@{ctx.settings.domains[0]}"
 
 
+def system_sender_name(ctx: Parts) -> str:
+    """The display name on the From line of the suite's mail (seed 002: users check who a
+    message is from): `site.mail_sender_name`, else the organisation, else the site's name."""
+    site = ctx.settings.site
+    return site.mail_sender_name or site.organisation or site.name or ""
+
+
 def compose(
     ctx: Parts, to: str, subject: str, body: str, *, html: str | None = None
 ) -> EmailMessage:
     """A complete MIME message from the suite: From, To, Date, Message-ID, UTF-8 text."""
     msg = EmailMessage(policy=SMTPUTF8 if not to.isascii() else SMTP)
-    msg["From"] = system_sender(ctx)
+    name, sender = system_sender_name(ctx), system_sender(ctx)
+    local, _, domain = sender.rpartition("@")
+    msg["From"] = Address(display_name=name, username=local, domain=domain) if name else sender
     msg["To"] = to
     msg["Subject"] = subject
     msg["Date"] = format_datetime(localtime())

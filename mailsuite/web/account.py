@@ -17,9 +17,11 @@ and guards its own handlers with `current_account(request)`.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -31,6 +33,7 @@ from mailsuite.directory import Account, Token
 from mailsuite.smtp.outgoing import send_system_mail
 from mailsuite.urls import ACCOUNT_PATH, CHANGE_PASSWORD_PATH
 from mailsuite.web import i18n
+from mailsuite.web.i18n import N_
 from mailsuite.web.pages import (
     CTX_KEY,
     client_endpoints,
@@ -53,14 +56,20 @@ TERMS_PATH = ACCOUNT_PATH + "/regulamin"
 LOGOUT_PATH = ACCOUNT_PATH + "/wyloguj"
 
 
+def _always(ctx: Context) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class Section:
-    """One part of the account page: `id` is its anchor, `title` an i18n key."""
+    """One part of the account page: `id` is its anchor, `title` a catalogue key (marked
+    with `N_`); `enabled` says whether this server shows it (a setting may turn it off)."""
 
     id: str
     title: str
     template: str
     values: Callable[[Context, Account], dict[str, Any]]
+    enabled: Callable[[Context], bool] = _always
 
 
 SECTIONS: list[Section] = []
@@ -83,9 +92,9 @@ def _password(ctx: Context, account: Account) -> dict[str, Any]:
     return {"change_path": CHANGE_PASSWORD_PATH}
 
 
-register_section(Section("dane", "section.profile", "section_profile.html", _profile))
-register_section(Section("haslo", "section.password", "section_password.html", _password))
-register_section(Section("program", "section.client", "section_client.html", _client))
+register_section(Section("dane", N_("section.profile"), "section_profile.html", _profile))
+register_section(Section("haslo", N_("section.password"), "section_password.html", _password))
+register_section(Section("program", N_("section.client"), "section_client.html", _client))
 
 
 def _valid(ctx: Context, kind: str, secret: str) -> tuple[Token, Account] | None:
@@ -121,6 +130,29 @@ def _codes_refused(ctx: Context, account: Account, ip: str | None) -> bool:
     return wrong >= limits.max_failures_per_account
 
 
+def _read_terms(path: Path) -> list[str]:
+    """The paragraphs of a terms file (blocking: runs in an I/O thread)."""
+    text = path.read_text(encoding="utf-8")
+    return [" ".join(p.split()) for p in re.split(r"\n\s*\n", text) if p.strip()]
+
+
+async def _terms(ctx: Context) -> dict[str, Any]:
+    """What the terms page shows: the organisation's file (read at each showing, so an edit
+    needs no restart), a link to its terms, or one sentence."""
+    site = ctx.settings.site
+    paragraphs: list[str] = []
+    if site.terms_file is not None and not site.terms_url:
+        try:
+            paragraphs = await ctx.run_io(_read_terms, site.terms_file)
+        except (OSError, UnicodeDecodeError) as exc:
+            log.error("cannot read the terms file %s: %s", site.terms_file, exc)
+    return {
+        "terms": ctx.settings.web.terms,
+        "terms_url": site.terms_url,
+        "terms_paragraphs": paragraphs,
+    }
+
+
 def _mask(address: str) -> str:
     local, _, domain = address.partition("@")
     return f"{local[:1]}***@{domain}"
@@ -132,8 +164,8 @@ async def account_get(request: web.Request) -> web.Response:
     if account is None:
         return render(request, "login.html", errors=[], login="")
     if account.terms_accepted is None:
-        return render(request, "terms.html", errors=[], terms=ctx.settings.web.terms)
-    sections = [(s, s.values(ctx, account)) for s in SECTIONS]
+        return render(request, "terms.html", errors=[], **await _terms(ctx))
+    sections = [(s, s.values(ctx, account)) for s in SECTIONS if s.enabled(ctx)]
     return render(request, "account.html", account=account, sections=sections)
 
 
@@ -157,6 +189,9 @@ async def login_post(request: web.Request) -> web.Response:
         status = 503 if result.code is AuthCode.UNAVAILABLE else 403
         return render(request, "login.html", status, errors=errors, login=login)
     account = result.account
+    if not ctx.settings.web.login_code:
+        # The password alone signs in here (web.login_code is off).
+        return _signed_in(request, account, ip)
     if await ctx.run_io(_codes_refused, ctx, account, ip):
         errors = [i18n.text(lang, "err.throttled")]
         return render(request, "login.html", 429, errors=errors, login=login)
@@ -168,7 +203,9 @@ async def login_post(request: web.Request) -> web.Response:
     lifetime = ctx.settings.accounts.login_code_lifetime
     ctx.directory.create_token("web-pending", account.address, pending, lifetime)
     ctx.directory.create_token("login-code", account.address, f"{pending}:{code}", lifetime)
-    subject, body = mails.login_code(ctx.settings, code, round(lifetime / 60))
+    subject, body = mails.login_code(
+        ctx.settings, code, round(lifetime / 60), lang=account.language
+    )
     try:
         await send_system_mail(ctx, account.contact, subject, body)
     except (LookupError, ValueError, OSError) as exc:
@@ -229,6 +266,12 @@ async def code_post(request: web.Request) -> web.Response:
     if not ctx.directory.use_token(code):
         return render(request, "login.html", 403, errors=[i18n.text(lang, "code.gone")], login="")
     ctx.directory.use_token(pending)
+    return _signed_in(request, account, ip)
+
+
+def _signed_in(request: web.Request, account: Account, ip: str | None) -> web.Response:
+    """Start a session for `account`, who proved who they are, and go to the account page."""
+    ctx = request.app[CTX_KEY]
     session = secrets.token_urlsafe(32)
     lifetime = ctx.settings.web.session_lifetime
     ctx.directory.create_token("web-session", account.address, session, lifetime)
@@ -246,12 +289,12 @@ async def terms_post(request: web.Request) -> web.Response:
     if account is None:
         return see_other(ACCOUNT_PATH)
     form = await read_form(request)
-    terms = ctx.settings.web.terms
     if form is None:
-        return render(request, "terms.html", 400, errors=[i18n.text(lang, "err.csrf")], terms=terms)
+        errors = [i18n.text(lang, "err.csrf")]
+        return render(request, "terms.html", 400, errors=errors, **await _terms(ctx))
     if form.get("akceptuje") != "tak":
         errors = [i18n.text(lang, "terms.required")]
-        return render(request, "terms.html", 400, errors=errors, terms=terms)
+        return render(request, "terms.html", 400, errors=errors, **await _terms(ctx))
     ctx.directory.update_account(account.address, terms_accepted=ctx.directory.clock())
     ctx.directory.audit("web.terms-accepted", account.address, "", remote_ip(request))
     return see_other(ACCOUNT_PATH)

@@ -81,7 +81,9 @@ def _store_temporary(ctx: Context, address: str, ip: str | None) -> accounts.Let
     lifetime = ctx.settings.accounts.temporary_password_lifetime
     ctx.directory.create_token(RESET_TOKEN, address, temporary.password, lifetime)
     ctx.directory.audit("web.password-reset", address, "temporary password e-mailed", ip)
-    return accounts.temporary_letter(ctx.settings, address, account.contact, temporary, reset=True)
+    return accounts.temporary_letter(
+        ctx.settings, address, account.contact, temporary, reset=True, lang=account.language
+    )
 
 
 async def issue_temporary(ctx: Context, address: str, ip: str | None) -> None:
