@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, TypeVar
 
+from mailsuite import i18n
 from mailsuite.config import Settings
 from mailsuite.config.schema import Throttle
 from mailsuite.directory import Account, Directory, DirectoryUnavailable
@@ -157,6 +158,26 @@ class Authenticator:
     def change_url(self) -> str:
         return page(self.settings, CHANGE_PASSWORD_PATH)
 
+    def _say(self, account: Account | None, key: str, **values: object) -> str:
+        """What a mail client is told, in the account's language once the password proved
+        who is asking (before that, in the site's, so the words reveal no account), as the
+        US-ASCII that IMAP, POP3 and SMTP replies carry (`i18n.ascii_text`)."""
+        own = account.language if account is not None else None
+        lang = i18n.language(own, self.settings.site.language)
+        return i18n.ascii_text(i18n.text(lang, key, **values))
+
+    def _legacy_notice(self, account: Account, login: str) -> str:
+        """The notice that the old login `login` is going away (seed 000)."""
+        cutoff = self.settings.migration.cutoff
+        until = (
+            self._say(account, "auth.legacy_until", date=cutoff.isoformat())
+            if cutoff
+            else self._say(account, "auth.legacy_until_end")
+        )
+        return self._say(
+            account, "auth.legacy_notice", address=account.address, login=login, until=until
+        )
+
     async def run_io(self, fn: Callable[..., T], *args: Any) -> T:
         """Run directory work in the Authenticator's pool: two threads per bcrypt worker, so
         the hops before and after each hash never wait for each other."""
@@ -228,7 +249,7 @@ class Authenticator:
             result = await self._decide(login, password, protocol, remote_ip, allow_temporary)
         except DirectoryUnavailable:
             log.warning("%s login from %s: the directory is busy", protocol, remote_ip)
-            result = AuthResult(AuthCode.UNAVAILABLE, UNAVAILABLE_MESSAGE)
+            result = AuthResult(AuthCode.UNAVAILABLE, self._say(None, "auth.unavailable"))
         self.events.inc(f"auth.login.{protocol}.{result.code.value}")
         return result
 
@@ -251,7 +272,7 @@ class Authenticator:
         attempt = await self.run_io(self._begin, login, network)
         if attempt is None:
             log.warning("%s login throttled for %r from %s", protocol, login, remote_ip)
-            return AuthResult(AuthCode.THROTTLED, THROTTLED_MESSAGE)
+            return AuthResult(AuthCode.THROTTLED, self._say(None, "auth.throttled"))
         account = attempt.account
         valid = await self.hasher.verify(password, account.password_hash if account else None)
         outcome = await self.run_io(
@@ -286,7 +307,7 @@ class Authenticator:
         limits = self.settings.throttle
         now = self.directory.clock()
         log.info("%s login failed for %r from %s", protocol, login, remote_ip)
-        result = AuthResult(AuthCode.BAD_CREDENTIALS, "Invalid login or password.")
+        result = AuthResult(AuthCode.BAD_CREDENTIALS, self._say(None, "auth.bad_credentials"))
         key = account_key(attempt.name)
         try:
             of_account, of_server = self.directory.note_failure(
@@ -354,34 +375,25 @@ class Authenticator:
                 self._audit("login.legacy-refused", account.address, protocol, remote_ip)
                 return AuthResult(
                     AuthCode.LEGACY_EXPIRED,
-                    f"Your login has changed: sign in with your full address {account.address}.",
+                    self._say(account, "auth.legacy_expired", address=account.address),
                     account,
                 )
-            notices.append(
-                f"Please sign in with your full address {account.address}; "
-                f"the old login {login} stops working"
-                + (
-                    f" on {self.settings.migration.cutoff}."
-                    if self.settings.migration.cutoff
-                    else " when the migration ends."
-                )
-            )
+            notices.append(self._legacy_notice(account, login))
         if not account.active:
-            return AuthResult(AuthCode.DISABLED, "This account is disabled.", account)
+            return AuthResult(AuthCode.DISABLED, self._say(account, "auth.disabled"), account)
         if account.must_change or via_reset:
             expires = account.temp_expires
             if not via_reset and expires is not None and self.directory.clock() > expires:
                 return AuthResult(
                     AuthCode.TEMP_EXPIRED,
-                    "Your temporary password has expired; ask for a new one at "
-                    f"{page(self.settings, RESET_PATH)}",
+                    self._say(account, "auth.temp_expired", url=page(self.settings, RESET_PATH)),
                     account,
                     self.change_url,
                 )
             if not allow_temporary:
                 return AuthResult(
                     AuthCode.MUST_CHANGE,
-                    f"Change your temporary password first at {self.change_url}",
+                    self._say(account, "auth.must_change", url=self.change_url),
                     account,
                     self.change_url,
                     notices,
@@ -391,7 +403,9 @@ class Authenticator:
         except DirectoryUnavailable:
             log.warning("last login of %s not recorded: the directory is busy", account.address)
         log.info("%s login ok for %s from %s", protocol, account.address, remote_ip)
-        return AuthResult(AuthCode.OK, "Logged in.", account, self.change_url, notices)
+        return AuthResult(
+            AuthCode.OK, self._say(account, "auth.ok"), account, self.change_url, notices
+        )
 
     def _audit(self, event: str, address: str, detail: str, remote_ip: str | None) -> None:
         try:

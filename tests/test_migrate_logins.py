@@ -5,7 +5,8 @@ before, inside or after the window. Migrated users sign in with their legacy log
 real clients: imaplib, poplib, smtplib, and urllib on the web site's change-password page
 (the first thing a migrated user with a temporary password does). Inside the window the old
 login works and the user is told to switch; outside it the old login is refused, and the full
-address is named only to someone who gave the right password.
+address is named only to someone who gave the right password. What the clients are told is
+in the account's language (the site's, Polish, unless the account has its own), as ASCII.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from datetime import date, timedelta
 
 import pytest
 
+from mailsuite import i18n
+from mailsuite.i18n import ascii_text
 from tests.conftest import DEFAULT_PASSWORD, Suite
 
 ADDRESS = "p.konarski@example.test"
@@ -36,8 +39,23 @@ WINDOWS = {
 WEB_ADDRESS = "w.kowalski@example.test"
 WEB_LEGACY = "WK000001"
 TEMPORARY = "Tymczasowe-77"
-SWITCH = f"Please sign in with your full address {ADDRESS}"
-CHANGED = f"Your login has changed: sign in with your full address {ADDRESS}."
+EN_ADDRESS = "j.smith@example.test"
+EN_LEGACY = "JS000001"
+
+
+def switch(lang: str, address: str, login: str) -> str:
+    """The notice of the window's end that a client gets for a legacy login in `lang`."""
+    until = i18n.text(lang, "auth.legacy_until", date=WINDOWS["during"][1].isoformat())
+    words = i18n.text(lang, "auth.legacy_notice", address=address, login=login, until=until)
+    return ascii_text(words)
+
+
+def changed(lang: str, address: str) -> str:
+    return ascii_text(i18n.text(lang, "auth.legacy_expired", address=address))
+
+
+SWITCH = switch("pl", ADDRESS, LEGACY)
+CHANGED = changed("pl", ADDRESS)
 
 
 @pytest.fixture(scope="module", params=list(WINDOWS))
@@ -50,6 +68,8 @@ def phase(request, tmp_path_factory) -> tuple[str, Suite]:
     suite.start()
     suite.add_user(ADDRESS, legacy_login=LEGACY)
     suite.add_user(WEB_ADDRESS, TEMPORARY, temporary=True, legacy_login=WEB_LEGACY)
+    suite.add_user(EN_ADDRESS, legacy_login=EN_LEGACY)
+    suite.directory.update_account(EN_ADDRESS, language="en")
     yield request.param, suite
     suite.close()
 
@@ -97,7 +117,7 @@ def test_imap(phase):
     if name == "during":
         assert typ == "OK"
         assert f"[ALERT] {SWITCH}" in alerts
-        assert f"old login {LEGACY} stops working on {WINDOWS['during'][1]}" in alerts
+        assert f"{LEGACY} przestanie dzialac {WINDOWS['during'][1]}." in alerts
     else:
         assert typ == "NO"
         assert f"[ALERT] {CHANGED}" in text
@@ -130,6 +150,26 @@ def test_smtp_auth(phase):
     assert code == 535 and ADDRESS not in text
     code, _ = smtp_login(suite, ADDRESS, DEFAULT_PASSWORD)
     assert code == 235
+
+
+def test_an_english_account_is_told_in_english_on_every_protocol(phase):
+    """The account's own language decides what IMAP, POP3 and SMTP tell its user."""
+    name, suite = phase
+    typ, text, untagged = imap_login(suite, EN_LEGACY, DEFAULT_PASSWORD)
+    pop3 = pop3_login(suite, EN_LEGACY, DEFAULT_PASSWORD)
+    code, smtp = smtp_login(suite, EN_LEGACY, DEFAULT_PASSWORD)
+    if name == "during":
+        notice = switch("en", EN_ADDRESS, EN_LEGACY)
+        assert notice.startswith("Please sign in with your full address")
+        assert typ == "OK" and f"[ALERT] {notice}" in b" ".join(untagged).decode()
+        assert pop3.startswith("+OK") and notice in pop3
+        assert code == 235 and notice in smtp
+    else:
+        refusal = changed("en", EN_ADDRESS)
+        assert refusal.startswith("Your login has changed")
+        assert typ == "NO" and f"[ALERT] {refusal}" in text
+        assert pop3 == f"-ERR [AUTH] {refusal}"
+        assert code == 535 and refusal in smtp
 
 
 def test_legacy_login_is_recorded_as_a_login_only_when_let_in(phase):

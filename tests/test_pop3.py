@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import poplib
+import re
 import socket
 import ssl
 import time
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from mailsuite import i18n
+from mailsuite.i18n import ascii_text
 from mailsuite.store import Store
 
 PASSWORD = "Secret123"
@@ -312,7 +315,8 @@ def test_wrong_password_and_temporary_password(suite) -> None:  # type: ignore[n
     address = new_user(suite)
     client = poplib.POP3("127.0.0.1", suite.port("pop3"), timeout=10)
     client.user(address)
-    with pytest.raises(poplib.error_proto, match=r"-ERR \[AUTH\] Invalid login or password"):
+    refused = ascii_text(i18n.text("pl", "auth.bad_credentials"))  # the site's language
+    with pytest.raises(poplib.error_proto, match=re.escape(f"-ERR [AUTH] {refused}")):
         client.pass_("wrong")
     client.user(address)
     assert client.pass_(PASSWORD).startswith(b"+OK")  # same connection, second try works

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from mailsuite import sasl
+from mailsuite import i18n, sasl
+from mailsuite.i18n import ascii_text
 from mailsuite.sasl import Challenge, Credentials, Failure, FailureKind
 from mailsuite.smtp import replies as smtp_replies
 
@@ -274,9 +275,10 @@ def test_a_wrong_password_is_refused_as_such_whatever_the_authzid(accounts: Suit
     accounts.add_user("guess@example.test")
     response = plain("ola@example.test", authcid="guess@example.test", password="wrong")
     text = smtp_auth(accounts, response)[1]
-    assert text == smtp_replies.AUTH_FAILED.format(message="Invalid login or password.")
+    refused = ascii_text(i18n.text("pl", "auth.bad_credentials"))  # the site's language
+    assert text == smtp_replies.AUTH_FAILED.format(message=refused)
     assert imap_auth(accounts, response).startswith(b"NO [AUTHENTICATIONFAILED]")
-    assert pop3_auth(accounts, response).startswith(b"-ERR [AUTH] Invalid login or password")
+    assert pop3_auth(accounts, response).startswith(b"-ERR [AUTH] " + refused.encode())
 
 
 MALFORMED_ON_THE_WIRE = [
