@@ -361,8 +361,8 @@ class Session:
                 raise No(text, "ALERT")
             if result.code is AuthCode.LEGACY_EXPIRED:
                 raise No(result.message, "ALERT")
-            if result.code is AuthCode.THROTTLED:
-                raise No(result.message, "UNAVAILABLE")
+            if result.code in (AuthCode.THROTTLED, AuthCode.UNAVAILABLE):
+                raise No(result.message, "UNAVAILABLE")  # RFC 5530 3: try again later
             raise No(result.message, "AUTHENTICATIONFAILED")
         account = result.account
         assert account is not None

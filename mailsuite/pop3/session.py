@@ -340,7 +340,8 @@ class Session:
 
     def refuse(self, result: AuthResult) -> None:
         # RFC 3206 4: [AUTH] for credential problems, [SYS/TEMP] when trying later helps.
-        code = "[SYS/TEMP]" if result.code is AuthCode.THROTTLED else "[AUTH]"
+        temporary = result.code in (AuthCode.THROTTLED, AuthCode.UNAVAILABLE)
+        code = "[SYS/TEMP]" if temporary else "[AUTH]"
         self.err(" ".join([code, result.message, *result.notices]))
 
     # -- TRANSACTION -----------------------------------------------------------------------

@@ -80,6 +80,7 @@ QUEUED = "250 2.0.0 OK: queued as {queue_id}"
 TEMPORARY_FAILURE = "451 4.3.0 Temporary local problem; try again later"
 AUTH_OK = "235 2.7.0 Authentication successful"
 AUTH_THROTTLED = "454 4.7.0 Too many failed logins; try again later"
+AUTH_UNAVAILABLE = "454 4.7.0 Temporary authentication failure; try again later"  # RFC 4954 6
 AUTH_FAILED = "535 5.7.8 {message}"
 AUTH_UNDECODABLE = "501 5.5.2 Cannot decode the credentials"
 AUTH_CANCELLED = "501 5.7.0 Authentication cancelled"  # RFC 4954 4: "*" gets a 501
@@ -98,6 +99,4 @@ NON_ASCII_RECIPIENT = (
 )
 VRFY_SYNTAX = "501 5.5.4 Syntax: VRFY <address>"  # RFC 5321 3.5.3: 252 when not verified
 CANNOT_VRFY = "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery"
-TOO_MANY_REFUSED = "421 4.7.0 Too many refused recipients; closing the connection"
-NO_POSTMASTER = "450 4.2.1 postmaster: no mailbox to deliver to yet; try again later"
 TOO_MANY_HOPS = "554 5.4.6 Too many hops; the message is probably looping"  # RFC 5321 6.3

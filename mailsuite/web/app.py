@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import errno
 import ipaddress
+import logging
 import secrets
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from mailsuite.context import Context
+from mailsuite.directory import DirectoryUnavailable
 from mailsuite.urls import ACCOUNT_PATH, ACTIVATE_PATH, CHANGE_PASSWORD_PATH, RESET_PATH
 from mailsuite.web import account, clients, external, password, reset
-from mailsuite.web.pages import CTX_KEY, ENV_KEY, HERE, LOGO_PATH, environment, logo, render
+from mailsuite.web.pages import CTX_KEY, ENV_KEY, HERE, environment, render
 from mailsuite.web.security import (
     CSRF_KEY,
     HTTPS_KEY,
@@ -28,6 +30,8 @@ from mailsuite.web.security import (
     access_log,
     headers_middleware,
 )
+
+log = logging.getLogger("mailsuite.web")
 
 MAX_REQUEST_BYTES = 64 * 1024
 
@@ -49,6 +53,19 @@ async def not_found_middleware(request: web.Request, handler: Handler) -> web.St
         return response
 
 
+@web.middleware
+async def unavailable_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A directory that cannot answer in time (another process holds its write lock) gets a
+    503 page that says to try again shortly, never a traceback."""
+    try:
+        return await handler(request)
+    except DirectoryUnavailable:
+        log.warning("%s %s: the directory is busy", request.method, request.path)
+        response = render(request, "unavailable.html", 503)
+        response.headers["Retry-After"] = "5"
+        return response
+
+
 async def _background(app: web.Application) -> AsyncIterator[None]:
     """Work started after a reply (reset e-mails) finishes before the site closes."""
     app[reset.TASKS_KEY] = set()
@@ -62,11 +79,11 @@ def init_app(ctx: Context, *, https: bool | None = None) -> web.Application:
     """The site's application; `https` says whether it is served over TLS (cookie and HSTS
     flags), by default `web.tls`."""
     app = web.Application(
-        middlewares=[headers_middleware, not_found_middleware],
+        middlewares=[headers_middleware, not_found_middleware, unavailable_middleware],
         client_max_size=MAX_REQUEST_BYTES,
     )
     app[CTX_KEY] = ctx
-    app[ENV_KEY] = environment(ctx.settings)
+    app[ENV_KEY] = environment()
     app[CSRF_KEY] = secrets.token_bytes(32)
     app[HTTPS_KEY] = ctx.settings.web.tls if https is None else https
     app.cleanup_ctx.append(_background)
@@ -85,7 +102,6 @@ def init_app(ctx: Context, *, https: bool | None = None) -> web.Application:
     app.router.add_post(account.LOGOUT_PATH, account.logout_post)
     clients.add_routes(app)
     external.add_routes(app)
-    app.router.add_get(LOGO_PATH, logo)
     app.router.add_static("/static", HERE / "static", name="static", append_version=True)
     return app
 

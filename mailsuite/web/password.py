@@ -19,7 +19,6 @@ from mailsuite.context import Context
 from mailsuite.directory import Account, Token
 from mailsuite.smtp.outgoing import send_system_mail
 from mailsuite.web import i18n
-from mailsuite.web.i18n import N_
 from mailsuite.web.pages import CTX_KEY, client_endpoints, lang_of, read_form, remote_ip, render
 
 log = logging.getLogger("mailsuite.web")
@@ -81,6 +80,8 @@ async def change_get(request: web.Request) -> web.Response:
 def auth_error(lang: str, code: AuthCode, account: Account | None) -> str:
     if code is AuthCode.THROTTLED:
         return i18n.text(lang, "err.throttled")
+    if code is AuthCode.UNAVAILABLE:
+        return i18n.text(lang, "err.unavailable")
     if code is AuthCode.TEMP_EXPIRED:
         return i18n.text(lang, "err.temp_expired")
     if code is AuthCode.DISABLED:
@@ -106,10 +107,10 @@ async def change_post(request: web.Request) -> web.Response:
     errors = [
         i18n.text(lang, "err.required", field=i18n.text(lang, key))
         for key, value in (
-            (N_("field.account"), login),
-            (N_("field.current"), current),
-            (N_("field.new"), new),
-            (N_("field.repeat"), repeat),
+            ("field.account", login),
+            ("field.current", current),
+            ("field.new", new),
+            ("field.repeat", repeat),
         )
         if not value
     ]
@@ -125,7 +126,8 @@ async def change_post(request: web.Request) -> web.Response:
         errors = [auth_error(lang, result.code, result.account)]
         if result.code is AuthCode.BAD_CREDENTIALS:
             errors += await new_password_errors(ctx, lang, new, repeat, [login], None, current)
-        return render(request, "change.html", 400, errors=errors, login=login, rules=rules)
+        status = 503 if result.code is AuthCode.UNAVAILABLE else 400
+        return render(request, "change.html", status, errors=errors, login=login, rules=rules)
     account = result.account
     assert account is not None
     logins = [login, account.address, account.legacy_login or ""]
@@ -226,7 +228,7 @@ async def activate_post(request: web.Request) -> web.Response:
     ctx.directory.set_password(account.address, password_hash)
     ctx.directory.audit("web.activate", account.address, "", ip)
     if account.contact:
-        subject, body = mails.activated(ctx.settings, account.address, lang=account.language)
+        subject, body = mails.activated(ctx.settings, account.address)
         try:
             await send_system_mail(ctx, account.contact, subject, body)
         except (LookupError, ValueError, OSError) as exc:
