@@ -282,6 +282,54 @@ def test_switching_protocol_copies_nothing_twice(local: Any, dovecot: Dovecot) -
     assert "0 new" in ok(local.cli("external", "fetch", USER, "Renamed"))
 
 
+def messages_shown(suite: Any, label: str) -> int:
+    shown = ok(suite.cli("external", "show", USER, label))
+    return int(shown.split("messages:", 1)[1].split()[0])
+
+
+def test_the_count_is_the_messages_copied_across_protocol_switches(
+    local: Any, dovecot: Dovecot
+) -> None:
+    """3 copied over POP3, 4 more arrive, the account moves to IMAP, then back to POP3: the
+    page and `external show` count 7, the messages in the folder, never a copy twice."""
+    sent = [message(n, "count") for n in range(7)]
+    for data in sent[:3]:
+        dovecot.put("r15", data)
+    ok(add(local, dovecot, "r15", "Licz", "pop3"))
+    assert "3 new" in ok(local.cli("external", "fetch", USER, "Licz"))
+    assert messages_shown(local, "Licz") == 3
+    for data in sent[3:]:
+        dovecot.put("r15", data)
+    ok(local.cli("external", "edit", USER, "Licz", "--protocol", "imap", "--host",
+                 "127.0.0.1", "--port", str(dovecot.ports["imaps"])))  # fmt: skip
+    assert "4 new" in ok(local.cli("external", "fetch", USER, "Licz"))
+    assert messages_shown(local, "Licz") == 7
+    ok(local.cli("external", "edit", USER, "Licz", "--protocol", "pop3", "--host",
+                 "127.0.0.1", "--port", str(dovecot.ports["pop3s"])))  # fmt: skip
+    assert "0 new" in ok(local.cli("external", "fetch", USER, "Licz"))
+    assert messages_shown(local, "Licz") == 7
+    assert sorted(local_messages(local, "Licz")) == sorted(sent)
+    listing = ok(local.cli("external", "list", USER))
+    assert "7 messages" in listing
+
+
+def test_a_new_server_starts_with_nothing_known_about_it(local: Any, dovecot: Dovecot) -> None:
+    """What was seen on one server says nothing about another: after a change of server the
+    remote ids are forgotten (another server may reuse them), while the copies made stay
+    recognised so nothing is copied twice."""
+    for n in range(2):
+        dovecot.put("r16", message(n, "reset"))
+    ok(add(local, dovecot, "r16", "Nowy", "pop3"))
+    assert "2 new" in ok(local.cli("external", "fetch", USER, "Nowy"))
+    account = ext_db.get_external(local.directory, USER, "Nowy")
+    assert len(ext_db.seen_uids(local.directory, account.id, "")) == 2
+    ok(local.cli("external", "edit", USER, "Nowy", "--host", "localhost", "--no-test"))
+    assert ext_db.seen_uids(local.directory, account.id, "") == set()
+    assert ext_db.has_copies(local.directory, account.id, "Nowy")
+    assert "0 new" in ok(local.cli("external", "fetch", USER, "Nowy"))
+    assert len(local_messages(local, "Nowy")) == 2 and messages_shown(local, "Nowy") == 2
+
+
 def test_crash_between_store_and_record_is_settled(local: Any, dovecot: Dovecot) -> None:
     """A copy the store holds but the directory still calls pending is confirmed, not
     copied again; a pending copy the store never got is fetched again."""

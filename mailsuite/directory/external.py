@@ -8,6 +8,13 @@ in the clear), the schedule (`next_attempt`, a cross-process `lease_until` so th
 `external_seen` remembers every message copied, by its remote id (the POP3 UIDL, or
 "UIDVALIDITY:UID" for IMAP), with its Message-ID, size and content digest.
 
+When the account moves to another protocol, server or login, what was learnt about the old
+remote is retired: its folders' state is dropped and its `external_seen` rows are moved out of
+every remote's name space (`RETIRED` prefix), so ids another server happens to reuse are never
+taken for copies; the rows stay as the record of the copies made, which a re-read matches by
+Message-ID, size or digest. `copied_count` counts distinct local copies, so a message matched
+again after a switch is counted once.
+
 A copy is recorded in two steps around the store write: `begin_copy` (state `pending`, with
 the local folder's UIDNEXT before the write), then `finish_copy` once the store says the
 message is durable. A crash between them leaves a `pending` row; the next run looks for the
@@ -31,6 +38,11 @@ from mailsuite.directory.models import (
 )
 
 PROTOCOLS = ("pop3", "imap")
+RETIRED = "\x00retired:"
+"""Prefix of the `remote` of copies recorded from an earlier server: no IMAP folder name can
+start with NUL (RFC 3501 9: CHAR8 excludes %x00), and POP3's remote is ""."""
+MOVING = ("protocol", "host", "port", "login")
+"""Fields whose change makes the remote another mailbox, as far as its ids are concerned."""
 SECURITIES = ("tls", "starttls", "plain")
 MAX_LABEL = 40
 MAX_ERROR = 500
@@ -248,9 +260,9 @@ def list_external(directory: Directory, owner: str | None = None) -> list[Extern
 
 
 def update_external(directory: Directory, account_id: int, **fields: Any) -> ExternalAccount:
-    """Change settings. A new protocol, host or login forgets the remote folders' state (the
-    copies already made are still recognised by Message-ID, size and digest); the account is
-    due at once."""
+    """Change settings. A new protocol, host, port or login retires what is known about the
+    old remote (folder state and remote ids); the copies already made are still recognised
+    by Message-ID, size and digest, and still counted. The account is due at once."""
     unknown = set(fields) - _EDITABLE
     if unknown:
         raise DirectoryError(f"cannot change {', '.join(sorted(unknown))}")
@@ -259,9 +271,7 @@ def update_external(directory: Directory, account_id: int, **fields: Any) -> Ext
         raise NoSuchExternal(f"no external account {account_id}")
     fields = _check(dict(fields))
     fields.update(updated=directory.clock(), next_attempt=0, failures=0)
-    moved = any(
-        k in fields and fields[k] != getattr(current, k) for k in ("protocol", "host", "login")
-    )
+    moved = any(k in fields and fields[k] != getattr(current, k) for k in MOVING)
     assignments = ", ".join(f"{key} = ?" for key in fields)
     with directory.transaction() as conn:
         if "label" in fields and fields["label"].lower() != current.label.lower():
@@ -277,6 +287,13 @@ def update_external(directory: Directory, account_id: int, **fields: Any) -> Ext
         )
         if moved:
             conn.execute("DELETE FROM external_folders WHERE account_id = ?", (account_id,))
+            # One prefix per move keeps (account_id, remote, uid) unique across moves.
+            prefix = f"{RETIRED}{int(fields['updated'] * 1e6)}:"
+            conn.execute(
+                "UPDATE external_seen SET remote = ? || remote WHERE account_id = ?"
+                " AND substr(remote, 1, ?) != ?",
+                (prefix, account_id, len(RETIRED), RETIRED),
+            )
     updated = external_by_id(directory, account_id)
     assert updated is not None
     return updated
@@ -444,6 +461,44 @@ def has_copies(directory: Directory, account_id: int, local: str) -> bool:
     return bool(rows)
 
 
+@dataclass(frozen=True)
+class Copy:
+    """A copy already made in a local folder; `local_uid` is None for rows recorded before
+    matches carried it."""
+
+    local_uid: int | None
+
+
+def find_copy(
+    directory: Directory,
+    account_id: int,
+    local: str,
+    *,
+    message_id: str = "",
+    size: int | None = None,
+    digest: str = "",
+) -> Copy | None:
+    """The copy with this Message-ID and size, or this digest, already in `local`."""
+    order = " ORDER BY local_uid IS NULL LIMIT 1"
+    if message_id and size is not None:
+        rows = directory._rows(
+            "SELECT local_uid FROM external_seen WHERE account_id = ? AND local = ?"
+            " AND message_id = ? AND size = ? AND state = 'done'" + order,
+            (account_id, local, message_id, size),
+        )
+        if rows:
+            return Copy(rows[0]["local_uid"])
+    if digest:
+        rows = directory._rows(
+            "SELECT local_uid FROM external_seen WHERE account_id = ? AND local = ?"
+            " AND digest = ? AND state = 'done'" + order,
+            (account_id, local, digest),
+        )
+        if rows:
+            return Copy(rows[0]["local_uid"])
+    return None
+
+
 def is_duplicate(
     directory: Directory,
     account_id: int,
@@ -454,22 +509,8 @@ def is_duplicate(
     digest: str = "",
 ) -> bool:
     """True when a copy with this Message-ID and size, or this digest, is already in `local`."""
-    if message_id and size is not None:
-        rows = directory._rows(
-            "SELECT 1 FROM external_seen WHERE account_id = ? AND local = ? AND message_id = ?"
-            " AND size = ? AND state = 'done' LIMIT 1",
-            (account_id, local, message_id, size),
-        )
-        if rows:
-            return True
-    if digest:
-        rows = directory._rows(
-            "SELECT 1 FROM external_seen WHERE account_id = ? AND local = ? AND digest = ?"
-            " AND state = 'done' LIMIT 1",
-            (account_id, local, digest),
-        )
-        return bool(rows)
-    return False
+    found = find_copy(directory, account_id, local, message_id=message_id, size=size, digest=digest)
+    return found is not None
 
 
 def mark(
@@ -485,10 +526,11 @@ def mark(
     digest: str = "",
     local_uidnext: int | None = None,
     local_uid: int | None = None,
+    duplicate: bool = False,
 ) -> None:
     """Record one remote message: `pending` before a store write, `done` when it is in the
-    local folder (written now, or found there already), `skipped` when it will never be
-    copied (too large)."""
+    local folder (written now, or found there already: `duplicate`, with the local UID of the
+    copy it matched), `skipped` when it will never be copied (too large)."""
     with directory.transaction() as conn:
         conn.execute(
             "INSERT INTO external_seen (account_id, remote, uid, local, message_id, size, digest,"
@@ -511,7 +553,7 @@ def mark(
                 directory.clock(),
             ),
         )
-        if state == "done" and local_uid is not None:
+        if state == "done" and local_uid is not None and not duplicate:
             conn.execute(
                 "UPDATE external_accounts SET fetched = fetched + 1 WHERE id = ?", (account_id,)
             )
@@ -535,9 +577,19 @@ def pending_copies(directory: Directory, account_id: int) -> list[Pending]:
 
 
 def copied_count(directory: Directory, account_id: int) -> int:
+    """How many messages were copied into the account's folders: distinct local copies, so
+    one message seen again over another protocol or after a UIDVALIDITY change counts once.
+    A match recorded without its local UID (older rows) counts unless a row with a local UID
+    records the same message."""
     rows = directory._rows(
-        "SELECT count(*) AS n FROM external_seen WHERE account_id = ? AND state = 'done'",
-        (account_id,),
+        "SELECT (SELECT count(*) FROM (SELECT DISTINCT local, local_uid FROM external_seen"
+        " WHERE account_id = ? AND state = 'done' AND local_uid IS NOT NULL))"
+        " + (SELECT count(*) FROM external_seen AS s WHERE account_id = ? AND state = 'done'"
+        " AND local_uid IS NULL AND NOT EXISTS (SELECT 1 FROM external_seen AS o"
+        " WHERE o.account_id = s.account_id AND o.local = s.local AND o.state = 'done'"
+        " AND o.local_uid IS NOT NULL AND ((s.message_id != '' AND o.message_id = s.message_id"
+        " AND o.size = s.size) OR (s.digest != '' AND o.digest = s.digest)))) AS n",
+        (account_id, account_id),
     )
     return int(rows[0]["n"])
 

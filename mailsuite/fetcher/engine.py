@@ -243,9 +243,12 @@ class Fetcher:
                 self._skip(account, name, key, local, size, result)
                 continue
             mid, mid_size = ids.get(uid, ("", size))
-            if mid and ext_db.is_duplicate(
-                self.directory, account.id, local, message_id=mid, size=mid_size
-            ):
+            copy = (
+                ext_db.find_copy(self.directory, account.id, local, message_id=mid, size=mid_size)
+                if mid
+                else None
+            )
+            if copy is not None:
                 ext_db.mark(
                     self.directory,
                     account.id,
@@ -255,6 +258,8 @@ class Fetcher:
                     state="done",
                     message_id=mid,
                     size=mid_size,
+                    local_uid=copy.local_uid,
+                    duplicate=True,
                 )
                 continue
             try:
@@ -284,8 +289,19 @@ class Fetcher:
         digest = hashlib.sha256(data).hexdigest()
         mid = message_id(data)
         common = {"message_id": mid, "size": len(data), "digest": digest}
-        if fresh and ext_db.is_duplicate(self.directory, account.id, local, **common):
-            ext_db.mark(self.directory, account.id, remote, uid, local, state="done", **common)
+        copy = ext_db.find_copy(self.directory, account.id, local, **common) if fresh else None
+        if copy is not None:
+            ext_db.mark(
+                self.directory,
+                account.id,
+                remote,
+                uid,
+                local,
+                state="done",
+                local_uid=copy.local_uid,
+                duplicate=True,
+                **common,
+            )
             return
         uidnext = self.store.mailbox(account.owner).folder(local).uidnext
         ext_db.mark(
