@@ -9,6 +9,8 @@ AUTH is mandatory. Rules:
 - After AUTH the envelope sender and every From/Sender header address must be one of the
   account's own addresses, aliases or external addresses (553 5.7.1), and the header must
   read one way only (`authors`).
+- `<postmaster>` and postmaster@ each local domain are always accepted (`postmaster`).
+- A session's refused recipients are answered ever more slowly, and past a limit with 421.
 - NUL is refused in commands (the server) and in DATA; a non-ASCII address needs SMTPUTF8.
 - DATA is answered 250 only after `outgoing.dispatch` made the message durable for every
   recipient.
@@ -18,6 +20,7 @@ Passwords and AUTH lines never reach a log; only the outcome does.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
@@ -38,6 +41,7 @@ from mailsuite.smtp.message import (
     received_header,
 )
 from mailsuite.smtp.outgoing import Routing, dispatch, is_local_domain, local_targets
+from mailsuite.smtp.postmaster import is_postmaster, postmaster_targets
 from mailsuite.smtp.spool import new_id
 
 log = logging.getLogger("mailsuite.smtp")
@@ -72,6 +76,13 @@ def _targets(envelope: Envelope) -> dict[str, list[str] | None]:
     if not hasattr(envelope, "targets"):
         envelope.targets = {}  # type: ignore[attr-defined]
     return envelope.targets  # type: ignore[attr-defined]
+
+
+def _count_refusal(session: Session) -> int:
+    """One more refused recipient in this session (RSET does not forget); the new count."""
+    count: int = getattr(session, "refused_recipients", 0) + 1
+    session.refused_recipients = count  # type: ignore[attr-defined]
+    return count
 
 
 class Handler:
@@ -204,24 +215,59 @@ class Handler:
     ) -> str:
         if len(envelope.rcpt_tos) >= self.ctx.settings.limits.recipients:
             return replies.TOO_MANY_RECIPIENTS
-        if not _valid_address(address):
-            return replies.BAD_ADDRESS
-        if not address.isascii() and not envelope.smtp_utf8:
-            return replies.NON_ASCII_RECIPIENT  # RFC 6531 3.5
         targets: list[str] | None = None
-        if is_local_domain(self.ctx, address):
+        if is_postmaster(address, self.ctx.settings.domains):
+            # RFC 5321 4.5.1: postmaster is accepted, bare or at every local domain
+            targets = self._postmaster(session, address)
+            if not targets:
+                return replies.NO_POSTMASTER
+        elif not _valid_address(address):
+            return replies.BAD_ADDRESS
+        elif not address.isascii() and not envelope.smtp_utf8:
+            return replies.NON_ASCII_RECIPIENT  # RFC 6531 3.5
+        elif is_local_domain(self.ctx, address):
             targets = local_targets(self.ctx, address)
             if not targets:
                 self._clog(session).info("unknown recipient %s", address)
-                return replies.NO_SUCH_USER.format(address=address)
+                return await self._refused(session, replies.NO_SUCH_USER.format(address=address))
         elif self._account(session) is None:
             self._clog(session).info("relay to %s refused", address)
-            return replies.RELAY_DENIED.format(address=address)
+            return await self._refused(session, replies.RELAY_DENIED.format(address=address))
         # DATA delivers to the accounts resolved here, so it needs no second lookup.
         _targets(envelope)[address] = targets
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return replies.RCPT_OK
+
+    def _postmaster(self, session: Session, address: str) -> list[str]:
+        """The accounts that get mail for this postmaster address (empty: no account yet):
+        an account or alias of that very name, else `smtp.postmaster`, before any catch-all."""
+        if "@" in address:
+            named = self.ctx.directory.resolve_recipient(address)
+            if named:
+                return [a.address for a in named]
+        found = postmaster_targets(self.ctx.settings, self.ctx.directory)
+        if found.fallback:
+            self._clog(session).warning(
+                "postmaster mail goes to %s: smtp.postmaster names no account",
+                found.targets[0] if found.targets else "nobody",
+            )
+        return found.targets
+
+    async def _refused(self, session: Session, reply: str) -> str:
+        """`reply` for a refused recipient, sent later the more this session had refused, so
+        that guessing addresses is slow; past the limit 421 instead, and the server closes
+        (as Postfix's smtpd_hard_error_limit). Only this session waits: the loop runs on."""
+        smtp = self.ctx.settings.smtp
+        count = _count_refusal(session)
+        if count > smtp.refused_recipients_limit:
+            self._clog(session).warning("closing after %d refused recipients", count - 1)
+            return replies.TOO_MANY_REFUSED
+        extra = count - smtp.refused_recipients_before_delay
+        if extra > 0:
+            delay = smtp.refused_recipient_delay * 2 ** min(extra - 1, 32)
+            await asyncio.sleep(min(delay, smtp.refused_recipient_delay_max))
+        return reply
 
     # -- DATA -------------------------------------------------------------------------------
 

@@ -99,4 +99,6 @@ NON_ASCII_RECIPIENT = (
 )
 VRFY_SYNTAX = "501 5.5.4 Syntax: VRFY <address>"  # RFC 5321 3.5.3: 252 when not verified
 CANNOT_VRFY = "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery"
+TOO_MANY_REFUSED = "421 4.7.0 Too many refused recipients; closing the connection"
+NO_POSTMASTER = "450 4.2.1 postmaster: no mailbox to deliver to yet; try again later"
 TOO_MANY_HOPS = "554 5.4.6 Too many hops; the message is probably looping"  # RFC 5321 6.3

@@ -21,7 +21,7 @@ from mailsuite.context import Context
 from mailsuite.directory import DirectoryUnavailable
 from mailsuite.urls import ACCOUNT_PATH, ACTIVATE_PATH, CHANGE_PASSWORD_PATH, RESET_PATH
 from mailsuite.web import account, clients, external, password, reset
-from mailsuite.web.pages import CTX_KEY, ENV_KEY, HERE, environment, render
+from mailsuite.web.pages import CTX_KEY, ENV_KEY, HERE, LOGO_PATH, environment, logo, render
 from mailsuite.web.security import (
     CSRF_KEY,
     HTTPS_KEY,
@@ -83,7 +83,7 @@ def init_app(ctx: Context, *, https: bool | None = None) -> web.Application:
         client_max_size=MAX_REQUEST_BYTES,
     )
     app[CTX_KEY] = ctx
-    app[ENV_KEY] = environment()
+    app[ENV_KEY] = environment(ctx.settings)
     app[CSRF_KEY] = secrets.token_bytes(32)
     app[HTTPS_KEY] = ctx.settings.web.tls if https is None else https
     app.cleanup_ctx.append(_background)
@@ -102,6 +102,7 @@ def init_app(ctx: Context, *, https: bool | None = None) -> web.Application:
     app.router.add_post(account.LOGOUT_PATH, account.logout_post)
     clients.add_routes(app)
     external.add_routes(app)
+    app.router.add_get(LOGO_PATH, logo)
     app.router.add_static("/static", HERE / "static", name="static", append_version=True)
     return app
 

@@ -19,6 +19,7 @@ from mailsuite.context import Context
 from mailsuite.directory import Account, Token
 from mailsuite.smtp.outgoing import send_system_mail
 from mailsuite.web import i18n
+from mailsuite.web.i18n import N_
 from mailsuite.web.pages import CTX_KEY, client_endpoints, lang_of, read_form, remote_ip, render
 
 log = logging.getLogger("mailsuite.web")
@@ -107,10 +108,10 @@ async def change_post(request: web.Request) -> web.Response:
     errors = [
         i18n.text(lang, "err.required", field=i18n.text(lang, key))
         for key, value in (
-            ("field.account", login),
-            ("field.current", current),
-            ("field.new", new),
-            ("field.repeat", repeat),
+            (N_("field.account"), login),
+            (N_("field.current"), current),
+            (N_("field.new"), new),
+            (N_("field.repeat"), repeat),
         )
         if not value
     ]
@@ -228,7 +229,7 @@ async def activate_post(request: web.Request) -> web.Response:
     ctx.directory.set_password(account.address, password_hash)
     ctx.directory.audit("web.activate", account.address, "", ip)
     if account.contact:
-        subject, body = mails.activated(ctx.settings, account.address)
+        subject, body = mails.activated(ctx.settings, account.address, lang=account.language)
         try:
             await send_system_mail(ctx, account.contact, subject, body)
         except (LookupError, ValueError, OSError) as exc:
