@@ -49,6 +49,19 @@ class Limits:
     total: int
     per_user: int = 0  # 0: no per-account limit on this protocol
 
+    @classmethod
+    def of(cls, settings: Any, *, idle_timeout: float, per_user: int = 0) -> Limits:
+        """The suite-wide `limits.*` with a protocol's own timer and per-account limit."""
+        limits = settings.limits
+        return cls(
+            line_length=limits.line_length,
+            message_size=limits.message_size,
+            idle_timeout=idle_timeout,
+            per_ip=limits.connections_per_ip,
+            total=limits.connections,
+            per_user=per_user,
+        )
+
 
 @dataclass(frozen=True)
 class TooLong:

@@ -39,12 +39,9 @@ class Connection(LineConnection):
 
     @staticmethod
     def limits_from(settings: Any) -> Limits:
-        return Limits(
-            line_length=settings.limits.line_length,
-            message_size=settings.limits.message_size,
+        return Limits.of(
+            settings,
             idle_timeout=settings.imap.idle_timeout,
-            per_ip=settings.limits.connections_per_ip,
-            total=settings.limits.connections,
             per_user=settings.imap.max_connections_per_user,
         )
 

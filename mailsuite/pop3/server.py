@@ -28,13 +28,7 @@ class Connection(LineConnection):
 
     @staticmethod
     def limits_from(settings: Any) -> Limits:
-        return Limits(
-            line_length=settings.limits.line_length,
-            message_size=settings.limits.message_size,
-            idle_timeout=settings.pop3.idle_timeout,
-            per_ip=settings.limits.connections_per_ip,
-            total=settings.limits.connections,
-        )
+        return Limits.of(settings, idle_timeout=settings.pop3.idle_timeout)
 
     def refusal(self, reason: str) -> bytes:
         if reason == "ip":
