@@ -19,6 +19,7 @@ import pytest
 from mailsuite.directory import external as ext_db
 from mailsuite.store import NoSuchFolder, Store
 from tests.dovecot import PASSWORD, Dovecot, message
+from tests.peers import Peers
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -212,6 +213,74 @@ def test_server_down_and_tls_problems_are_named(local: Any, dovecot: Dovecot) ->
     assert failed.returncode == 1 and "refused the connection" in failed.stdout
     ext_db.update_external(local.directory, account.id, port=dovecot_port)
     ok(local.cli("external", "test", USER, "o2"))
+
+
+def one_line_error(result: Any) -> str:
+    """A failed command: exit 1 and a single line on stderr, never a traceback."""
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def test_the_wrong_protocol_for_the_port_is_one_line_in_every_command(
+    local: Any, dovecot: Dovecot
+) -> None:
+    """POP3 on the IMAP port and IMAP on the POP3 port: add, edit and test each say so in
+    one line and exit 1; nothing is saved."""
+    pop3_on_imap = add(
+        local, dovecot, "r14", "Zly", "pop3", extra=("--port", str(dovecot.ports["imaps"]))
+    )
+    assert "speaks IMAP, not POP3" in one_line_error(pop3_on_imap)
+    assert ext_db.list_external(local.directory, USER) == []
+    ok(add(local, dovecot, "r14", "Dobry", "pop3"))
+    edit = local.cli("external", "edit", USER, "Dobry", "--protocol", "imap", "--host",
+                     "127.0.0.1", "--port", str(dovecot.ports["pop3s"]))  # fmt: skip
+    assert "speaks POP3, not IMAP" in one_line_error(edit)
+    assert ext_db.get_external(local.directory, USER, "Dobry").protocol == "pop3"
+    ok(local.cli("external", "edit", USER, "Dobry", "--protocol", "imap", "--host",
+                 "127.0.0.1", "--port", str(dovecot.ports["pop3"]), "--security", "starttls",
+                 "--no-test"))  # fmt: skip
+    tested = local.cli("external", "test", USER, "Dobry")
+    assert "speaks POP3, not IMAP" in one_line_error(tested)
+    fetched = local.cli("external", "fetch", USER, "Dobry")
+    assert fetched.returncode == 1 and "Traceback" not in fetched.stderr
+    assert "speaks POP3, not IMAP" in fetched.stdout
+
+
+PEER_ANSWERS = [
+    # (behaviour, over TLS, protocol, security, words in the one-line error)
+    ("smtp", False, "pop3", "plain", "is an SMTP server, not POP3"),
+    ("http", False, "imap", "starttls", "is a web (HTTP) server, not IMAP"),
+    ("garbage", False, "pop3", "tls", "did not answer as POP3 servers do"),
+    ("garbage", False, "imap", "plain", "did not answer as IMAP servers do"),
+    ("silent", False, "pop3", "plain", "did not answer within 1 s"),
+    ("imap", True, "imap", "starttls", "expects TLS from the first byte"),
+]
+
+
+@pytest.mark.parametrize(("behaviour", "tls", "protocol", "security", "words"), PEER_ANSWERS)
+def test_any_answer_on_the_port_is_one_line_from_the_cli(
+    suite_factory: Any,
+    tmp_path: Path,
+    behaviour: str,
+    tls: bool,
+    protocol: str,
+    security: str,
+    words: str,
+) -> None:
+    suite = suite_factory({"fetcher": {"timeout": 1}}, start=False)
+    suite.add_user(USER)
+    with Peers(tmp_path) as peers:
+        port = peers.start(behaviour, tls=tls)
+        result = suite.cli(
+            "external", "add", USER, "--label", "Peer", "--email", "u@peer.test",
+            "--protocol", protocol, "--host", "127.0.0.1", "--port", str(port),
+            "--security", security, "--accept-self-signed", "--password-stdin",
+            input="pw\n",
+        )  # fmt: skip
+    assert words in one_line_error(result)
 
 
 def test_fifth_account_is_refused(suite_factory: Any, dovecot: Dovecot) -> None:
