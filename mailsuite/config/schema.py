@@ -23,6 +23,15 @@ _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?i?b?)\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+# RFC 1123 2.1 labels; the last starts with a letter, so an IPv4 address is never a domain.
+_MAIL_DOMAIN = re.compile(rf"^(?=.{{1,253}}$)({_LABEL}\.)*[a-z]([a-z0-9-]{{0,61}}[a-z0-9])?$")
+
+
+def is_mail_domain(domain: str) -> bool:
+    """Whether `domain` (lower case) can be a mail domain: the one rule for `domains:` and
+    for the addresses the directory accepts, so that whatever `check-config` passes, `user
+    add` takes too. A single label (`intranet`) is allowed, as on a closed network."""
+    return bool(_MAIL_DOMAIN.match(domain))
 
 
 def _duration(value: Any) -> Any:
@@ -445,7 +454,7 @@ class Settings(Section):
     @field_validator("domains")
     @classmethod
     def _check_domains(cls, value: list[str]) -> list[str]:
-        bad = [d for d in value if not _HOSTNAME.match(d.lower())]
+        bad = [d for d in value if not is_mail_domain(d.lower())]
         if bad:
             raise ValueError(f"not valid domain names: {', '.join(map(repr, bad))}")
         lowered = [d.lower() for d in value]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mailsuite.config.schema import is_mail_domain
+
 # Deliberately narrower than RFC 5321's local part: these names become Maildir folder names
 # and logins typed on phones, so quoted strings and exotic characters are refused up front.
 _LOCAL = re.compile(r"^[a-z0-9!#$%&'*+=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+=?^_`{|}~-]+)*$")
-_DOMAIN = re.compile(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 class DirectoryError(Exception):
@@ -43,7 +44,7 @@ def normalize_address(address: str) -> str:
         raise InvalidAddress(f"{address!r} is not an e-mail address (expected local@domain)")
     if len(local) > 64 or not _LOCAL.match(local):
         raise InvalidAddress(f"{address!r}: the part before @ has characters not allowed here")
-    if len(address) > 254 or not _DOMAIN.match(domain):
+    if len(address) > 254 or not is_mail_domain(domain):
         raise InvalidAddress(f"{address!r}: {domain!r} is not a valid domain")
     return address
 
