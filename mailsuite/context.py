@@ -70,7 +70,7 @@ class Context:
     events: Events = field(default_factory=Events)
     services: dict[str, Running] = field(default_factory=dict)
     connections: Connections = field(default_factory=Connections)  # IMAP/POP3 listener families
-    lag: Any = None  # control.LoopLag once serve runs: the loop's wake-up delay, for metrics
+    lag: Any = None  # control.LoopLag once serve runs: loop delay and the stall watchdog
     fetcher: FetcherService | None = None  # set by serve while the fetcher runs
     _parts: dict[Part[Any], Any] = field(default_factory=dict, init=False, repr=False)
     _parts_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
