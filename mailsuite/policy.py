@@ -43,6 +43,7 @@ _COUNTED = dict(
 )
 # The keys of the other rules, named here so the catalogue tests find them.
 _KEYS = (
+    N_("policy.require_letter"),
     N_("policy.require_upper"),
     N_("policy.require_lower"),
     N_("policy.require_digit"),
@@ -68,6 +69,8 @@ def check(policy: PasswordPolicy, password: str, logins: list[str] = ()) -> list
         broken.append(Broken("max_length", policy.max_length))
     if len(password.encode()) > 72 and len(password) <= policy.max_length:
         broken.append(Broken("too_long_bytes"))
+    if policy.require_letter and not any(c.isalpha() for c in password):
+        broken.append(Broken("require_letter"))
     if policy.require_upper and not any(c.isupper() for c in password):
         broken.append(Broken("require_upper"))
     if policy.require_lower and not any(c.islower() for c in password):
@@ -98,6 +101,7 @@ def describe(policy: PasswordPolicy, lang: str = "pl") -> list[str]:
     """The policy as a list of requirements, to show before the user types."""
     rules = [Broken("min_length", policy.min_length), Broken("max_length", policy.max_length)]
     for name in (
+        "require_letter",
         "require_upper",
         "require_lower",
         "require_digit",

@@ -344,6 +344,9 @@ SEED_CASES = {
         {
             "woda24": ["co najmniej 8 znaków"],
             "woda_2024": ["bez znaków specjalnych (tylko litery i cyfry)"],
+            # "8 characters of letters and digits": both kinds are needed.
+            "abcdefgh": ["co najmniej jedna cyfra"],
+            "12345678": ["co najmniej jedna litera"],
         },
     ),
     "seed-004-water.yaml": (

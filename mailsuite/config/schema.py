@@ -143,6 +143,9 @@ class PasswordPolicy(Section):
 
     min_length: int = Field(8, ge=1, le=72, description="Fewest characters.")
     max_length: int = Field(64, ge=1, le=72, description="Most characters (bcrypt reads 72 bytes).")
+    require_letter: bool = Field(
+        False, description="At least one letter of either case (seed 003: letters and digits)."
+    )
     require_upper: bool = Field(False, description="At least one upper-case letter.")
     require_lower: bool = Field(False, description="At least one lower-case letter.")
     require_digit: bool = Field(False, description="At least one digit.")
