@@ -176,3 +176,33 @@ def test_config_from_environment_variable(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "domains: required key is missing" in result.stderr
+
+
+EXAMPLES = sorted((ROOT / "config" / "examples").glob("*.yaml"))
+
+
+def test_every_seed_has_an_example_config() -> None:
+    assert [p.name for p in EXAMPLES][:5] == [
+        "seed-000-bank.yaml",
+        "seed-001-hosting.yaml",
+        "seed-002-portal.yaml",
+        "seed-003-water.yaml",
+        "seed-004-water.yaml",
+    ]
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_each_example_config_passes_check_config(tmp_path: Path, example: Path) -> None:
+    """Each shipped example, as it is, with its certificate where its paths expect it."""
+    from mailsuite.tls import generate_self_signed
+
+    folder = tmp_path / "config"
+    folder.mkdir()
+    config = folder / example.name
+    config.write_text(example.read_text())
+    tls = tmp_path / "var" / "tls"
+    tls.mkdir(parents=True)
+    generate_self_signed(tls / "cert.pem", tls / "key.pem", "mail.example.test")
+    result = run_cli("check-config", "--config", str(config))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK" in result.stdout
