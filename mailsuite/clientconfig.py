@@ -3,8 +3,9 @@
 Thunderbird reads Mozilla autoconfig (clientConfig v1.1), Outlook reads POX Autodiscover
 (2006a), Apple devices install a `.mobileconfig` profile, and admins publish DNS records
 (RFC 6186 SRV, MX, SPF, DKIM, DMARC). All four describe the same listeners, so they are all
-built here from one list of `Endpoint`s; the web site only serves the documents. XML is built
-with ElementTree so that every value is escaped.
+built here from one list of `Endpoint`s, each with the host name clients are told for its
+protocol (`client_host`); the web site only serves the documents. XML is built with
+ElementTree so that every value is escaped.
 """
 
 from __future__ import annotations
@@ -51,8 +52,16 @@ _LISTENERS = (
 )
 
 
-def client_host(settings: Settings) -> str:
-    return settings.client_host or settings.hostname
+def client_host(settings: Settings, kind: str | None = None) -> str:
+    """The host name clients are told for `kind` (imap, pop3, smtp): that protocol's own
+    `client_host` when set (seed 000 moves only incoming POP3 to pop3.<domain>), else the
+    top-level one, else `hostname`. Without `kind`: the host of the web documents."""
+    own = {
+        "imap": settings.imap.client_host,
+        "pop3": settings.pop3.client_host,
+        "smtp": settings.smtp.client_host,
+    }.get(kind or "")
+    return own or settings.client_host or settings.hostname
 
 
 def endpoints(settings: Settings, bound: Mapping[str, int] | None = None) -> list[Endpoint]:
@@ -61,7 +70,6 @@ def endpoints(settings: Settings, bound: Mapping[str, int] | None = None) -> lis
     `bound` gives the ports a running server actually listens on (port 0 in the config
     picks one at start); without it the configured ports are used.
     """
-    host = client_host(settings)
     found = []
     for key, kind, security in _LISTENERS:
         where = getattr(settings.listen, key)
@@ -69,7 +77,7 @@ def endpoints(settings: Settings, bound: Mapping[str, int] | None = None) -> lis
             continue
         port = (bound or {}).get(key) or where[1]
         if port:
-            found.append(Endpoint(kind, host, port, security))
+            found.append(Endpoint(kind, client_host(settings, kind), port, security))
     return found
 
 
@@ -206,6 +214,15 @@ def mobileconfig(
     return plistlib.dumps(profile)
 
 
+def _target(name: str, fallback: str) -> str:
+    """SRV and CNAME targets must be host names (RFC 2782), never an address literal."""
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return name
+    return fallback
+
+
 def dns_records(settings: Settings, domain: str, dkim_record: str | None) -> str:
     """The records to publish for `domain`, in zone-file syntax.
 
@@ -213,13 +230,7 @@ def dns_records(settings: Settings, domain: str, dkim_record: str | None) -> str
     generated yet (the output then says how to make one).
     """
     host = settings.hostname
-    # SRV and CNAME targets must be host names (RFC 2782), never an address literal.
-    web = client_host(settings)
-    try:
-        ipaddress.ip_address(web)
-        web = host
-    except ValueError:
-        pass
+    web = _target(client_host(settings), host)
     ttl = 3600
     lines = [
         f"; DNS records for {domain}, served by {host}",
@@ -234,19 +245,20 @@ def dns_records(settings: Settings, domain: str, dkim_record: str | None) -> str
         lines.append(f"; no DKIM key yet: run `mailsuite dkim keygen {domain}`")
     # RFC 6186: SRV records for mail submission and access; "." target means not offered.
     srv = {
-        "_submissions._tcp": "submissions",
-        "_submission._tcp": "submission",
-        "_imaps._tcp": "imaps",
-        "_imap._tcp": "imap",
-        "_pop3s._tcp": "pop3s",
-        "_pop3._tcp": "pop3",
+        "_submissions._tcp": ("submissions", "smtp"),
+        "_submission._tcp": ("submission", "smtp"),
+        "_imaps._tcp": ("imaps", "imap"),
+        "_imap._tcp": ("imap", "imap"),
+        "_pop3s._tcp": ("pop3s", "pop3"),
+        "_pop3._tcp": ("pop3", "pop3"),
     }
-    for name, key in srv.items():
+    for name, (key, kind) in srv.items():
         where = getattr(settings.listen, key)
         if where is None:
             lines.append(f"{name}\t{ttl}\tIN\tSRV\t0 0 0 .")
         else:
-            lines.append(f"{name}\t{ttl}\tIN\tSRV\t0 1 {where[1]} {web}.")
+            target = _target(client_host(settings, kind), host)
+            lines.append(f"{name}\t{ttl}\tIN\tSRV\t0 1 {where[1]} {target}.")
     lines += [
         f"autoconfig\t{ttl}\tIN\tCNAME\t{web}.",
         f"autodiscover\t{ttl}\tIN\tCNAME\t{web}.",

@@ -254,6 +254,11 @@ class SmtpSettings(Section):
     retry_max: Duration = Field(3 * 3600, description="Longest delay between retries.")
     delivery_workers: int = Field(8, ge=1, description="Outbound deliveries at once.")
     dkim_selector: str = Field("mail", description="DKIM selector for our domains' keys.")
+    client_host: str | None = Field(
+        None,
+        description="Host name mail clients are told to send through (submission), where it "
+        "differs from the top-level `client_host`.",
+    )
     postmaster: str | None = Field(
         None,
         description="Account or alias that gets mail for <postmaster> and postmaster@ each of "
@@ -287,12 +292,22 @@ class ImapSettings(Section):
         1800, description="Autologout after this long without a command."
     )
     max_connections_per_user: int = Field(20, ge=1, description="Open sessions per account.")
+    client_host: str | None = Field(
+        None,
+        description="Host name mail clients are told for IMAP, where it differs from the "
+        "top-level `client_host`.",
+    )
 
 
 class Pop3Settings(Section):
     """POP3 sessions."""
 
     idle_timeout: Duration = Field(600, description="Close after this long without a command.")
+    client_host: str | None = Field(
+        None,
+        description="Host name mail clients are told for POP3, where it differs from the "
+        "top-level `client_host` (seed 000: pop3.<domain> for incoming mail).",
+    )
 
 
 class WebSettings(Section):
@@ -429,7 +444,8 @@ class Settings(Section):
     client_host: str | None = Field(
         None,
         description="Host name mail clients connect to, as published in autoconfig, "
-        "Autodiscover and SRV records (default: `hostname`).",
+        "Autodiscover, the account page, the Apple profile and SRV records (default: "
+        "`hostname`); `imap`, `pop3` and `smtp` may each name their own.",
     )
     listen: Listen = Field(default_factory=Listen, description="Listener addresses.")
     paths: Paths = Field(default_factory=Paths, description="Files and folders.")
