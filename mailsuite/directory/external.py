@@ -36,6 +36,7 @@ from mailsuite.directory.models import (
     DirectoryError,
     normalize_address,
 )
+from mailsuite.i18n import N_
 
 PROTOCOLS = ("pop3", "imap")
 RETIRED = "\x00retired:"
@@ -115,14 +116,28 @@ def check_label(label: str) -> str:
     """The label names the account and its local folder, so it must be a plain folder name."""
     label = " ".join(label.split())
     if not label:
-        raise DirectoryError("Dostawca (the account's label) is required")
+        raise DirectoryError(
+            "Dostawca (the account's label) is required", key=N_("dir.label.required")
+        )
     if len(label) > MAX_LABEL:
-        raise DirectoryError(f"the label is longer than {MAX_LABEL} characters")
+        raise DirectoryError(
+            f"the label is longer than {MAX_LABEL} characters",
+            key=N_("dir.label.long"),
+            limit=MAX_LABEL,
+        )
     bad = sorted({ch for ch in label if ch in _LABEL_FORBIDDEN or ord(ch) < 0x20})
     if bad:
-        raise DirectoryError(f"the label may not contain {' '.join(bad)}")
+        raise DirectoryError(
+            f"the label may not contain {' '.join(bad)}",
+            key=N_("dir.label.chars"),
+            chars=" ".join(bad),
+        )
     if label.lower() in _RESERVED:
-        raise DirectoryError(f"{label!r} is the name of a standard folder; choose another label")
+        raise DirectoryError(
+            f"{label!r} is the name of a standard folder; choose another label",
+            key=N_("dir.label.reserved"),
+            label=label,
+        )
     return label
 
 
@@ -134,20 +149,22 @@ def _check(fields: dict[str, Any]) -> dict[str, Any]:
     if "display_name" in fields:
         fields["display_name"] = " ".join(str(fields["display_name"]).split())[:100]
     if "login" in fields and not str(fields["login"]).strip():
-        raise DirectoryError("the login (user name) is required")
+        raise DirectoryError("the login (user name) is required", key=N_("dir.login.required"))
     if "protocol" in fields and fields["protocol"] not in PROTOCOLS:
-        raise DirectoryError("the protocol must be pop3 or imap")
+        raise DirectoryError("the protocol must be pop3 or imap", key=N_("dir.protocol"))
     if "security" in fields and fields["security"] not in SECURITIES:
-        raise DirectoryError("security must be tls, starttls or plain")
+        raise DirectoryError("security must be tls, starttls or plain", key=N_("dir.security"))
     if "host" in fields:
         host = str(fields["host"]).strip().lower()
         if not host or len(host) > 253 or any(c.isspace() or c in "/@:" for c in host):
-            raise DirectoryError(f"{fields['host']!r} is not a server name")
+            raise DirectoryError(
+                f"{fields['host']!r} is not a server name", key=N_("dir.host"), host=fields["host"]
+            )
         fields["host"] = host
     if "port" in fields:
         port = int(fields["port"])
         if not 1 <= port <= 65535:
-            raise DirectoryError("the port must be a number from 1 to 65535")
+            raise DirectoryError("the port must be a number from 1 to 65535", key=N_("dir.port"))
         fields["port"] = port
     if "accept_self_signed" in fields:
         fields["accept_self_signed"] = int(bool(fields["accept_self_signed"]))
@@ -206,7 +223,11 @@ def add_external(
             (account.address, fields["label"]),
         ).fetchone()
         if clash:
-            raise AlreadyExists(f"an external account labelled {fields['label']!r} exists")
+            raise AlreadyExists(
+                f"an external account labelled {fields['label']!r} exists",
+                key=N_("dir.label.taken"),
+                label=fields["label"],
+            )
         cursor = conn.execute(
             "INSERT INTO external_accounts (owner, label, display_name, email, login, secret,"
             " protocol, host, port, security, accept_self_signed, created, updated)"
@@ -280,7 +301,11 @@ def update_external(directory: Directory, account_id: int, **fields: Any) -> Ext
                 (current.owner, fields["label"], account_id),
             ).fetchone()
             if clash:
-                raise AlreadyExists(f"an external account labelled {fields['label']!r} exists")
+                raise AlreadyExists(
+                    f"an external account labelled {fields['label']!r} exists",
+                    key=N_("dir.label.taken"),
+                    label=fields["label"],
+                )
         conn.execute(
             f"UPDATE external_accounts SET {assignments} WHERE id = ?",
             (*fields.values(), account_id),

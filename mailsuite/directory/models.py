@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from mailsuite.config.schema import is_mail_domain
+from mailsuite.i18n import N_
 
 # Deliberately narrower than RFC 5321's local part: these names become Maildir folder names
 # and logins typed on phones, so quoted strings and exotic characters are refused up front.
@@ -13,7 +14,16 @@ _LOCAL = re.compile(r"^[a-z0-9!#$%&'*+=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+=?^_`{|}~-]+
 
 
 class DirectoryError(Exception):
-    """A request the directory refuses; the message is fit to show an admin or user."""
+    """A request the directory refuses; the message is fit to show an admin or user.
+
+    `key` and `values`, when given, name the refusal for the catalogues (mailsuite.i18n), so
+    the web site says it in the user's language; the message is the admin's English.
+    """
+
+    def __init__(self, message: str = "", *, key: str | None = None, **values: object) -> None:
+        super().__init__(message)
+        self.key = key
+        self.values = values
 
 
 class NoSuchAccount(DirectoryError):
@@ -41,11 +51,24 @@ def normalize_address(address: str) -> str:
     address = address.strip().lower()
     local, at, domain = address.rpartition("@")
     if not at or not local or not domain:
-        raise InvalidAddress(f"{address!r} is not an e-mail address (expected local@domain)")
+        raise InvalidAddress(
+            f"{address!r} is not an e-mail address (expected local@domain)",
+            key=N_("dir.address.invalid"),
+            address=address,
+        )
     if len(local) > 64 or not _LOCAL.match(local):
-        raise InvalidAddress(f"{address!r}: the part before @ has characters not allowed here")
+        raise InvalidAddress(
+            f"{address!r}: the part before @ has characters not allowed here",
+            key=N_("dir.address.local"),
+            address=address,
+        )
     if len(address) > 254 or not is_mail_domain(domain):
-        raise InvalidAddress(f"{address!r}: {domain!r} is not a valid domain")
+        raise InvalidAddress(
+            f"{address!r}: {domain!r} is not a valid domain",
+            key=N_("dir.address.domain"),
+            address=address,
+            domain=domain,
+        )
     return address
 
 

@@ -17,6 +17,7 @@ from mailsuite.directory import external as ext_db
 from mailsuite.directory.external import ExternalAccount
 from mailsuite.fetcher import providers
 from mailsuite.fetcher.engine import Fetcher, delete_local_folders
+from mailsuite.i18n import N_
 from mailsuite.secrets import SecretBox
 from mailsuite.store import Store
 
@@ -199,9 +200,9 @@ def describe(directory: Directory, account: ExternalAccount) -> dict[str, Any]:
 
 def _check_password(password: str) -> None:
     if not password:
-        raise ext_db.DirectoryError("the password is required")
+        raise ext_db.DirectoryError("the password is required", key=N_("dir.password.required"))
     if len(password) > MAX_PASSWORD:
-        raise ext_db.DirectoryError("the password is too long")
+        raise ext_db.DirectoryError("the password is too long", key=N_("dir.password.long"))
 
 
 def _rename_folders(

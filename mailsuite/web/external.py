@@ -28,114 +28,33 @@ from mailsuite.secrets import SecretError
 from mailsuite.urls import ACCOUNT_PATH
 from mailsuite.web import i18n
 from mailsuite.web.account import Section, current_account, register_section
+from mailsuite.web.i18n import N_
 from mailsuite.web.pages import CTX_KEY, lang_of, read_form, render, see_other
 
 BASE = ACCOUNT_PATH + "/zewnetrzne"
 ADD_PATH = BASE + "/dodaj"
 SECTION_ID = "zewnetrzne"
 
-TEXTS = {
-    "section.external": ("Konta zewnętrzne", "External accounts"),
-    "ext.none": ("Nie masz kont zewnętrznych.", "You have no external accounts."),
-    "ext.add": ("Dodaj nowe konto", "Add a new account"),
-    "ext.limit": (
-        "Możesz dodać najwyżej {limit} konta zewnętrzne.",
-        "You can add at most {limit} external accounts.",
-    ),
-    "ext.intro": (
-        "Wiadomości z kont zewnętrznych są kopiowane do Twojej skrzynki, każde konto do "
-        "własnego katalogu. Na zdalnym serwerze nic nie jest zmieniane ani usuwane.",
-        "Messages of external accounts are copied into your mailbox, each account into its "
-        "own folder. Nothing is changed or deleted on the remote server.",
-    ),
-    "ext.step1": ("Krok 1 z 2: konto", "Step 1 of 2: the account"),
-    "ext.step2": (
-        "Krok 2 z 2: konfiguracja zaawansowana",
-        "Step 2 of 2: advanced settings",
-    ),
-    "ext.step2.intro": (
-        "Sprawdź ustawienia serwera. Dla znanych dostawców są wypełnione automatycznie; "
-        "w razie wątpliwości skontaktuj się ze swoim dostawcą.",
-        "Check the server settings. They are filled in for well-known providers; if in "
-        "doubt, ask your provider.",
-    ),
-    "ext.label": ("Dostawca", "Provider"),
-    "ext.label.hint": (
-        "Nazwa identyfikująca konto; tak będzie się nazywał jego katalog.",
-        "A name for the account; its folder gets this name.",
-    ),
-    "ext.name": ("Twoja nazwa", "Your name"),
-    "ext.name.hint": (
-        "Używana w polu Od, gdy wysyłasz z tego adresu.",
-        "Used in the From field when you send from this address.",
-    ),
-    "ext.email": ("Adres e-mail", "E-mail address"),
-    "ext.login": ("Login", "Login"),
-    "ext.password": ("Hasło", "Password"),
-    "ext.password.keep": (
-        "Zostaw puste, aby zachować obecne hasło.",
-        "Leave empty to keep the current password.",
-    ),
-    "ext.protocol": ("Protokół", "Protocol"),
-    "ext.protocol.imap": (
-        "IMAP (cała struktura katalogów)",
-        "IMAP (the whole folder structure)",
-    ),
-    "ext.protocol.pop3": ("POP3 (tylko skrzynka odbiorcza)", "POP3 (the inbox only)"),
-    "ext.host": ("Serwer", "Server"),
-    "ext.port": ("Port", "Port"),
-    "ext.security": ("Szyfrowanie", "Encryption"),
-    "ext.security.tls": ("TLS (SSL)", "TLS (SSL)"),
-    "ext.security.starttls": ("STARTTLS", "STARTTLS"),
-    "ext.security.plain": ("Brak (niezalecane)", "None (not recommended)"),
-    "ext.self_signed": (
-        "Akceptuj certyfikat z podpisem własnym",
-        "Accept a self-signed certificate",
-    ),
-    "ext.next": ("Dalej", "Next"),
-    "ext.save": ("Zapisz i sprawdź połączenie", "Save and test the connection"),
-    "ext.edit": ("Edytuj konto", "Edit account"),
-    "ext.delete": ("Usuń konto", "Delete account"),
-    "ext.keep_folder": (
-        "Zachowaj katalog z pobranymi wiadomościami",
-        "Keep the folder with the fetched messages",
-    ),
-    "ext.fetch": ("Pobierz teraz", "Fetch now"),
-    "ext.fetch.queued": (
-        "Pobieranie konta {label} rozpocznie się za chwilę.",
-        "Fetching {label} starts in a moment.",
-    ),
-    "ext.saved": ("Konto {label} zapisane.", "Account {label} saved."),
-    "ext.deleted": ("Konto {label} usunięte.", "Account {label} deleted."),
-    "ext.messages": ("Wiadomości", "Messages"),
-    "ext.last_success": ("Ostatnie pobranie", "Last fetched"),
-    "ext.last_error": ("Ostatni błąd", "Last error"),
-    "ext.never": ("jeszcze nie", "not yet"),
-    "ext.server": ("Serwer", "Server"),
-    "ext.back": ("Wróć do konta", "Back to the account"),
-    "ext.error.connect": (
-        "Nie można połączyć się z serwerem ({detail}).",
-        "Cannot connect to the server ({detail}).",
-    ),
-    "ext.error.tls": (
-        "Problem z bezpiecznym połączeniem (TLS): {detail}.",
-        "Secure connection (TLS) problem: {detail}.",
-    ),
-    "ext.error.login": (
-        "Serwer odrzucił login lub hasło. Sprawdź je i spróbuj ponownie.",
-        "The server refused the login or password. Check them and try again.",
-    ),
-    "ext.error.protocol": (
-        "Serwer odpowiedział błędem: {detail}.",
-        "The server answered with an error: {detail}.",
-    ),
-    "ext.error.password": ("Podaj hasło.", "Enter the password."),
-    "ext.error.secret": (
-        "Zapisanego hasła nie da się odczytać; wpisz je ponownie.",
-        "The stored password cannot be read; enter it again.",
-    ),
+# Remote failures by family, for a reason the catalogues do not name.
+_FAMILIES = {
+    "connect": N_("ext.error.connect"),
+    "tls": N_("ext.error.tls"),
+    "login": N_("ext.error.login"),
 }
-i18n.TEXTS.update(TEXTS)
+# The words of each reason a remote client names (mailsuite.remote.errors.REASONS).
+_REASONS = {
+    key.removeprefix("remote."): key
+    for key in (
+        N_("remote.unknown_host"), N_("remote.refused"), N_("remote.timeout"),
+        N_("remote.closed"), N_("remote.unreachable"), N_("remote.wrong_protocol"),
+        N_("remote.other_service"), N_("remote.not_mail"), N_("remote.server_busy"),
+        N_("remote.cert_self_signed"), N_("remote.cert_expired"),
+        N_("remote.cert_hostname"), N_("remote.cert_untrusted"), N_("remote.not_tls"),
+        N_("remote.tls_required"), N_("remote.no_starttls"), N_("remote.login_needs_tls"),
+        N_("remote.tls_failed"), N_("remote.login"), N_("remote.refused_command"),
+        N_("remote.bad_answer"),
+    )
+}  # fmt: skip
 
 
 def _fetcher(ctx: Context) -> Fetcher:
@@ -167,12 +86,28 @@ def _describe(ctx: Context, external: ExternalAccount) -> dict[str, Any]:
     return info
 
 
-register_section(Section(SECTION_ID, "section.external", "section_external.html", _values))
+def _shown(ctx: Context) -> bool:
+    return ctx.settings.web.external_accounts
+
+
+register_section(
+    Section(SECTION_ID, N_("section.external"), "section_external.html", _values, _shown)
+)
 
 
 def _remote_error(lang: str, exc: RemoteError) -> str:
-    detail = str(exc)
-    return i18n.text(lang, f"ext.error.{exc.kind}", detail=detail)
+    """The remote failure in the user's language: its reason's words, else its family's."""
+    key = _REASONS.get(exc.reason)
+    if key is not None:
+        return i18n.text(lang, key, **{**exc.params, "detail": ""})
+    return i18n.text(lang, _FAMILIES.get(exc.kind, N_("ext.error.protocol")))
+
+
+def _refusal(lang: str, exc: DirectoryError) -> str:
+    """A refusal of the directory in the user's language (its admin's English otherwise)."""
+    if exc.key is None:
+        return str(exc)
+    return i18n.text(lang, exc.key, **exc.values)
 
 
 def _server_from(form: dict[str, str], default: accounts.ServerSettings) -> Any:
@@ -182,11 +117,13 @@ def _server_from(form: dict[str, str], default: accounts.ServerSettings) -> Any:
     host = form.get("serwer", "").strip() or default.host
     port_text = form.get("port", "").strip()
     if protocol not in ("imap", "pop3") or security not in ("tls", "starttls", "plain"):
-        raise DirectoryError("choose IMAP or POP3 and an encryption")
+        raise DirectoryError("choose IMAP or POP3 and an encryption", key=N_("ext.error.server"))
     port: int | None = None
     if port_text:
         if not port_text.isdigit():
-            raise DirectoryError("the port must be a number from 1 to 65535")
+            raise DirectoryError(
+                "the port must be a number from 1 to 65535", key=N_("ext.error.port")
+            )
         port = int(port_text)
     return accounts.chosen_server(
         default,
@@ -221,7 +158,7 @@ def _wizard(request: web.Request, step: int, form: dict[str, str], errors: list[
 
 
 async def add_get(request: web.Request) -> web.StreamResponse:
-    if current_account(request) is None:
+    if current_account(request) is None or not _shown(request.app[CTX_KEY]):
         return see_other(ACCOUNT_PATH)
     return _wizard(request, 1, {}, [])
 
@@ -231,7 +168,7 @@ async def add_post(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX_KEY]
     account = current_account(request)
     form = await read_form(request)
-    if account is None or form is None:
+    if account is None or form is None or not _shown(ctx):
         return see_other(ACCOUNT_PATH)
     lang = lang_of(request)
     step = 2 if form.get("krok") == "2" else 1
@@ -259,7 +196,7 @@ async def add_post(request: web.Request) -> web.StreamResponse:
     except RemoteError as exc:
         return _wizard(request, 2, form, [_remote_error(lang, exc)])
     except DirectoryError as exc:
-        return _wizard(request, 2, form, [str(exc)])
+        return _wizard(request, 2, form, [_refusal(lang, exc)])
     if ctx.fetcher is not None:
         ctx.fetcher.fetch_now(created.id)
     return see_other(f"{ACCOUNT_PATH}#{SECTION_ID}")
@@ -270,15 +207,15 @@ def _step1_problems(ctx: Context, account: Account, form: dict[str, str], lang: 
     have = len(ext_db.list_external(ctx.directory, account.address))
     limit = ctx.settings.fetcher.max_accounts_per_user
     if have >= limit:
-        return [i18n.text(lang, "ext.limit", limit=limit)]
+        return [i18n.plural(lang, "ext.limit", "ext.limit.plural", limit)]
     try:
         ext_db.check_label(form.get("dostawca", ""))
     except DirectoryError as exc:
-        problems.append(str(exc))
+        problems.append(_refusal(lang, exc))
     try:
         normalize_address(form.get("email", ""))
     except DirectoryError as exc:
-        problems.append(str(exc))
+        problems.append(_refusal(lang, exc))
     if not form.get("haslo"):
         problems.append(i18n.text(lang, "ext.error.password"))
     return problems
@@ -287,7 +224,7 @@ def _step1_problems(ctx: Context, account: Account, form: dict[str, str], lang: 
 def _own(request: web.Request) -> tuple[Account, ExternalAccount] | None:
     ctx = request.app[CTX_KEY]
     account = current_account(request)
-    if account is None:
+    if account is None or not _shown(ctx):
         return None
     try:
         external_id = int(request.match_info["id"])
@@ -352,7 +289,7 @@ async def edit_post(request: web.Request) -> web.StreamResponse:
     except SecretError:
         return _edit_page(request, external, form, [i18n.text(lang, "ext.error.secret")])
     except DirectoryError as exc:
-        return _edit_page(request, external, form, [str(exc)])
+        return _edit_page(request, external, form, [_refusal(lang, exc)])
     return see_other(f"{ACCOUNT_PATH}#{SECTION_ID}")
 
 
