@@ -109,15 +109,11 @@ def render(request: web.Request, template: str, status: int = 200, **values: Any
     lang, picked = i18n.choose(request, settings.site.language)
     other = "en" if lang == "pl" else "pl"
 
-    def t(key: str, **fmt: Any) -> str:
-        return i18n.text(lang, key, **fmt)
-
     frame = site_frame(settings, lang)
     page = request.app[ENV_KEY].get(lang).get_template(template)
     html = page.render(
         lang=lang,
         other=other,
-        t=t,
         site=frame,
         csrf=csrf_token(request),
         nav=NAV,
