@@ -23,7 +23,7 @@ HOSTS = {
     "imap": {"client_host": "imap.example.test"},
 }
 # The account page's table, one row per server: service, host, port, security.
-ROW = re.compile(r"<tr><th scope=\"row\">([^<]+)</th><td>([^<]+)</td><td>(\d+)</td>")
+ROW = re.compile(r"<tr><th scope=\"row\">([^<]+)</th><td[^>]*>([^<]+)</td><td[^>]*>(\d+)</td>")
 
 
 @pytest.fixture
