@@ -457,3 +457,76 @@ def test_killed_plan_resumes_without_duplicates_or_new_passwords(cfg, tmp_path):
     shown = cfg.cli("migrate", "status").stdout
     assert "3 users: 0 pending, 0 running, 3 done, 0 failed" in shown
     assert len(list(csv.reader((tmp_path / "plan.passwords.csv").open()))) == 3
+
+
+def test_sender_filter_copies_only_the_banks_mail_since_the_day(cfg, tmp_path):
+    """Seed 000: "all messages sent by the Bank since 1 August", nothing else, said so."""
+    md = mailbox.Maildir(str(tmp_path / "old"), create=True)
+    cases = {
+        "bank-sept": ("Bank <info@bank.example>", "Tue, 05 Sep 2006 10:00:00 +0200"),
+        "bank-news": ('"Bank" <news@klienci.bank.example>', "Wed, 06 Sep 2006 10:00:00 +0200"),
+        "bank-july": ("info@bank.example", "Mon, 31 Jul 2006 10:00:00 +0200"),
+        "friend": ("Ola <ola@friends.example>", "Tue, 05 Sep 2006 11:00:00 +0200"),
+        "look-alike": ("Bank <info@notbank.example>", "Tue, 05 Sep 2006 12:00:00 +0200"),
+    }
+    for n, (sender, date) in cases.items():
+        md.add(msg(n, date).replace(b"From: bank@old.example", f"From: {sender}".encode()))
+    before = snapshot(tmp_path / "old")
+
+    run = migrate(
+        cfg, "import", "anna@example.test", "--from", str(tmp_path / "old"), "--since", SINCE,
+        "--from-domain", "bank.example",
+    )  # fmt: skip
+
+    assert run.returncode == 0, run.stderr
+    assert (
+        "copied 2, skipped 0 as duplicates, 1 dated before 2006-08-01, "
+        "2 not matching From bank.example, failed 0"
+    ) in run.stdout
+    inbox = stored(cfg, "anna@example.test")["INBOX"]
+    assert sorted(message_ids(inbox)) == ["<bank-news@old.example>", "<bank-sept@old.example>"]
+    assert snapshot(tmp_path / "old") == before
+
+
+def test_header_match_reads_encoded_words_and_every_pattern_must_match(cfg, tmp_path):
+    path = tmp_path / "old.mbox"
+    box = mailbox.mbox(str(path))
+    subjects = {
+        1: "=?utf-8?q?Wyci=C4=85g_z_konta?= 09/2006",  # "Wyciąg z konta"
+        2: "Wyciag z konta 09/2006",
+        3: "Oferta",
+    }
+    for n, subject in subjects.items():
+        data = msg(n, "Tue, 05 Sep 2006 10:00:00 +0200")
+        box.add(mailbox.mboxMessage(data.replace(f"message {n}".encode(), subject.encode())))
+    box.flush()
+    box.close()
+
+    run = migrate(
+        cfg, "import", "anna@example.test", "--from", str(path), "--since", SINCE,
+        "--header-match", "Subject:wyci[aą]g", "--header-match", "subject: 09/2006",
+    )  # fmt: skip
+
+    assert run.returncode == 0, run.stderr
+    assert "copied 2," in run.stdout and "1 not matching Subject ~ wyci[aą]g" in run.stdout
+    inbox = stored(cfg, "anna@example.test")["INBOX"]
+    assert sorted(message_ids(inbox)) == ["<1@old.example>", "<2@old.example>"]
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--header-match", "no colon"], "expected FIELD:PATTERN"),
+        (["--header-match", "Subject:(unclosed"], "missing ), unterminated subpattern"),
+        (["--from-domain", "a b"], "is not a domain"),
+    ],
+)
+def test_a_broken_filter_is_refused_before_anything_is_read(cfg, tmp_path, option, message):
+    make_maildir(tmp_path / "old")
+    run = migrate(
+        cfg, "import", "anna@example.test", "--from", str(tmp_path / "old"), "--since", SINCE,
+        *option,
+    )  # fmt: skip
+    assert run.returncode == 2 and message in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr
+    assert stored(cfg, "anna@example.test")["INBOX"] == []

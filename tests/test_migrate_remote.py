@@ -386,3 +386,28 @@ def test_during_the_window_new_mail_reaches_only_the_new_mailbox(suite_factory, 
     imap.login("olduser", PASSWORD)
     assert imap.select("INBOX", readonly=True) == ("OK", [b"4"])
     imap.logout()
+
+
+@pytest.mark.parametrize("scheme", ["imap", "pop3"])
+def test_sender_filter_on_a_remote_account_is_checked_once_each_message_is_read(
+    cfg, dovecot, scheme
+):
+    """Remote headers arrive with the message: the filter is applied before anything is
+    written, and the summary says how many it left behind."""
+    box = dovecot.maildir("olduser")
+    fill(box)  # every message is from bank@old.example
+    other = msg("d-other", "Tue, 05 Sep 2006 11:00:00 +0200")
+    box.add(other.replace(b"From: bank@old.example", b"From: Ola <ola@friends.example>"))
+    dovecot.start()
+
+    run = cfg.cli(
+        "migrate", "import", "anna@example.test", "--from", dovecot.url(scheme, "olduser"),
+        "--since", SINCE, "--from-domain", "old.example",
+    )  # fmt: skip
+
+    assert run.returncode == 0, run.stderr + dovecot.log()
+    assert "1 not matching From old.example" in run.stdout, run.stdout
+    copied = [
+        mid for folder in stored(cfg, "anna@example.test").values() for mid in message_ids(folder)
+    ]
+    assert "<d-other@old.example>" not in copied and "<d-seen@old.example>" in copied

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -28,11 +29,15 @@ from mailsuite.cli.common import (
     when,
 )
 from mailsuite.directory import DirectoryError
+from mailsuite.migrate.message import Filter, FilterError
 from mailsuite.passwords import hash_password_sync
 
 if TYPE_CHECKING:
     from mailsuite.migrate.importer import Summary
     from mailsuite.migrate.plan import PasswordFile, PlanRow
+
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group(context_settings=CONTEXT)
@@ -47,12 +52,48 @@ def _day(ctx: click.Context, param: click.Parameter, value: str) -> date:
         raise click.BadParameter(f"{value!r} is not a date YYYY-MM-DD") from None
 
 
-def _summary_lines(address: str, summary: Summary, since: date, seconds: float | None) -> list[str]:
+def _filter_options(func: F) -> F:
+    """`--from-domain` and `--header-match`: which messages of the source are wanted."""
+    func = click.option(
+        "--header-match",
+        "header_matches",
+        multiple=True,
+        metavar="FIELD:REGEX",
+        help="Copy only messages whose header FIELD matches REGEX (case-insensitive), e.g. "
+        "'Subject:statement'; repeat to require several.",
+    )(func)
+    return click.option(
+        "--from-domain",
+        "from_domains",
+        multiple=True,
+        metavar="DOMAIN",
+        help="Copy only messages from an address in DOMAIN or its subdomains; repeat for "
+        "more domains.",
+    )(func)
+
+
+def _wanted(from_domains: tuple[str, ...], header_matches: tuple[str, ...]) -> Filter | None:
+    try:
+        wanted = Filter.parse(from_domains, header_matches)
+    except FilterError as exc:
+        raise click.UsageError(str(exc)) from None
+    return wanted if wanted.active else None
+
+
+def _summary_lines(
+    address: str,
+    summary: Summary,
+    since: date,
+    seconds: float | None,
+    wanted: Filter | None = None,
+) -> list[str]:
     """The end-of-import report: counts on one line, then each failure with its reason."""
     kb = summary.bytes / 1024
     lines = [
         f"{address}: copied {summary.copied}, skipped {summary.duplicates} as duplicates, "
-        f"{summary.older} dated before {since}, failed {summary.failed}"
+        f"{summary.older} dated before {since}, "
+        + (f"{summary.unmatched} not matching {wanted.describe()}, " if wanted else "")
+        + f"failed {summary.failed}"
         + (f", {summary.recovered} confirmed from an interrupted run" if summary.recovered else "")
         + (f" ({kb:.0f} KB in {seconds:.1f} s)" if seconds is not None else "")
     ]
@@ -74,21 +115,32 @@ def _summary_lines(address: str, summary: Summary, since: date, seconds: float |
     "--since", required=True, callback=_day, help="Copy messages dated on or after YYYY-MM-DD."
 )
 @click.option("--folder", help="Put every message into this folder instead of the source's.")
+@_filter_options
 @click.option(
     "--password-stdin", "stdin", is_flag=True, help="Read the remote source's password from stdin."
 )
 @config_option
 def migrate_import(
-    address: str, source: str, since: date, folder: str | None, stdin: bool, config: Path | None
+    address: str,
+    source: str,
+    since: date,
+    folder: str | None,
+    from_domains: tuple[str, ...],
+    header_matches: tuple[str, ...],
+    stdin: bool,
+    config: Path | None,
 ) -> None:
     """Copy USER's mail dated since a day from SOURCE, once: a re-run adds nothing.
 
-    The source is only read. Flags and folders are kept where the source has them.
+    The source is only read. Flags and folders are kept where the source has them. With
+    --from-domain or --header-match only the messages that match are copied (seed 000:
+    "all messages sent by the Bank since 1 August" is --from-domain with --since).
     """
     from mailsuite.migrate.plan import import_user
     from mailsuite.migrate.sources import SourceError
     from mailsuite.store import Store
 
+    wanted = _wanted(from_domains, header_matches)
     settings = load_settings(config)
     directory = open_directory(settings)
     password = stdin_line() if stdin else None
@@ -113,6 +165,7 @@ def migrate_import(
                 source,
                 since,
                 folder=folder,
+                wanted=wanted,
                 password=password,
                 timeout=settings.fetcher.timeout,
                 on_total=on_total,
@@ -120,7 +173,8 @@ def migrate_import(
             )
         except (SourceError, DirectoryError, OSError) as exc:
             fail(str(exc))
-    for line in _summary_lines(address.lower(), summary, since, time.monotonic() - started):
+    seconds = time.monotonic() - started
+    for line in _summary_lines(address.lower(), summary, since, seconds, wanted):
         click.echo(line)
     if summary.failed:
         sys.exit(1)
@@ -144,6 +198,7 @@ def migrate_import(
     help="Temporary passwords that could not be e-mailed (mode 0600; default FILE.passwords.csv).",
 )
 @click.option("--rerun", is_flag=True, help="Import again for users whose import finished.")
+@_filter_options
 @config_option
 def migrate_plan(
     plan_file: Path,
@@ -151,6 +206,8 @@ def migrate_plan(
     jobs: int,
     passwords_file: Path | None,
     rerun: bool,
+    from_domains: tuple[str, ...],
+    header_matches: tuple[str, ...],
     config: Path | None,
 ) -> None:
     """Create the accounts listed in FILE.csv and import their mail, resumably.
@@ -169,6 +226,7 @@ def migrate_plan(
     )
     from mailsuite.store import Store
 
+    wanted = _wanted(from_domains, header_matches)
     settings = load_settings(config)
     directory = open_directory(settings)
     try:
@@ -221,7 +279,14 @@ def migrate_plan(
     store = Store(settings.paths.maildirs)
     failed = 0
     outcomes = run_plan(
-        store, directory, rows, since, jobs=jobs, rerun=rerun, timeout=settings.fetcher.timeout
+        store,
+        directory,
+        rows,
+        since,
+        jobs=jobs,
+        rerun=rerun,
+        timeout=settings.fetcher.timeout,
+        wanted=wanted,
     )
     with click.progressbar(
         outcomes, length=len(rows), label="importing", file=sys.stderr, show_pos=True
@@ -232,7 +297,7 @@ def migrate_plan(
                 click.echo(f"{outcome.address}: failed: {outcome.error}")
             else:
                 failed += bool(outcome.summary.failed)
-                for line in _summary_lines(outcome.address, outcome.summary, since, None):
+                for line in _summary_lines(outcome.address, outcome.summary, since, None, wanted):
                     click.echo(line)
     if failed:
         click.echo(f"{failed} user(s) failed; run the plan again to retry them")

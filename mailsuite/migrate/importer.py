@@ -1,7 +1,8 @@
 """Copy one user's mail from a source into their mailbox, once.
 
 The importer reads the source (never changing it), keeps messages dated on or after the
-`since` day, and appends each through the store into the folder of the same name, with its
+`since` day that pass the import's `Filter` (a sender domain, header patterns), and appends
+each through the store into the folder of the same name, with its
 flags and internal date. Every copy is recorded in the directory by digest (Message-ID plus a
 content hash) around the store write, so a second run, or a run after a crash, copies
 nothing twice and misses nothing (see `mailsuite.directory.migration`).
@@ -19,7 +20,7 @@ from datetime import date
 
 from mailsuite.directory import Directory
 from mailsuite.directory import migration as state
-from mailsuite.migrate.message import digest, message_date
+from mailsuite.migrate.message import Filter, digest, message_date
 from mailsuite.migrate.sources import Candidate, Source
 from mailsuite.store import BadFlag, Folder, NoSuchFolder, Store, StoreError
 from mailsuite.store.names import INBOX
@@ -36,6 +37,7 @@ class Summary:
     copied: int = 0
     duplicates: int = 0
     older: int = 0  # dated before `since`, left in the source
+    unmatched: int = 0  # not kept by the import's filter, left in the source
     recovered: int = 0  # copies a crashed run wrote and this run confirmed
     failed: int = 0
     bytes: int = 0
@@ -63,6 +65,7 @@ class Importer:
         since: date,
         *,
         folder: str | None = None,
+        wanted: Filter | None = None,
     ) -> None:
         self.store = store
         self.directory = directory
@@ -70,6 +73,7 @@ class Importer:
         self.source = source
         self.since = since
         self.folder = folder
+        self.wanted = wanted if wanted is not None and wanted.active else None
         self.summary = Summary()
         self._work: list[tuple[str, list[Candidate]]] = []
         self._lock = threading.Lock()
@@ -81,9 +85,11 @@ class Importer:
         for name in self.source.folders():
             target = self.folder or self.source.target_name(name)
             keep: list[Candidate] = []
-            for item in self.source.scan(name):
+            for item in self.source.scan(name, self.wanted):
                 if item.dated and self._older(item):
                     self.summary.older += 1
+                elif item.matched is False:
+                    self.summary.unmatched += 1
                 else:
                     keep.append(item)
             if keep:
@@ -156,6 +162,9 @@ class Importer:
                     elif self._older(item):
                         with self._lock:
                             self.summary.older += 1  # a remote message, dated once read
+                    elif self._unmatched(item, data):
+                        with self._lock:
+                            self.summary.unmatched += 1
                     else:
                         in_flight.append(writers.submit(self._copy, folder, item, data))
                         if len(in_flight) < 2 * WRITERS:
@@ -173,6 +182,12 @@ class Importer:
     def _older(self, item: Candidate) -> bool:
         day = message_date(item.raw_date, item.internal_date)
         return day is not None and day < self.since
+
+    def _unmatched(self, item: Candidate, data: bytes) -> bool:
+        """Whether the filter refuses a message whose headers the scan did not see."""
+        if self.wanted is None or item.matched is not None:
+            return False
+        return not self.wanted.keeps_message(data)
 
     def _copy(self, folder: Folder, item: Candidate, data: bytes) -> None:
         """Append one message once (runs in a writer thread)."""

@@ -21,6 +21,7 @@ from pathlib import Path
 from mailsuite.directory import Directory, DirectoryError, normalize_address
 from mailsuite.directory import migration as state
 from mailsuite.migrate.importer import Importer, Summary
+from mailsuite.migrate.message import Filter
 from mailsuite.migrate.sources import open_source, redact
 from mailsuite.store import Store
 
@@ -166,6 +167,7 @@ def import_user(
     since: date,
     *,
     folder: str | None = None,
+    wanted: Filter | None = None,
     password: str | None = None,
     timeout: float = 60,
     on_total: Callable[[int], None] = lambda n: None,
@@ -178,7 +180,7 @@ def import_user(
     try:
         src = open_source(source, password=password, timeout=timeout)
         try:
-            importer = Importer(store, directory, address, src, since, folder=folder)
+            importer = Importer(store, directory, address, src, since, folder=folder, wanted=wanted)
             on_total(importer.prepare())
             summary = importer.run(advance)
         finally:
@@ -209,6 +211,7 @@ def run_plan(
     jobs: int,
     rerun: bool = False,
     timeout: float = 60,
+    wanted: Filter | None = None,
 ) -> Iterator[Outcome]:
     """Import every planned user whose import has not finished, `jobs` at a time; yields
     each outcome as it completes."""
@@ -220,7 +223,9 @@ def run_plan(
 
     def work(row: PlanRow) -> Outcome:
         try:
-            summary = import_user(store, directory, row.address, row.source, since, timeout=timeout)
+            summary = import_user(
+                store, directory, row.address, row.source, since, wanted=wanted, timeout=timeout
+            )
         except Exception as exc:
             return Outcome(row.address, None, str(exc) or type(exc).__name__)
         return Outcome(row.address, summary)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qs
 
-from mailsuite.migrate.message import header_block, parse_headers
+from mailsuite.migrate.message import Filter, header_block, parse_headers
 from mailsuite.migrate.sources import MAX_MESSAGE_BYTES, Candidate, RemoteSpec, SourceError
 from mailsuite.remote import ConnectError, LoginError, RemoteError, RemoteIMAP, RemotePOP3, TLSError
 from mailsuite.store.names import INBOX, SEPARATOR
@@ -95,7 +95,7 @@ class IMAPSource:
         parts = folder.split(delim) if delim else [folder]
         return SEPARATOR.join(p.translate(_NAME_SPECIALS) for p in parts)
 
-    def scan(self, folder: str) -> list[Candidate]:
+    def scan(self, folder: str, wanted: Filter | None = None) -> list[Candidate]:
         out = []
         for uid, size in self.client.sizes(folder):
             out.append(
@@ -147,7 +147,7 @@ class POP3Source:
     def target_name(folder: str) -> str:
         return folder
 
-    def scan(self, folder: str) -> list[Candidate]:
+    def scan(self, folder: str, wanted: Filter | None = None) -> list[Candidate]:
         sizes = self.client.sizes()
         return [
             Candidate(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
-from mailsuite.migrate.message import header_block, header_fields, parse_header_block, parse_headers
+from mailsuite.migrate.message import Filter, header_block, header_fields, parse_header_block
 from mailsuite.store.names import INBOX, LETTER_FLAGS, SEPARATOR, mutf7_decode
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a bigger message is reported as failed, not read
@@ -42,6 +42,7 @@ class Candidate:
     size: int | None = None
     key: object = None  # how the source finds the message again (mbox key, IMAP UID)
     dated: bool = True  # False: the date is only known once the message is read
+    matched: bool | None = None  # the import's Filter on the headers; None: not known yet
 
 
 class Source(Protocol):
@@ -51,7 +52,10 @@ class Source(Protocol):
 
     def target_name(self, folder: str) -> str: ...
 
-    def scan(self, folder: str) -> list[Candidate]: ...
+    def scan(self, folder: str, wanted: Filter | None = None) -> list[Candidate]:
+        """The folder's messages; a source that reads headers here sets `matched` from
+        `wanted`, the others leave it to the importer once the message is read."""
+        ...
 
     def fetch(self, items: list[Candidate]) -> Iterator[tuple[Candidate, bytes | Exception]]: ...
 
@@ -113,7 +117,7 @@ class MaildirSource:
         except ValueError:
             return folder
 
-    def scan(self, folder: str) -> list[Candidate]:
+    def scan(self, folder: str, wanted: Filter | None = None) -> list[Candidate]:
         base = self._dir(folder)
         out: list[Candidate] = []
         for sub in _MAILDIR_SUBDIRS:
@@ -130,7 +134,8 @@ class MaildirSource:
                         head = f.read(_HEADER_READ)
                 except FileNotFoundError:
                     continue  # expunged by the old server since listing
-                raw_date, message_id = parse_headers(header_block(head))
+                headers = parse_header_block(header_block(head))
+                raw_date, message_id = header_fields(headers)
                 _, _, info = entry.name.partition(":")
                 out.append(
                     Candidate(
@@ -141,6 +146,7 @@ class MaildirSource:
                         internal_date=st.st_mtime,
                         flags=_maildir_flags(info),
                         size=st.st_size,
+                        matched=wanted.keeps(headers) if wanted else None,
                     )
                 )
         out.sort(key=lambda c: (c.internal_date or 0, c.ref))
@@ -221,7 +227,7 @@ class MboxSource:
     def target_name(folder: str) -> str:
         return folder
 
-    def scan(self, folder: str) -> list[Candidate]:
+    def scan(self, folder: str, wanted: Filter | None = None) -> list[Candidate]:
         out: list[Candidate] = []
         for key in self._box.iterkeys():
             with self._box.get_file(key, from_=True) as f:
@@ -240,6 +246,7 @@ class MboxSource:
                     internal_date=_from_line_date(from_line.decode("latin-1")) or self._mtime,
                     flags=frozenset(_MBOX_FLAGS[c] for c in status if c in _MBOX_FLAGS),
                     key=key,
+                    matched=wanted.keeps(headers) if wanted else None,
                 )
             )
         return out
