@@ -171,6 +171,13 @@ def _check(fields: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+def check_fields(**fields: Any) -> dict[str, Any]:
+    """The fields as the directory would store them (host lower-cased, port an int), or the
+    DirectoryError it would refuse them with, so a form can name problems before a
+    connection test."""
+    return _check(dict(fields))
+
+
 def _record(row: dict[str, Any]) -> ExternalAccount:
     row = dict(row)
     row["accept_self_signed"] = bool(row["accept_self_signed"])

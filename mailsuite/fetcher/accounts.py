@@ -61,6 +61,31 @@ def chosen_server(
     return ServerSettings(protocol, host or default.host, port, security, accept_self_signed)
 
 
+def switched(
+    current: ServerSettings, protocol: str, *, email: str, label: str = ""
+) -> ServerSettings:
+    """The settings to show once the user picks `protocol` instead of `current.protocol`.
+
+    A host that was the suggestion for the old protocol (imap.gmail.com) becomes the new
+    protocol's suggestion with its port and security (pop.gmail.com, 995, TLS), so every
+    provider's POP3 and IMAP presets can be reached; a host of the user's own stays, with the
+    new protocol's usual port for its security. The old port never carries over: it belongs
+    to the old protocol.
+    """
+    if protocol == current.protocol:
+        return current
+    old = suggested(email, current.protocol, label)
+    if not current.host or current.host == old.host:
+        new = suggested(email, protocol, label)
+        return ServerSettings(
+            protocol, new.host, new.port, new.security, current.accept_self_signed
+        )
+    port = providers.DEFAULT_PORTS[(protocol, current.security)]
+    return ServerSettings(
+        protocol, current.host, port, current.security, current.accept_self_signed
+    )
+
+
 def check_connection(fetcher: Fetcher, server: ServerSettings, login: str, password: str) -> int:
     """Connect and log in; returns the inbox's message count or raises RemoteError."""
     remote = fetcher.client(
