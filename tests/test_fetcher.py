@@ -249,6 +249,20 @@ def test_the_wrong_protocol_for_the_port_is_one_line_in_every_command(
     assert "speaks POP3, not IMAP" in fetched.stdout
 
 
+def test_edit_protocol_alone_follows_the_wizards_rule(local: Any, dovecot: Dovecot) -> None:
+    """`external edit --protocol` alone: a provider's host becomes its other preset, a host
+    of one's own stays with the protocol's usual port."""
+    ok(add(local, dovecot, "r13", "Wlasny", "pop3"))
+    ok(local.cli("external", "edit", USER, "Wlasny", "--protocol", "imap", "--no-test"))
+    own = ext_db.get_external(local.directory, USER, "Wlasny")
+    assert (own.protocol, own.host, own.port, own.security) == ("imap", "127.0.0.1", 993, "tls")
+    ok(local.cli("external", "add", USER, "--label", "Gmail", "--email", "r13@gmail.com",
+                 "--password-stdin", "--no-test", input="pw\n"))  # fmt: skip
+    ok(local.cli("external", "edit", USER, "Gmail", "--protocol", "pop3", "--no-test"))
+    gmail = ext_db.get_external(local.directory, USER, "Gmail")
+    assert (gmail.protocol, gmail.host, gmail.port) == ("pop3", "pop.gmail.com", 995)
+
+
 PEER_ANSWERS = [
     # (behaviour, over TLS, protocol, security, words in the one-line error)
     ("smtp", False, "pop3", "plain", "is an SMTP server, not POP3"),

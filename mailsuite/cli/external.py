@@ -213,11 +213,23 @@ def external_edit(
         }.items()
         if v is not None
     }
-    if protocol and protocol != account.protocol and not host:
-        guess = accounts.suggested(email or account.email, protocol, account.label)
-        fields.setdefault("host", guess.host)
-        fields.setdefault("security", guess.security)
-    if ("protocol" in fields or "security" in fields) and port is None:
+    if protocol and protocol != account.protocol:
+        # The web wizard's rule: the provider's other preset, or the same host of one's own.
+        current = accounts.ServerSettings(
+            account.protocol,
+            host or account.host,
+            account.port,
+            security or account.security,
+            account.accept_self_signed,
+        )
+        moved = accounts.switched(
+            current, protocol, email=email or account.email, label=new_label or account.label
+        )
+        fields.setdefault("host", moved.host)
+        fields.setdefault("security", moved.security)
+        if port is None and fields["security"] == moved.security:
+            fields["port"] = moved.port
+    if ("protocol" in fields or "security" in fields) and "port" not in fields:
         fields["port"] = providers.DEFAULT_PORTS[
             (fields.get("protocol", account.protocol), fields.get("security", account.security))
         ]
