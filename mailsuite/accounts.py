@@ -13,6 +13,7 @@ secrets (temporary passwords, link secrets) exist only in what it returns.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mailsuite import mails
@@ -68,14 +69,29 @@ def temporary_letter(
     *,
     reset: bool = False,
     lang: str | None = None,
+    login: str | None = None,
 ) -> Letter:
     """The login and the temporary password for `address`, to its contact address (seeds 003,
     004), in the account's language `lang` (None: the site's); `reset` makes it the
-    forgotten-password mail, which says the current password still works."""
+    forgotten-password mail, which says the current password still works. `login` is the
+    account's permanent login name, when it has one (`login_of`)."""
     subject, body = mails.temporary_password(
-        settings, address, temporary.password, temporary.expires, reset=reset, lang=lang
+        settings,
+        address,
+        temporary.password,
+        temporary.expires,
+        reset=reset,
+        lang=lang,
+        login=login,
     )
     return Letter(contact, subject, body)
+
+
+def login_of(directory: Directory, account: Account) -> str | None:
+    """The login name the account's mails give (its oldest permanent one), or None when the
+    address is the login."""
+    names = directory.login_names(account.address)
+    return names[0] if names else None
 
 
 def invite(
@@ -86,10 +102,14 @@ def invite(
     contact: str,
     name: str = "",
     legacy_login: str | None = None,
+    login_names: Sequence[str] = (),
 ) -> Invitation:
     """Create `address` without a password, or re-point one that still has none at
     `contact`, and make its activation link: it works once, for
     `accounts.activation_link_lifetime`, and any older link of the account stops working.
+
+    A new account gets `login_names` and, with `accounts.login_digits`, a generated
+    numeric login, which the mail after activation tells the user (seed 002).
 
     Raises HasPassword for an account that has a password, DirectoryError for an address
     outside our domains. The account exists and the link is live when this returns; the
@@ -99,7 +119,13 @@ def invite(
     account = directory.get_account(address)
     if account is None:
         account = directory.add_account(
-            address, password_hash=None, name=name, contact=contact, legacy_login=legacy_login
+            address,
+            password_hash=None,
+            name=name,
+            contact=contact,
+            legacy_login=legacy_login,
+            login_names=login_names,
+            login_digits=settings.accounts.login_digits,
         )
     elif account.password_hash:
         raise HasPassword(f"account {address!r} already has a password")

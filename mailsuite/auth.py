@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 from mailsuite import i18n
 from mailsuite.config import Settings
 from mailsuite.config.schema import Throttle
-from mailsuite.directory import Account, Directory, DirectoryUnavailable
+from mailsuite.directory import Account, Directory, DirectoryUnavailable, legacy_login_used
 from mailsuite.events import Events
 from mailsuite.passwords import Hasher
 from mailsuite.urls import CHANGE_PASSWORD_PATH, RESET_PATH, page
@@ -369,7 +369,7 @@ class Authenticator:
     ) -> AuthResult:
         """The password was right: what the account's state allows."""
         notices: list[str] = []
-        via_legacy = "@" not in login and account.legacy_login is not None
+        via_legacy = legacy_login_used(account, login)
         if via_legacy:
             if not self.legacy_allowed():
                 self._audit("login.legacy-refused", account.address, protocol, remote_ip)

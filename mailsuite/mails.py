@@ -80,14 +80,17 @@ def temporary_password(
     *,
     reset: bool = False,
     lang: str | None = None,
+    login: str | None = None,
 ) -> tuple[str, str]:
     """Login and temporary password for a new account (seeds 003, 004), or with `reset` the
-    forgotten-password mail, which says the current password still works."""
+    forgotten-password mail, which says the current password still works. `login` is the
+    account's permanent login name when it has one; the address is named beside it."""
     return render(
         settings,
         "reset" if reset else "temporary",
         lang,
         address=address,
+        login=login or address,
         password=password,
         until=_when(expires) if expires else "-",
         change_url=page(settings, CHANGE_PASSWORD_PATH),
@@ -102,10 +105,18 @@ def activation_link(
     return render(settings, "activation", lang, address=address, link=link, hours=hours)
 
 
-def activated(settings: Settings, address: str, *, lang: str | None = None) -> tuple[str, str]:
-    """Sent once the first password is set: the login to use from now on."""
+def activated(
+    settings: Settings, address: str, *, lang: str | None = None, login: str | None = None
+) -> tuple[str, str]:
+    """Sent once the first password is set: the login to use from now on, the account's
+    permanent login name when it has one (seed 002: a six-digit number), else the address."""
     return render(
-        settings, "activated", lang, address=address, account_url=page(settings, ACCOUNT_PATH)
+        settings,
+        "activated",
+        lang,
+        address=address,
+        login=login or address,
+        account_url=page(settings, ACCOUNT_PATH),
     )
 
 

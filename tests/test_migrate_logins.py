@@ -218,3 +218,25 @@ def test_web_change_password_page(phase):
         assert status == 400
         assert f"Your old login no longer works. Use your full address: {WEB_ADDRESS}" in page
         assert suite.directory.get_account(WEB_ADDRESS).must_change
+
+
+def test_a_permanent_login_name_works_everywhere_in_every_phase_without_the_notice(phase):
+    """Seed 002's six-digit login is not a legacy login: it works before, during and after
+    the window, on IMAP, POP3, SMTP and the web site, and nobody is told to switch."""
+    _, suite = phase
+    address = "portal.klient@example.test"
+    suite.add_user(address, TEMPORARY, temporary=True, login_names=["482913"])
+
+    status, page = change_password(suite, "482913", TEMPORARY, "Nowe-Haslo-2024")
+    assert status == 200 and "Your password has been changed." in page, page
+    assert 'class="notice"' not in page
+
+    typ, _, untagged = imap_login(suite, "482913", "Nowe-Haslo-2024")
+    assert typ == "OK" and b"ALERT" not in b" ".join(untagged)
+    assert (
+        pop3_login(suite, "482913", "Nowe-Haslo-2024") == "+OK Logged in, 0 message(s) (0 octets)."
+    )
+    code, text = smtp_login(suite, "482913", "Nowe-Haslo-2024")
+    assert code == 235 and address not in text
+    typ, text, _ = imap_login(suite, "482914", "Nowe-Haslo-2024")
+    assert typ == "NO" and address not in text

@@ -1,7 +1,9 @@
-"""`mailsuite user …`: add, invite, list, change and remove mail accounts.
+"""`mailsuite user …`: add, invite, list, edit, change and remove mail accounts.
 
 The account operations are the directory's and `mailsuite.accounts`' (temporary passwords,
-invitations), the same the web site uses; this module only reads options and prints.
+invitations), the same the web site uses; this module only reads options and prints. An
+admin never needs SQLite: every field of an account can be seen with `user show` and changed
+with `user edit` or `user passwd`.
 """
 
 from __future__ import annotations
@@ -23,8 +25,13 @@ from mailsuite.cli.common import (
     when,
 )
 from mailsuite.config import Settings
-from mailsuite.directory import DirectoryError
+from mailsuite.config.schema import parse_size
+from mailsuite.directory import Account, Directory, DirectoryError
+from mailsuite.i18n import LANGUAGES
 from mailsuite.passwords import hash_password_sync
+
+NO_LIMIT = "none"  # `--quota none`: the account has no quota
+SITE_LANGUAGE = "site"  # `--language site`: the account speaks the site's language
 
 
 @click.group(context_settings=CONTEXT)
@@ -45,11 +52,71 @@ def _password_args(
     return None, hash_password_sync(read_password(settings, [address]), rounds)
 
 
+def _quota(ctx: click.Context, param: click.Parameter, value: str | None) -> int | str | None:
+    """`--quota 2G` as bytes, `none` as no limit (returned as NO_LIMIT), absent as None."""
+    if value is None:
+        return None
+    if value.strip().lower() == NO_LIMIT:
+        return NO_LIMIT
+    try:
+        return parse_size(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r}: expected a size such as 500M or 2G, or none"
+        ) from None
+
+
+def _size_text(size: int | None) -> str:
+    """A quota as an admin writes it: `2G`, `500M`, `12345 bytes`; `none` for no limit."""
+    if size is None:
+        return NO_LIMIT
+    for unit, factor in (("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if size and size % factor == 0:
+            return f"{size // factor}{unit}"
+    return f"{size} bytes"
+
+
+def _hand_over(
+    settings: Settings, directory: Directory, account: Account, shown: accounts.Temporary
+) -> None:
+    """Give the admin's new temporary password to its user: e-mailed with the login to the
+    contact address when there is one (seeds 003, 004), else printed once."""
+    expiry = f"it expires {when(shown.expires)}; the user changes it at the web site first"
+    if account.contact:
+        letter = accounts.temporary_letter(
+            settings,
+            account.address,
+            account.contact,
+            shown,
+            lang=account.language,
+            login=accounts.login_of(directory, account),
+        )
+        problem = Mail(settings, directory).send(letter)
+        if problem is None:
+            click.echo(f"login and temporary password e-mailed to {account.contact}")
+            click.echo(expiry)
+            return
+        click.echo(f"warning: could not e-mail {account.contact}: {problem}", err=True)
+    click.echo(f"temporary password (shown once): {shown.password}")
+    click.echo(expiry)
+
+
 @user.command("add")
 @click.argument("address")
 @click.option("--name", default="", help="Display name.")
 @click.option("--contact", help="Contact e-mail outside this server (resets, codes, invites).")
 @click.option("--legacy-login", help="Old login accepted during the migration window.")
+@click.option(
+    "--login",
+    "logins",
+    multiple=True,
+    metavar="NAME",
+    help="A permanent login name beside the address (e.g. a customer number); repeatable. "
+    "With accounts.login_digits set, one is also generated.",
+)
+@click.option(
+    "--quota", callback=_quota, metavar="SIZE", help="Most mail the account may hold (e.g. 2G)."
+)
 @click.option("--password-stdin", "stdin", is_flag=True, help="Read the password from stdin.")
 @click.option(
     "--temporary",
@@ -63,6 +130,8 @@ def user_add(
     name: str,
     contact: str | None,
     legacy_login: str | None,
+    logins: tuple[str, ...],
+    quota: int | str | None,
     stdin: bool,
     temporary: bool,
     config: Path | None,
@@ -83,25 +152,18 @@ def user_add(
             temporary=temporary,
             temp_expires=shown.expires if shown else None,
             legacy_login=legacy_login,
+            login_names=logins,
+            login_digits=settings.accounts.login_digits,
+            quota=quota if isinstance(quota, int) else None,
         )
+        names = directory.login_names(account.address)
     except DirectoryError as exc:
         fail(str(exc))
     click.echo(f"created {account.address}")
-    if shown is None:
-        return
-    expiry = f"it expires {when(shown.expires)}; the user changes it at the web site first"
-    if account.contact:
-        letter = accounts.temporary_letter(
-            settings, account.address, account.contact, shown, lang=account.language
-        )
-        problem = Mail(settings, directory).send(letter)
-        if problem is None:
-            click.echo(f"login and temporary password e-mailed to {account.contact}")
-            click.echo(expiry)
-            return
-        click.echo(f"warning: could not e-mail {account.contact}: {problem}", err=True)
-    click.echo(f"temporary password (shown once): {shown.password}")
-    click.echo(expiry)
+    if names:
+        click.echo(f"login names: {', '.join(names)}")
+    if shown is not None:
+        _hand_over(settings, directory, account, shown)
 
 
 @user.command("invite")
@@ -109,20 +171,36 @@ def user_add(
 @click.option("--contact", required=True, help="Where the activation link is sent.")
 @click.option("--name", default="", help="Display name.")
 @click.option("--legacy-login", help="Old login accepted during the migration window.")
+@click.option(
+    "--login", "logins", multiple=True, metavar="NAME", help="A permanent login name; repeatable."
+)
 @config_option
 def user_invite(
-    address: str, contact: str, name: str, legacy_login: str | None, config: Path | None
+    address: str,
+    contact: str,
+    name: str,
+    legacy_login: str | None,
+    logins: tuple[str, ...],
+    config: Path | None,
 ) -> None:
     """Create ADDRESS without a password and e-mail CONTACT a link that sets the first one.
 
     The link works once, for accounts.activation_link_lifetime; inviting an existing account
-    that has no password yet sends a fresh link (the old one stops working).
+    that has no password yet sends a fresh link (the old one stops working). Once the user
+    has set the password, the login is e-mailed (seed 002: with accounts.login_digits, a
+    generated number).
     """
     settings = load_settings(config)
     directory = open_directory(settings)
     try:
         invitation = accounts.invite(
-            directory, settings, address, contact=contact, name=name, legacy_login=legacy_login
+            directory,
+            settings,
+            address,
+            contact=contact,
+            name=name,
+            legacy_login=legacy_login,
+            login_names=logins,
         )
     except accounts.HasPassword as exc:
         fail(f"{exc}; use `user passwd`")
@@ -139,7 +217,12 @@ def user_invite(
 @user.command("passwd")
 @click.argument("address")
 @click.option("--password-stdin", "stdin", is_flag=True, help="Read the password from stdin.")
-@click.option("--temporary", is_flag=True, help="Generate a temporary password, print it once.")
+@click.option(
+    "--temporary",
+    is_flag=True,
+    help="Generate a temporary password and e-mail it to the contact address (printed once "
+    "when there is none); the user changes it on the web site first.",
+)
 @config_option
 def user_passwd(address: str, stdin: bool, temporary: bool, config: Path | None) -> None:
     """Set a new password for ADDRESS."""
@@ -158,7 +241,7 @@ def user_passwd(address: str, stdin: bool, temporary: bool, config: Path | None)
         fail(str(exc))
     click.echo(f"password changed for {account.address}")
     if shown:
-        click.echo(f"temporary password (shown once): {shown.password}")
+        _hand_over(settings, directory, account, shown)
 
 
 @user.command("list")
@@ -174,9 +257,9 @@ def user_list(domain: str | None, config: Path | None) -> None:
     width = max(len(a.address) for a in found)
     click.echo(f"{'ADDRESS':<{width}}  STATE     PASSWORD   LAST LOGIN        NAME")
     for a in found:
-        pw = "temporary" if a.must_change else "set" if a.password_hash else "none"
         click.echo(
-            f"{a.address:<{width}}  {a.state:<8}  {pw:<9}  {when(a.last_login):<16}  {a.name}"
+            f"{a.address:<{width}}  {a.state:<8}  {a.password_state:<9}  "
+            f"{when(a.last_login):<16}  {a.name}"
         )
 
 
@@ -192,15 +275,23 @@ def user_show(address: str, config: Path | None) -> None:
     except DirectoryError as exc:
         fail(str(exc))
     aliases = directory.addresses_of(a)[1:]
+    password = {
+        "temporary": "temporary (must change)",
+        "set": "set",
+        "none": "none (invited, link not used yet)",
+    }[a.password_state]
     rows = [
         ("address", a.address),
         ("name", a.name or "-"),
         ("contact", a.contact or "-"),
+        ("language", a.language or f"{settings.site.language} (the site's)"),
         ("state", a.state),
-        ("password", "temporary (must change)" if a.must_change else "set"),
+        ("password", password),
         ("temporary expires", when(a.temp_expires)),
+        ("login names", ", ".join(directory.login_names(a.address)) or "-"),
         ("legacy login", a.legacy_login or "-"),
         ("aliases", ", ".join(aliases) or "-"),
+        ("quota", _size_text(a.quota)),
         ("created", when(a.created)),
         ("password changed", when(a.password_changed)),
         ("last login", when(a.last_login)),
@@ -208,6 +299,76 @@ def user_show(address: str, config: Path | None) -> None:
     ]
     for key, value in rows:
         click.echo(f"{key + ':':<19}{value}")
+
+
+@user.command("edit")
+@click.argument("address")
+@click.option("--name", help="Display name ('' to clear).")
+@click.option("--contact", help="Contact e-mail outside this server ('' to clear).")
+@click.option(
+    "--language",
+    type=click.Choice([*LANGUAGES, SITE_LANGUAGE]),
+    help="Language of the account's e-mails and mail-client notices; site: the site's.",
+)
+@click.option("--add-login", "add_logins", multiple=True, metavar="NAME", help="Add a login name.")
+@click.option(
+    "--remove-login", "remove_logins", multiple=True, metavar="NAME", help="Remove a login name."
+)
+@click.option(
+    "--generate-login",
+    is_flag=True,
+    help="Add a generated numeric login (accounts.login_digits digits, else 6).",
+)
+@click.option("--legacy-login", help="Old login for the migration window ('' to remove).")
+@click.option(
+    "--quota",
+    callback=_quota,
+    metavar="SIZE",
+    help="Most mail the account may hold (e.g. 2G); none: no limit.",
+)
+@config_option
+def user_edit(
+    address: str,
+    name: str | None,
+    contact: str | None,
+    language: str | None,
+    add_logins: tuple[str, ...],
+    remove_logins: tuple[str, ...],
+    generate_login: bool,
+    legacy_login: str | None,
+    quota: int | str | None,
+    config: Path | None,
+) -> None:
+    """Change ADDRESS's name, contact, language, login names or quota; what is not given
+    stays as it is. `user show` shows the result."""
+    settings = load_settings(config)
+    directory = open_directory(settings)
+    fields: dict[str, object] = {}
+    if name is not None:
+        fields["name"] = name.strip()
+    if contact is not None:
+        fields["contact"] = contact.strip() or None
+    if language is not None:
+        fields["language"] = None if language == SITE_LANGUAGE else language
+    if legacy_login is not None:
+        fields["legacy_login"] = legacy_login.strip() or None
+    if quota is not None:
+        fields["quota"] = None if quota == NO_LIMIT else quota
+    if not (fields or add_logins or remove_logins or generate_login):
+        fail("nothing to change: give at least one option (see --help)")
+    try:
+        account, generated = directory.edit_account(
+            address,
+            fields,
+            add_logins=add_logins,
+            remove_logins=remove_logins,
+            generate_digits=(settings.accounts.login_digits or 6) if generate_login else 0,
+        )
+    except DirectoryError as exc:
+        fail(str(exc))
+    click.echo(f"changed {account.address}")
+    for login in generated:
+        click.echo(f"login name {login} added")
 
 
 def _set_state(config: Path | None, address: str, state: str, done: str) -> None:

@@ -60,6 +60,12 @@ def _size(value: Any) -> Any:
     raise ValueError("expected a size such as 512K, 25M or 1G")
 
 
+def parse_size(value: str) -> int:
+    """A size written as in the config (`512K`, `25M`, `1G`, plain bytes), for the CLI;
+    ValueError when it is none."""
+    return int(_size(value))
+
+
 Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
 Size = Annotated[int, BeforeValidator(_size), Field(ge=0)]
 
@@ -233,11 +239,26 @@ class Accounts(Section):
         4, ge=1, le=64, description="Threads that run bcrypt, so logins never block the loop."
     )
 
+    login_digits: int = Field(
+        0,
+        ge=0,
+        le=12,
+        description="Give each account that `user add` or `user invite` creates a permanent "
+        "login of this many random digits, usable beside the address everywhere and e-mailed "
+        "once the password is set (seed 002: 6); 0: none (4 at least otherwise).",
+    )
 
 class SmtpSettings(Section):
     """SMTP receiving, submission and the outbound queue."""
 
     catch_all: dict[str, str] = Field(
+    @field_validator("login_digits")
+    @classmethod
+    def _check_login_digits(cls, value: int) -> int:
+        if 0 < value < 4:
+            raise ValueError("use 0 (no generated logins) or 4 to 12 digits")
+        return value
+
         default_factory=dict,
         description="Per-domain catch-all: domain -> address that gets unknown local parts.",
     )

@@ -10,6 +10,8 @@ from mailsuite.directory.models import (
     InvalidAddress,
     NoSuchAccount,
     Token,
+    check_login_name,
+    legacy_login_used,
     normalize_address,
 )
 
@@ -23,6 +25,8 @@ __all__ = [
     "InvalidAddress",
     "NoSuchAccount",
     "Token",
+    "check_login_name",
+    "legacy_login_used",
     "normalize_address",
     "token_digest",
 ]

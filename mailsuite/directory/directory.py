@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from mailsuite.directory.models import (
     InvalidAddress,
     NoSuchAccount,
     Token,
+    check_login_name,
     normalize_address,
 )
 from mailsuite.directory.schema import MIGRATIONS
@@ -59,6 +61,49 @@ def _unavailable(exc: sqlite3.OperationalError) -> DirectoryError | sqlite3.Oper
 def token_digest(secret: str) -> str:
     """Tokens and codes are stored only as this digest, so a copied database opens nothing."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _quota(value: object) -> int | None:
+    """A quota as stored: whole bytes, or None for no limit."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise DirectoryError(f"a quota is a number of bytes, not {value!r}")
+    return value
+
+
+def _login_taken(
+    conn: sqlite3.Connection, login: str, *, besides: int | None = None, legacy: bool = False
+) -> bool:
+    """Whether `login` is anyone's login name or legacy login (the columns compare without
+    case); `besides` and `legacy`: the legacy login of that account itself does not count."""
+    if conn.execute("SELECT 1 FROM logins WHERE login = ?", (login,)).fetchone():
+        return True
+    row = conn.execute("SELECT id FROM accounts WHERE legacy_login = ?", (login,)).fetchone()
+    return row is not None and not (legacy and row[0] == besides)
+
+
+def _insert_login(conn: sqlite3.Connection, account_id: int, login: str, now: float) -> None:
+    """Caller holds a write transaction."""
+    if _login_taken(conn, login):
+        raise AlreadyExists(f"login {login!r} is already in use")
+    conn.execute(
+        "INSERT INTO logins (login, account_id, created) VALUES (?, ?, ?)",
+        (login, account_id, now),
+    )
+
+
+def _generate_login(conn: sqlite3.Connection, account_id: int, digits: int, now: float) -> str:
+    """A fresh login of `digits` random digits for the account (caller holds a write
+    transaction). Fewer than 4 digits would run out and be guessed: refused."""
+    if not 4 <= digits <= 12:
+        raise DirectoryError(f"a generated login has 4 to 12 digits, not {digits}")
+    for _ in range(1000):
+        login = str(secrets.randbelow(9 * 10 ** (digits - 1)) + 10 ** (digits - 1))
+        if not _login_taken(conn, login):
+            _insert_login(conn, account_id, login, now)
+            return login
+    raise DirectoryError(f"no free {digits}-digit login is left; use more digits")
 
 
 class Directory:
@@ -223,11 +268,17 @@ class Directory:
         temporary: bool = False,
         temp_expires: float | None = None,
         legacy_login: str | None = None,
+        login_names: Sequence[str] = (),
+        login_digits: int = 0,
+        quota: int | None = None,
     ) -> Account:
-        """Create an account; an address taken by an account or alias is refused."""
+        """Create an account; an address taken by an account or alias is refused, and so is
+        a legacy login or login name taken by anyone. `login_digits` (seed 002: 6) gives it
+        a generated permanent login of that many digits as well; all in one transaction."""
         address = self.check_address(address)
         if contact is not None:
             contact = normalize_address(contact)
+        names = [check_login_name(n) for n in login_names]
         local, _, domain = address.rpartition("@")
         now = self.clock()
         with self.transaction() as conn:
@@ -235,17 +286,12 @@ class Directory:
                 raise AlreadyExists(f"account {address!r} already exists")
             if conn.execute("SELECT 1 FROM aliases WHERE alias = ?", (address,)).fetchone():
                 raise AlreadyExists(f"{address!r} is already an alias")
-            if (
-                legacy_login
-                and conn.execute(
-                    "SELECT 1 FROM accounts WHERE legacy_login = ?", (legacy_login,)
-                ).fetchone()
-            ):
+            if legacy_login and _login_taken(conn, legacy_login):
                 raise AlreadyExists(f"legacy login {legacy_login!r} is already in use")
-            conn.execute(
+            cursor = conn.execute(
                 "INSERT INTO accounts (address, local, domain, name, contact, password_hash,"
-                " must_change, temp_expires, legacy_login, created, password_changed)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " must_change, temp_expires, legacy_login, created, password_changed, quota)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     address,
                     local,
@@ -258,9 +304,17 @@ class Directory:
                     legacy_login,
                     now,
                     None if temporary else now,
+                    _quota(quota),
                 ),
             )
+            account_id = int(cursor.lastrowid or 0)
+            for name_ in names:
+                _insert_login(conn, account_id, name_, now)
+            if login_digits:
+                names.append(_generate_login(conn, account_id, login_digits, now))
         self.audit("account.add", address, "temporary password" if temporary else "")
+        for name_ in names:
+            self.audit("login.add", address, name_)
         return self.require_account(address)
 
     def set_password(
@@ -321,11 +375,14 @@ class Directory:
         self.audit(f"account.{'enable' if state == 'active' else 'disable'}", account.address)
         return self.require_account(account.address)
 
-    def update_account(self, address: str, **fields: Any) -> Account:
-        """Change profile fields: name, contact, legacy_login, terms_accepted, last_login,
-        language (None: the site's)."""
-        allowed = {"name", "contact", "legacy_login", "terms_accepted", "last_login", "language"}
-        unknown = set(fields) - allowed
+    _PROFILE = frozenset(
+        {"name", "contact", "legacy_login", "terms_accepted", "last_login", "language", "quota"}
+    )
+
+    def _profile_fields(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """`fields` checked and normalised for the accounts table; DirectoryError otherwise."""
+        fields = dict(fields)
+        unknown = set(fields) - self._PROFILE
         if unknown:
             raise DirectoryError(f"cannot change {', '.join(sorted(unknown))}")
         if fields.get("contact"):
@@ -334,19 +391,77 @@ class Directory:
             raise DirectoryError(
                 f"unknown language {fields['language']!r} (expected {', '.join(LANGUAGES)})"
             )
+        if "quota" in fields:
+            fields["quota"] = _quota(fields["quota"])
+        return fields
+
+    def _set_fields(
+        self, conn: sqlite3.Connection, account: Account, fields: dict[str, Any]
+    ) -> None:
+        """Caller holds a write transaction and checked `fields` (`_profile_fields`)."""
+        legacy = fields.get("legacy_login")
+        if legacy and _login_taken(conn, legacy, besides=account.id, legacy=True):
+            raise AlreadyExists(f"legacy login {legacy!r} is in use")
+        if fields:
+            assignments = ", ".join(f"{key} = ?" for key in fields)
+            conn.execute(
+                f"UPDATE accounts SET {assignments} WHERE id = ?", (*fields.values(), account.id)
+            )
+
+    def update_account(self, address: str, **fields: Any) -> Account:
+        """Change profile fields: name, contact, legacy_login, terms_accepted, last_login,
+        language (None: the site's), quota (bytes; None: no limit)."""
+        fields = self._profile_fields(fields)
         account = self.require_account(address)
         if not fields:
             return account
-        assignments = ", ".join(f"{key} = ?" for key in fields)
         try:
             with self.transaction() as conn:
-                conn.execute(
-                    f"UPDATE accounts SET {assignments} WHERE id = ?",
-                    (*fields.values(), account.id),
-                )
+                self._set_fields(conn, account, fields)
         except sqlite3.IntegrityError:
             raise AlreadyExists(f"legacy login {fields.get('legacy_login')!r} is in use") from None
         return self.require_account(account.address)
+
+    def edit_account(
+        self,
+        address: str,
+        fields: Mapping[str, Any],
+        *,
+        add_logins: Sequence[str] = (),
+        remove_logins: Sequence[str] = (),
+        generate_digits: int = 0,
+    ) -> tuple[Account, list[str]]:
+        """An admin's edit (`user edit`): profile fields as in `update_account`, login names
+        removed, added and (with `generate_digits`) generated, all in one transaction, so
+        a refused part leaves the account as it was. Returns the account and the logins
+        generated."""
+        fields = self._profile_fields(fields)
+        adding = [check_login_name(n) for n in add_logins]
+        account = self.require_account(address)
+        now = self.clock()
+        generated: list[str] = []
+        try:
+            with self.transaction() as conn:
+                self._set_fields(conn, account, fields)
+                for login in remove_logins:
+                    cursor = conn.execute(
+                        "DELETE FROM logins WHERE account_id = ? AND login = ?",
+                        (account.id, login.strip()),
+                    )
+                    if cursor.rowcount == 0:
+                        raise NoSuchAccount(
+                            f"{account.address} has no login name {login.strip()!r}"
+                        )
+                for login in adding:
+                    _insert_login(conn, account.id, login, now)
+                if generate_digits:
+                    generated.append(_generate_login(conn, account.id, generate_digits, now))
+        except sqlite3.IntegrityError:
+            raise AlreadyExists(f"legacy login {fields.get('legacy_login')!r} is in use") from None
+        changed = [*sorted(fields), *(f"-login {n.strip()}" for n in remove_logins)]
+        changed += [f"+login {n}" for n in (*adding, *generated)]
+        self.audit("account.edit", account.address, ", ".join(changed))
+        return self.require_account(account.address), generated
 
     def delete_account(self, address: str) -> Account:
         """Remove the account and the aliases that point at it; its mail is the store's."""
@@ -360,7 +475,9 @@ class Directory:
     # -- resolution -------------------------------------------------------------------------
 
     def resolve_login(self, login: str) -> Account | None:
-        """The account a typed login means: full address, alias, or legacy login."""
+        """The account a typed login means: full address, alias, permanent login name, or
+        legacy login (whether a legacy login may still be used is the caller's business:
+        `legacy_login_used`)."""
         login = login.strip()
         if not login or len(login) > 254:
             return None
@@ -371,8 +488,54 @@ class Directory:
                 return account
             rows = self._rows("SELECT target FROM aliases WHERE alias = ?", (lowered,))
             return self.get_account(rows[0]["target"]) if rows else None
-        rows = self._rows("SELECT * FROM accounts WHERE legacy_login = ?", (login,))
+        rows = self._rows(
+            "SELECT accounts.* FROM logins JOIN accounts ON accounts.id = logins.account_id"
+            " WHERE logins.login = ?",
+            (login,),
+        )
+        if not rows:
+            rows = self._rows("SELECT * FROM accounts WHERE legacy_login = ?", (login,))
         return self._account(rows[0] if rows else None)
+
+    # -- permanent login names ----------------------------------------------------------------
+
+    def login_names(self, address: str) -> list[str]:
+        """The account's permanent login names, oldest first."""
+        account = self.require_account(address)
+        rows = self._rows(
+            "SELECT login FROM logins WHERE account_id = ? ORDER BY created, rowid", (account.id,)
+        )
+        return [r["login"] for r in rows]
+
+    def add_login_name(self, address: str, login: str) -> str:
+        """Give the account the login name `login`, usable wherever the address is (web, IMAP,
+        POP3, SMTP); AlreadyExists when anyone has it as a login name or legacy login."""
+        account = self.require_account(address)
+        login = check_login_name(login)
+        with self.transaction() as conn:
+            _insert_login(conn, account.id, login, self.clock())
+        self.audit("login.add", account.address, login)
+        return login
+
+    def generate_login_name(self, address: str, digits: int) -> str:
+        """Give the account a new login of `digits` random digits (no leading zero), unused by
+        anyone, and return it."""
+        account = self.require_account(address)
+        with self.transaction() as conn:
+            login = _generate_login(conn, account.id, digits, self.clock())
+        self.audit("login.add", account.address, login)
+        return login
+
+    def remove_login_name(self, address: str, login: str) -> None:
+        """Take a login name from the account; NoSuchAccount when it has no such name."""
+        account = self.require_account(address)
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "DELETE FROM logins WHERE account_id = ? AND login = ?", (account.id, login.strip())
+            )
+            if cursor.rowcount == 0:
+                raise NoSuchAccount(f"{account.address} has no login name {login.strip()!r}")
+        self.audit("login.remove", account.address, login.strip())
 
     def resolve_recipient(self, address: str) -> list[Account]:
         """Accounts that receive mail sent to `address` (empty when nobody does)."""

@@ -90,10 +90,44 @@ class Account:
     last_login: float | None
     terms_accepted: float | None
     language: str | None = None  # "pl", "en"; None: the site's language (`site.language`)
+    quota: int | None = None  # bytes the mailbox may hold; None: no limit
 
     @property
     def active(self) -> bool:
         return self.state == "active"
+
+    @property
+    def password_state(self) -> str:
+        """What `user list` and `user show` both say of the password: "temporary" (to be
+        changed on the web site before any protocol login), "set", or "none" (invited, the
+        activation link not used yet)."""
+        if self.password_hash is None:
+            return "none"
+        return "temporary" if self.must_change else "set"
+
+
+# A permanent login name: digits ("482913", seed 002) or a short name; never an address.
+_LOGIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def check_login_name(login: str) -> str:
+    """A login name as stored (surrounding spaces removed); InvalidAddress saying what is
+    wrong otherwise. An `@` is refused: what has one is resolved as an address or alias."""
+    login = login.strip()
+    if not _LOGIN_NAME.match(login):
+        raise InvalidAddress(
+            f"{login!r} cannot be a login name: 1 to 64 letters, digits, dots, hyphens or "
+            "underscores, starting with a letter or digit"
+        )
+    return login
+
+
+def legacy_login_used(account: Account, login: str) -> bool:
+    """Whether `login` is the account's legacy login, which works only inside the migration
+    window and brings the notice to use the address; a permanent login name is not one (the
+    directory keeps the two kinds from ever sharing a name)."""
+    legacy = account.legacy_login
+    return legacy is not None and login.strip().lower() == legacy.lower()
 
 
 @dataclass(frozen=True)

@@ -151,4 +151,15 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE accounts ADD COLUMN language TEXT;
     """,
+    # 5: permanent login names beside the address (seed 002: a six-digit number), unique
+    # among themselves and the legacy logins; and each account's quota in bytes (NULL: none)
+    """
+    CREATE TABLE logins (
+        login TEXT PRIMARY KEY COLLATE NOCASE,
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        created REAL NOT NULL
+    );
+    CREATE INDEX logins_account ON logins(account_id);
+    ALTER TABLE accounts ADD COLUMN quota INTEGER;
+    """,
 ]

@@ -16,7 +16,7 @@ from mailsuite import mails, policy
 from mailsuite.accounts import ACTIVATION
 from mailsuite.auth import AuthCode
 from mailsuite.context import Context
-from mailsuite.directory import Account, Token
+from mailsuite.directory import Account, Token, legacy_login_used
 from mailsuite.smtp.outgoing import send_system_mail
 from mailsuite.web import i18n
 from mailsuite.web.i18n import N_
@@ -140,7 +140,7 @@ async def change_post(request: web.Request) -> web.Response:
     ctx.directory.audit("web.password-change", account.address, "", ip)
     log.info("password changed on the web for %s from %s", account.address, ip)
     notices = []
-    if "@" not in login and account.legacy_login:
+    if legacy_login_used(account, login):
         cutoff = ctx.settings.migration.cutoff
         until = (
             i18n.text(lang, "notice.until", date=cutoff.isoformat())
@@ -229,7 +229,13 @@ async def activate_post(request: web.Request) -> web.Response:
     ctx.directory.set_password(account.address, password_hash)
     ctx.directory.audit("web.activate", account.address, "", ip)
     if account.contact:
-        subject, body = mails.activated(ctx.settings, account.address, lang=account.language)
+        names = ctx.directory.login_names(account.address)
+        subject, body = mails.activated(
+            ctx.settings,
+            account.address,
+            lang=account.language,
+            login=names[0] if names else None,
+        )
         try:
             await send_system_mail(ctx, account.contact, subject, body)
         except (LookupError, ValueError, OSError) as exc:
