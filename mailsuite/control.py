@@ -146,10 +146,14 @@ class LoopLag:
         self.heartbeat = heartbeat
         self.last = 0.0
         self.worst = 0.0
+        self.beats = 0  # heartbeats measured so far: a stall before the latest one is counted
         self.address = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._activities: dict[asyncio.Task[Any], Activity] = {}
+        # the activity that ended last and when: C code keeping the GIL can end a command
+        # before this thread runs again, and the stall is still that command's
+        self._ended: tuple[Activity, float] | None = None
         self._lock = threading.Lock()
         self._stalls: Counter[tuple[str, str]] = Counter()
         self._stalled_seconds = 0.0
@@ -173,6 +177,9 @@ class LoopLag:
         task = asyncio.current_task()
         if task is None:
             return
+        ending = self._activities.get(task)
+        if ending is not None:
+            self._ended = (ending, time.monotonic())
         if previous is None:
             self._activities.pop(task, None)
         else:
@@ -260,19 +267,31 @@ class LoopLag:
                         seen.describe(),
                     )
                     next_alarm = next_alarm + 10 if next_alarm >= 10 else 10.0
+            woke = time.monotonic()
             late = max(0.0, ran_at[0] - due)
             self.last = late
             self.worst = max(self.worst, late)
-            if late > self.threshold:
-                self._record(late, seen or self._sample())
+            # Past the heartbeat, this thread was kept from running: something held the GIL,
+            # and with it the loop, after the heartbeat ran.
+            held = woke - ran_at[0]
+            if held > self.threshold and held > late:
+                self.worst = max(self.worst, held)
+                self._record(held, seen or self._sample(since=ran_at[0]))
+            elif late > self.threshold:
+                self._record(late, seen or self._sample(since=due))
+            self.beats += 1
             due = time.monotonic() + self.heartbeat
             self._stop.wait(self.heartbeat)
 
-    def _sample(self) -> Stall:
-        """What the loop thread is running now (called from the watchdog thread)."""
+    def _sample(self, since: float | None = None) -> Stall:
+        """What the loop thread is running now (called from the watchdog thread), or, when
+        nothing is, the command that ended after `since`."""
         loop = self._loop
         task = asyncio.current_task(loop) if loop is not None else None
         activity = self._activities.get(task) if task is not None else None
+        ended = self._ended
+        if activity is None and since is not None and ended is not None and ended[1] >= since:
+            activity = ended[0]
         frame = sys._current_frames().get(self._loop_thread)
         return Stall(
             0.0,
