@@ -429,7 +429,7 @@ def test_append_with_flags_and_date_returns_appenduid(suite, user):
     c.ok("SELECT Sent")
     lines = c.cmd("FETCH 1 (FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])")
     assert lines[0] == (
-        b'* 1 FETCH (FLAGS ($Label1 \\Seen) INTERNALDATE "05-Jan-2026 09:00:00 +0000" '
+        b'* 1 FETCH (FLAGS ($Label1 \\Recent \\Seen) INTERNALDATE "05-Jan-2026 09:00:00 +0000" '
         b"RFC822.SIZE %d BODY[] {%d}\r\n%s)\r\n" % (len(data), len(data), data)
     )
     # LITERAL+ sends without waiting

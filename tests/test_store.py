@@ -289,15 +289,33 @@ def test_files_added_by_other_maildir_software_are_picked_up(store):
 
 
 def test_claim_recent_moves_new_to_cur_once(store):
+    """Every message added since the last claim is \\Recent, the one delivered with flags
+    straight into cur/ too (RFC 3501 2.3.2: new to the mailbox); one claim takes them all."""
     store.deliver([ALICE], message(1))
     store.deliver([ALICE], message(2), flags=["\\Seen"])
     folder = store.mailbox(ALICE).folder("INBOX")
-    assert folder.status().recent == 1
-    assert folder.claim_recent() == {1}
+    assert folder.status().recent == 2
+    assert folder.recent() == {1, 2}
+    assert folder.claim_recent() == {1, 2}
     assert folder.claim_recent() == set()
     assert files(folder.path)["new"] == []
     assert folder.status().recent == 0
+    assert folder.recent() == set()
     assert folder.read(1) == message(1)
+    other = store.mailbox(ALICE).folder("Trash")
+    assert folder.copy([2], other) == [(2, 1)]
+    assert other.recent() == {1}  # a copy is new to its folder (RFC 3501 6.4.7)
+
+
+def test_recent_survives_a_new_process_and_a_rebuild_keeps_new(store, tmp_path):
+    """\\Recent is index state shared by processes; a rebuilt index knows only new/."""
+    store.deliver([ALICE], message(1), flags=["\\Seen"])
+    store.deliver([ALICE], message(2))
+    assert Store(tmp_path / "maildirs").mailbox(ALICE).folder("INBOX").recent() == {1, 2}
+    folder = store.mailbox(ALICE).folder("INBOX")
+    (folder.path / INDEX_FILE).unlink()
+    rebuilt = Store(tmp_path / "maildirs").mailbox(ALICE).folder("INBOX")
+    assert rebuilt.recent() == {2}
 
 
 def test_status_counts_without_loading(store, tmp_path):
@@ -306,7 +324,7 @@ def test_status_counts_without_loading(store, tmp_path):
     fresh = Store(tmp_path / "maildirs")
     status = fresh.mailbox(ALICE).folder("INBOX").status()
     assert status.messages == 4
-    assert status.recent == 3
+    assert status.recent == 4  # delivered with \\Seen or not, all are new here
     assert status.unseen == 3
     assert status.size == 4 * len(message(0, 100))
     assert status.uidnext == 5
@@ -426,7 +444,7 @@ def test_watchers_hear_of_every_in_process_change(store):
         Change("new", "INBOX", (1,)),
         Change("new", "INBOX", (2,)),
         Change("flags", "INBOX", (1,)),
-        Change("flags", "INBOX", (2,)),
+        Change("flags", "INBOX", (1, 2)),  # the claim: neither is \\Recent any more
         Change("expunge", "INBOX", (2,)),
         Change("expunge", "INBOX", (1,)),
     ]

@@ -100,6 +100,7 @@ class Folder:
         self._modseq = 0
         self._uidvalidity = 0
         self._uidnext = 1
+        self._recent_from = 1
         self._flagsets: dict[tuple[str, str], frozenset[str]] = {}
         self._keywords_cache: tuple[int, dict[str, str]] | None = None
         maildir.clean_tmp(path)
@@ -181,7 +182,7 @@ class Folder:
             return self._msgs.get(uid)
 
     def recent(self) -> set[int]:
-        """UIDs still in new/ (not yet claimed by any session)."""
+        """UIDs not yet claimed by any session (see `claim_recent`)."""
         with self._lock:
             self._ensure_loaded()
             return set(self._recent)
@@ -202,8 +203,10 @@ class Folder:
                 row = (
                     self._conn()
                     .execute(
-                        "SELECT count(*), coalesce(sum(size), 0), coalesce(sum(sub = 'new'), 0),"
-                        " coalesce(sum(instr(flags, 'S') = 0), 0) FROM msgs"
+                        "SELECT count(*), coalesce(sum(size), 0),"
+                        " coalesce(sum(sub = 'new' OR uid >= ?), 0),"
+                        " coalesce(sum(instr(flags, 'S') = 0), 0) FROM msgs",
+                        (self._recent_from,),
                     )
                     .fetchone()
                 )
@@ -321,9 +324,14 @@ class Folder:
         return pairs
 
     def claim_recent(self) -> set[int]:
-        """Move new/ messages to cur/ and return their UIDs.
+        """Take the \\Recent messages: move new/ messages to cur/ and return the UIDs of
+        every message added since the last claim.
 
-        RFC 3501 2.3.2: \\Recent belongs to one session; the first caller gets them.
+        \\Recent is a message in new/ (delivered by anyone, as Maildir means it) or one with
+        a UID from `recent_from` in the index on (added by us, with flags or not: APPEND,
+        COPY and MOVE put flagged messages straight into cur/, RFC 3501 6.4.7). RFC 3501
+        2.3.2: \\Recent belongs to one session; the first caller gets them. A rebuilt
+        index knows only new/.
         """
         return self._mutate(self._claim_recent_txn)
 
@@ -443,6 +451,10 @@ class Folder:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 meta = self._index.meta()
+                if "recent_from" not in meta:
+                    # an index from before recent_from: what is in cur/ now is not \Recent
+                    meta["recent_from"] = meta["uidnext"]
+                    self._index.set_meta(recent_from=meta["uidnext"])
                 txn = _Txn(meta["modseq"] + 1, meta["uidnext"])
                 result = fn(txn)
                 self._commit(txn, meta)
@@ -544,7 +556,10 @@ class Folder:
             )
             txn = _Txn(1, uidnext)
             self._scan_txn(txn, known)
-            self._index.set_meta(uidnext=txn.uidnext, **self._dir_mtimes(scanning=True))
+            # what a rebuild finds in cur/ is not \Recent; new/ still is
+            self._index.set_meta(
+                uidnext=txn.uidnext, recent_from=txn.uidnext, **self._dir_mtimes(scanning=True)
+            )
             conn.execute("COMMIT")
         except BaseException:
             self._rollback()
@@ -717,7 +732,19 @@ class Folder:
 
     def _claim_recent_txn(self, txn: _Txn) -> set[int]:
         conn = self._conn()
-        claimed: set[int] = set()
+        recent_from = self._index.meta()["recent_from"]
+        # added since the last claim and already in cur/: stamped so every copy in memory
+        # (this process's and others') sees them stop being \Recent
+        claimed = {
+            uid
+            for (uid,) in conn.execute(
+                "SELECT uid FROM msgs WHERE uid >= ? AND sub = 'cur'", (recent_from,)
+            )
+        }
+        conn.execute(
+            "UPDATE msgs SET modseq = ? WHERE uid >= ? AND sub = 'cur'", (txn.modseq, recent_from)
+        )
+        self._index.set_meta(recent_from=txn.uidnext)
         updates = []
         for uid, key, name, letters, keywords in conn.execute(
             "SELECT uid, key, name, flags, keywords FROM msgs WHERE sub = 'new'"
@@ -900,6 +927,8 @@ class Folder:
     def _take_meta(self, meta: dict[str, int]) -> None:
         self._uidvalidity = meta["uidvalidity"]
         self._uidnext = meta["uidnext"]
+        # an index that has never been written to since recent_from came: cur/ is not new
+        self._recent_from = meta.get("recent_from", meta["uidnext"])
 
     def _ensure_loaded(self) -> None:
         self._check_alive()
@@ -910,6 +939,8 @@ class Folder:
 
     def _load_locked(self) -> None:
         meta = self._index.meta()
+        self._take_meta(meta)
+        recent_from = self._recent_from
         make = tuple.__new__
         flagsets = self._flagsets
         msgs: dict[int, MessageInfo] = {}
@@ -921,13 +952,12 @@ class Folder:
             if flags is None:
                 flags = self._flagset(letters, keywords)
             msgs[uid] = make(MessageInfo, (uid, key, size, idate, flags))
-            if sub == "new":
+            if sub == "new" or uid >= recent_from:
                 recent.add(uid)
         self._msgs = msgs
         self._recent = recent
         self._list = None
         self._modseq = meta["modseq"]
-        self._take_meta(meta)
 
     def _pull_locked(self) -> list[Change]:
         """Bring memory up to the index's modseq; return what changed."""
@@ -966,15 +996,17 @@ class Folder:
             self._recent.discard(uid)
         new, flagged = [], []
         top = next(reversed(msgs), 0) if msgs else 0
+        recent_from = self._recent_from
         for uid, key, size, idate, letters, keywords, sub in rows:
             info = MessageInfo(uid, key, size, idate, self._flagset(letters, keywords))
+            is_recent = sub == "new" or uid >= recent_from
             old = msgs.get(uid)
             if old is None:
                 new.append(uid)
-            elif old.flags != info.flags or (uid in self._recent) != (sub == "new"):
+            elif old.flags != info.flags or (uid in self._recent) != is_recent:
                 flagged.append(uid)  # \Recent counts as a flag change for the sessions
             msgs[uid] = info
-            if sub == "new":
+            if is_recent:
                 self._recent.add(uid)
             else:
                 self._recent.discard(uid)

@@ -1,0 +1,77 @@
+"""RFC 3501 details a compliance suite checks and Dovecot gets right, one group of tests per
+behaviour, each against the real server (the `suite` fixture) with the raw client of
+tests/test_imap_server.py. Where the RFC says MUST, the test names the section.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tests.test_imap_server import Raw, deliver, reply, session, simple, store, user
+
+__all__ = ["store", "user"]  # fixtures, imported so pytest finds them here
+
+
+def append_lines(c: Raw, folder: str, flags: str, data: bytes) -> list[bytes]:
+    """APPEND with a non-synchronising literal; every line up to the tagged reply."""
+    head = b"APPEND %s (%s) {%d+}\r\n" % (folder.encode(), flags.encode(), len(data))
+    return c.cmd(head + data)
+
+
+def append(c: Raw, folder: str, flags: str, data: bytes) -> bytes:
+    """The tagged reply to `append_lines`, without its tag."""
+    return reply(append_lines(c, folder, flags, data))
+
+
+def recent_count(lines: list[bytes]) -> int:
+    found = [int(m.group(1)) for ln in lines if (m := re.match(rb"\* (\d+) RECENT\r\n", ln))]
+    assert len(found) == 1, lines
+    return found[0]
+
+
+# --- \Recent ------------------------------------------------------------------------------
+
+
+def test_append_with_flags_is_recent_in_the_target(suite, user):
+    """RFC 3501 6.3.11 and 2.3.2: an appended message is new to the folder, so the first
+    session to select it sees it \\Recent whatever flags it was appended with."""
+    c = session(suite, user, select=None)
+    assert append(c, "Archive", "\\Seen", simple(1)).startswith(b"OK")
+    assert append(c, "Archive", "\\Flagged $Label1", simple(2)).startswith(b"OK")
+    assert b"RECENT 2" in c.cmd("STATUS Archive (RECENT)")[0]
+    assert recent_count(c.cmd("SELECT Archive")) == 2
+    assert c.cmd("FETCH 1 FLAGS")[0] == b"* 1 FETCH (FLAGS (\\Recent \\Seen))\r\n"
+    # \Recent belongs to one session: the next one to select the folder does not get it
+    other = session(suite, user, select=None)
+    assert recent_count(other.cmd("SELECT Archive")) == 0
+    assert other.cmd("FETCH 1 FLAGS")[0] == b"* 1 FETCH (FLAGS (\\Seen))\r\n"
+
+
+def test_append_with_flags_to_the_selected_folder_is_announced_recent(suite, user):
+    """RFC 3501 7.3.2: the RECENT count that follows the EXISTS includes the new message."""
+    c = session(suite, user)
+    lines = append_lines(c, "INBOX", "\\Seen", simple(1))
+    assert lines[:-1] == [b"* 1 EXISTS\r\n", b"* 1 RECENT\r\n"], lines
+    assert c.cmd("FETCH 1 FLAGS")[0] == b"* 1 FETCH (FLAGS (\\Recent \\Seen))\r\n"
+
+
+def test_copy_and_move_targets_are_recent(suite, user, store):
+    """RFC 3501 6.4.7: "the \\Recent flag SHOULD be set" on a copy, with the source's
+    other flags kept; MOVE (RFC 6851 3.3) copies the same way."""
+    deliver(store, user, simple(1), simple(2), simple(3))
+    c = session(suite, user)
+    c.ok("STORE 1 +FLAGS (\\Seen)")
+    c.ok("STORE 2 +FLAGS (\\Flagged $Work)")
+    c.ok("COPY 1:2 Trash")
+    c.ok("MOVE 3 Trash")
+    c.ok("STORE 1 +FLAGS.SILENT (\\Answered)")
+    lines = c.ok("COPY 1 INBOX")  # into the folder this session has selected
+    assert lines[:-1] == [b"* 3 EXISTS\r\n", b"* 3 RECENT\r\n"], lines
+    assert c.cmd("FETCH 3 FLAGS")[0] == b"* 3 FETCH (FLAGS (\\Answered \\Recent \\Seen))\r\n"
+    lines = c.cmd("SELECT Trash")
+    assert recent_count(lines) == 3
+    assert c.cmd("FETCH 1:3 FLAGS")[:-1] == [
+        b"* 1 FETCH (FLAGS (\\Recent \\Seen))\r\n",
+        b"* 2 FETCH (FLAGS ($Work \\Flagged \\Recent))\r\n",
+        b"* 3 FETCH (FLAGS (\\Recent))\r\n",
+    ]
