@@ -11,6 +11,8 @@ from tests.test_imap_server import Raw, deliver, reply, session, simple, store, 
 
 __all__ = ["store", "user"]  # fixtures, imported so pytest finds them here
 
+SYSTEM = b"\\Answered \\Flagged \\Deleted \\Seen \\Draft"
+
 
 def append_lines(c: Raw, folder: str, flags: str, data: bytes) -> list[bytes]:
     """APPEND with a non-synchronising literal; every line up to the tagged reply."""
@@ -75,3 +77,46 @@ def test_copy_and_move_targets_are_recent(suite, user, store):
         b"* 2 FETCH (FLAGS ($Work \\Flagged \\Recent))\r\n",
         b"* 3 FETCH (FLAGS (\\Recent))\r\n",
     ]
+
+
+# --- FLAGS after a new keyword ----------------------------------------------------------
+
+
+def test_a_new_keyword_is_announced_by_flags_before_the_fetch(suite, user, store):
+    """RFC 3501 7.2.6: the FLAGS response tells the client which flags the mailbox has; a
+    keyword used for the first time comes in an updated FLAGS (and PERMANENTFLAGS) before
+    the FETCH that shows it, here and in other sessions with the folder selected."""
+    deliver(store, user, simple(1), simple(2))
+    a = session(suite, user)
+    b = session(suite, user)
+    ro = session(suite, user, select=None)
+    ro.ok("EXAMINE INBOX")
+    lines = a.cmd("STORE 2 +FLAGS ($newkw)")
+    assert lines[:-1] == [
+        b"* FLAGS (" + SYSTEM + b" $newkw)\r\n",
+        b"* OK [PERMANENTFLAGS (" + SYSTEM + b" $newkw \\*)] Flags permitted\r\n",
+        b"* 2 FETCH (FLAGS ($newkw \\Recent))\r\n",
+    ]
+    # known now: using it again, or on another message, announces nothing more
+    assert a.cmd("STORE 1 +FLAGS ($newkw)")[:-1] == [b"* 1 FETCH (FLAGS ($newkw \\Recent))\r\n"]
+    assert b.cmd("NOOP")[:-1] == [
+        b"* FLAGS (" + SYSTEM + b" $newkw)\r\n",
+        b"* OK [PERMANENTFLAGS (" + SYSTEM + b" $newkw \\*)] Flags permitted\r\n",
+        b"* 1 FETCH (FLAGS ($newkw))\r\n",
+        b"* 2 FETCH (FLAGS ($newkw))\r\n",
+    ]
+    # a read-only session learns the flag too; its PERMANENTFLAGS stay empty
+    assert ro.cmd("NOOP")[:-1] == [
+        b"* FLAGS (" + SYSTEM + b" $newkw)\r\n",
+        b"* 1 FETCH (FLAGS ($newkw))\r\n",
+        b"* 2 FETCH (FLAGS ($newkw))\r\n",
+    ]
+    # .SILENT leaves out the FETCH, not the FLAGS; a new message brings its keyword too
+    assert a.cmd("STORE 1 +FLAGS.SILENT (other)")[:-1] == [
+        b"* FLAGS (" + SYSTEM + b" $newkw other)\r\n",
+        b"* OK [PERMANENTFLAGS (" + SYSTEM + b" $newkw other \\*)] Flags permitted\r\n",
+    ]
+    assert append(b, "INBOX", "$fresh", simple(3)).startswith(b"OK")
+    lines = a.cmd("NOOP")
+    assert lines[0] == b"* FLAGS (" + SYSTEM + b" $fresh $newkw other)\r\n", lines
+    assert b"* 3 EXISTS\r\n" in lines[2:]

@@ -554,7 +554,8 @@ def test_fetch_ranges_and_uid_fetch(suite, user, store):
 def test_store_flag_forms(suite, user, store):
     deliver(store, user, simple(1), simple(2))
     c = session(suite, user)
-    assert c.cmd("STORE 1 +FLAGS (\\Flagged $Work)")[0] == (
+    # after the FLAGS that announce $Work (RFC 3501 7.2.6)
+    assert c.cmd("STORE 1 +FLAGS (\\Flagged $Work)")[-2] == (
         b"* 1 FETCH (FLAGS ($Work \\Flagged \\Recent))\r\n"
     )
     assert c.cmd("STORE 1 -FLAGS ($Work)")[0] == b"* 1 FETCH (FLAGS (\\Flagged \\Recent))\r\n"

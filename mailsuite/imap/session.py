@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mailsuite import control, sasl
@@ -85,6 +85,7 @@ class Session:
         self.view: View | None = None
         self.watch: Any = None
         self.early: list[Any] = []
+        self.keywords: set[str] = set()  # keywords the client was told of (FLAGS)
         self.idle_wakeup = asyncio.Event()
         self.message_size = ctx.settings.limits.message_size
 
@@ -274,9 +275,36 @@ class Session:
             )
             view.recent |= recent
         with_uid = cmd is not None and cmd.uid
+        self._announce_keywords(f for m in (*changed.values(), *new) if m for f in m.flags)
         out = view.apply(changed, new, allow_expunge, with_uid)
         if out:
             self.conn.write(out)
+
+    def _flag_lines(self, readonly: bool) -> tuple[bytes, bytes]:
+        """The FLAGS response and the PERMANENTFLAGS response code line for the keywords
+        this session knows of."""
+        keywords = sorted(self.keywords)
+        flags = b"* FLAGS " + render.flags([*SYSTEM_FLAGS, *keywords]) + b"\r\n"
+        if readonly:
+            return flags, b"* OK [PERMANENTFLAGS ()] Read-only folder\r\n"
+        # RFC 3501 7.1: \* means new keywords may be created
+        perm = render.flags([*SYSTEM_FLAGS, *keywords, "\\*"])
+        return flags, b"* OK [PERMANENTFLAGS " + perm + b"] Flags permitted\r\n"
+
+    def _announce_keywords(self, flags: Iterable[str]) -> None:
+        """RFC 3501 7.2.6: the FLAGS response lists the flags the mailbox has, so a keyword
+        this session was not told of comes in an updated FLAGS (and PERMANENTFLAGS, 7.1)
+        before any FETCH that shows it. Call before writing those FETCH lines."""
+        view = self.view
+        if view is None:
+            return
+        new = {f for f in flags if not f.startswith("\\")} - self.keywords
+        if not new:
+            return
+        self.keywords |= new
+        flags_line, permanent = self._flag_lines(view.readonly)
+        # a read-only session's PERMANENTFLAGS stay empty: only FLAGS has news for it
+        self.conn.write(flags_line if view.readonly else flags_line + permanent)
 
     # --- any state -----------------------------------------------------------------------
 
@@ -404,23 +432,19 @@ class Session:
         uidvalidity, snap = await self.ctx.run_io(_listing, snapshots_of(self.ctx).take, folder)
         if readonly:
             recent = await self.ctx.run_io(folder.recent)
-        first_unseen, keywords = snap.first_unseen, snap.keywords
+        first_unseen = snap.first_unseen
         view = View(folder.name, folder, readonly, snap, recent)
         view.uidvalidity = uidvalidity
-        flag_list = render.flags([*SYSTEM_FLAGS, *sorted(keywords)])
+        self.keywords = set(snap.keywords)
+        flags_line, permanent = self._flag_lines(readonly)
         w = self.conn.write
-        w(b"* FLAGS " + flag_list + b"\r\n")
+        w(flags_line)
         w(b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(view), len(recent)))
         if first_unseen:
             w(b"* OK [UNSEEN %d] First unseen message\r\n" % first_unseen)
         w(b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % uidvalidity)
         w(b"* OK [UIDNEXT %d] Predicted next UID\r\n" % folder.uidnext)
-        if readonly:
-            w(b"* OK [PERMANENTFLAGS ()] Read-only folder\r\n")
-        else:
-            # RFC 3501 7.1: \* means new keywords may be created
-            perm = render.flags([*SYSTEM_FLAGS, *sorted(keywords), "\\*"])
-            w(b"* OK [PERMANENTFLAGS " + perm + b"] Flags permitted\r\n")
+        w(permanent)
         self.view = view
         self.state = SELECTED
         for change in self.early:
@@ -612,6 +636,8 @@ class Session:
         infos = await self.ctx.run_io(
             view.folder.store_flags, uids, list(cmd.flags), cmd.store_mode
         )
+        if infos and cmd.store_mode != "remove":
+            self._announce_keywords(cmd.flags)  # before the FETCHes, even .SILENT ones
         out = []
         for info in infos:
             view.update(info)
