@@ -172,3 +172,77 @@ def test_list_folders_with_a_hostile_pattern_answers_what_a_plain_one_does() -> 
     assert [i.name for i in hostile] == ["Dir/Tax", "Fax"]
     implied = mailboxes.list_folders(folders, Matcher("", "%" * 50))
     assert ("Dir", ("\\Noselect", "\\HasChildren")) in [(i.name, i.attributes) for i in implied]
+
+
+TREE = [info("INBOX"), info("Fruit", subscribed=False), info("Fruit/Apple", subscribed=False)]
+TREE += [info("Fruit/Banana"), info("Veg"), info("Veg/Corn", subscribed=False)]
+SUBS = ["INBOX", "Fruit/Banana", "Fruit/Peach", "Veg", "Gone/Deep"]
+
+LISTINGS = [
+    # (pattern, options, [(name, attributes, childinfo)])
+    (
+        "%",
+        {"lsub": True},
+        [
+            ("INBOX", ("\\HasNoChildren",), ()),
+            ("Fruit", ("\\Noselect", "\\HasChildren"), ()),
+            ("Gone", ("\\Noselect",), ()),
+            ("Veg", ("\\HasChildren",), ()),
+        ],
+    ),
+    (
+        "Fruit/*",
+        {"lsub": True},
+        [
+            ("Fruit/Banana", ("\\HasNoChildren",), ()),
+            ("Fruit/Peach", ("\\Noselect",), ()),
+        ],
+    ),
+    (
+        "*",
+        {"subscribed_only": True, "extended": True},
+        [
+            ("INBOX", ("\\HasNoChildren", "\\Subscribed"), ()),
+            ("Fruit/Banana", ("\\HasNoChildren", "\\Subscribed"), ()),
+            ("Fruit/Peach", ("\\NonExistent", "\\Subscribed"), ()),
+            ("Gone/Deep", ("\\NonExistent", "\\Subscribed"), ()),
+            ("Veg", ("\\HasChildren", "\\Subscribed"), ()),
+        ],
+    ),
+    (
+        "%",
+        {"subscribed_only": True, "recursive": True, "extended": True},
+        [
+            ("INBOX", ("\\HasNoChildren", "\\Subscribed"), ()),
+            ("Fruit", ("\\HasChildren",), ("SUBSCRIBED",)),
+            ("Gone", ("\\NonExistent",), ("SUBSCRIBED",)),
+            ("Veg", ("\\HasChildren", "\\Subscribed"), ()),
+        ],
+    ),
+    (
+        "Veg*",
+        {"return_subscribed": True},
+        [
+            ("Veg", ("\\HasChildren", "\\Subscribed"), ()),
+            ("Veg/Corn", ("\\HasNoChildren",), ()),
+        ],
+    ),
+    ("G*", {}, []),  # a subscription is no folder for a plain LIST
+]
+
+
+@pytest.mark.parametrize(("pattern", "options", "expected"), LISTINGS)
+def test_list_and_lsub_answers(pattern: str, options: dict, expected: list) -> None:
+    """LSUB returns subscribed names, gone or not, and unsubscribed parents as \\Noselect
+    (RFC 3501 6.3.9); LIST (SUBSCRIBED) marks gone names \\NonExistent and RECURSIVEMATCH
+    adds parents with CHILDINFO (RFC 5258 3.1)."""
+    got = mailboxes.list_folders(TREE, Matcher("", pattern), subscriptions=SUBS, **options)
+    assert [(i.name, i.attributes, i.childinfo) for i in got] == expected
+
+
+def test_several_patterns_list_a_name_once() -> None:
+    """RFC 5258 3: a name matching any of the patterns is listed, once."""
+    matcher = mailboxes.AnyOf([Matcher("", "F*"), Matcher("", "Fruit"), Matcher("", "inbox")])
+    got = mailboxes.list_folders(TREE, matcher, subscriptions=SUBS)
+    assert [i.name for i in got] == ["INBOX", "Fruit", "Fruit/Apple", "Fruit/Banana"]
+    assert mailboxes.list_folders(TREE, mailboxes.AnyOf([]), subscriptions=SUBS) == []

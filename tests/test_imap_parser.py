@@ -250,9 +250,49 @@ def test_list_forms():
     assert cmd.select_opts == ("SPECIAL-USE",)
     assert cmd.return_opts == ("CHILDREN", "SPECIAL-USE")
     cmd = parse_command(b'a LIST "" %/Arch*')
-    assert (cmd.reference, cmd.pattern) == ("", "%/Arch*")
+    assert (cmd.reference, cmd.patterns, cmd.extended) == ("", ("%/Arch*",), False)
     cmd = parse_command(b'a LSUB "" "*"')
-    assert cmd.name == "LSUB"
+    assert (cmd.name, cmd.patterns) == ("LSUB", ("*",))
+
+
+@pytest.mark.parametrize(
+    "raw, reference, patterns, extended",
+    [
+        (b'a LIST "" *', "", ("*",), False),
+        (b"a LIST Work/ %", "Work/", ("%",), False),
+        (b'a LIST () "" *', "", ("*",), True),
+        (b'a LIST "" * RETURN ()', "", ("*",), True),
+        (b'a LIST "" ("INBOX" Sent/% {3}\r\nA*Z)', "", ("INBOX", "Sent/%", "A*Z"), True),
+        (b'a LIST "" ("Zo&AUI-w")', "", ("Zo\u0142w",), True),
+        # RFC 3501 5.1.3: not modified UTF-7, so the pattern can match nothing (not BAD)
+        (b'a LIST "" a&Jjo', "", (None,), False),
+        (b'a LIST "" ("a&Jjo*" "b")', "", (None, "b"), True),
+        (b'a LIST "&Jjo" ("x" "y")', "", (None, None), True),
+        (b'a LSUB "" "&AGE-"', "", (None,), False),
+    ],
+)
+def test_list_patterns(raw, reference, patterns, extended):
+    """RFC 5258 6 mbox-or-pat: one pattern or a parenthesised list; `extended` is set by
+    any of the RFC 5258 forms."""
+    cmd = parse_command(raw)
+    assert (cmd.reference, cmd.patterns, cmd.extended) == (reference, patterns, extended)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'a LIST "" ()',
+        b'a LIST "" ("x"',
+        b'a LIST "" * RETURN',
+        b'a LIST "" * RETURNS ()',
+        b'a LIST (SUBSCRIBED "" *',
+        b'a LSUB () "" *',
+        b'a LSUB "" ("x")',
+    ],
+)
+def test_list_grammar_errors(raw):
+    with pytest.raises(ParseError):
+        parse_command(raw)
 
 
 def test_other_verbs():

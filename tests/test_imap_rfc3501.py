@@ -120,3 +120,38 @@ def test_a_new_keyword_is_announced_by_flags_before_the_fetch(suite, user, store
     lines = a.cmd("NOOP")
     assert lines[0] == b"* FLAGS (" + SYSTEM + b" $fresh $newkw other)\r\n", lines
     assert b"* 3 EXISTS\r\n" in lines[2:]
+
+
+# --- LSUB and subscriptions -------------------------------------------------------------
+
+
+def test_lsub_percent_returns_an_unsubscribed_parent_as_noselect(suite, user):
+    """RFC 3501 6.3.9: with "foo/bar" subscribed and "foo" not, LSUB with "%" returns
+    "foo", flagged \\Noselect, and not "foo/bar"."""
+    c = session(suite, user, select=None)
+    c.ok("CREATE Lists/Work")
+    c.ok("SUBSCRIBE Lists/Work")
+    c.ok("SUBSCRIBE Plans/2027")  # neither it nor its parent exists
+    assert c.cmd('LSUB "" "L%"')[:-1] == [b'* LSUB (\\Noselect \\HasChildren) "/" "Lists"\r\n']
+    assert c.cmd('LSUB "" "P%"')[:-1] == [b'* LSUB (\\Noselect) "/" "Plans"\r\n']
+    assert c.cmd('LSUB "" "L*"')[:-1] == [b'* LSUB (\\HasNoChildren) "/" "Lists/Work"\r\n']
+    assert c.cmd('LSUB "" "Lists/%"')[:-1] == [b'* LSUB (\\HasNoChildren) "/" "Lists/Work"\r\n']
+    c.ok("CREATE Lists")  # a folder now, but not subscribed: still \Noselect in LSUB
+    assert c.cmd('LSUB "" "L%"')[:-1] == [b'* LSUB (\\Noselect \\HasChildren) "/" "Lists"\r\n']
+    c.ok("SUBSCRIBE Lists")
+    assert c.cmd('LSUB "" "L%"')[:-1] == [b'* LSUB (\\HasChildren) "/" "Lists"\r\n']
+
+
+def test_delete_keeps_the_subscription(suite, user):
+    """RFC 3501 6.3.6 and 6.3.9: the server MUST NOT unilaterally remove a name from the
+    subscription list because the mailbox no longer exists."""
+    c = session(suite, user, select=None)
+    c.ok("CREATE Old")
+    c.ok("SUBSCRIBE Old")
+    c.ok("DELETE Old")
+    assert c.cmd('LSUB "" "Old"')[:-1] == [b'* LSUB (\\Noselect) "/" "Old"\r\n']
+    assert c.cmd('LIST "" "Old"')[:-1] == []
+    c.ok("CREATE Old")  # it comes back subscribed
+    assert c.cmd('LSUB "" "Old"')[:-1] == [b'* LSUB (\\HasNoChildren) "/" "Old"\r\n']
+    c.ok("UNSUBSCRIBE Old")
+    assert c.cmd('LSUB "" "Old"')[:-1] == []

@@ -1,24 +1,33 @@
 """LIST / LSUB answers (RFC 3501 6.3.8-6.3.9, RFC 5258, RFC 6154, RFC 3348) from folder names.
 
-Pure functions over the store's `FolderInfo` list: wildcard matching (linear in pattern and
-name, never backtracking), implied parent folders (shown as ``\\Noselect``), child attributes
-and special-use attributes.
+Pure functions over the store's `FolderInfo` list and subscription list: wildcard matching
+(linear in pattern and name, never backtracking), implied parent folders, subscribed names
+whose folder is gone, the LIST-EXTENDED selection options with RECURSIVEMATCH and CHILDINFO,
+child attributes and special-use attributes. Nothing here reads the store or the wire.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from mailsuite.imap import render
 
 DELIMITER = "/"
+# RFC 5258 3.1 and RFC 6154 3; REMOTE has nothing to add here (no remote mailboxes)
+SELECT_OPTIONS = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
+# RFC 5258 3.2 and RFC 6154 3; CHILDREN and SPECIAL-USE attributes are always given
+RETURN_OPTIONS = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE"})
 
 
 @dataclass(frozen=True)
 class Listed:
+    """One LIST/LSUB line; `childinfo` holds the RFC 5258 CHILDINFO selection options."""
+
     name: str
     attributes: tuple[str, ...]
+    childinfo: tuple[str, ...] = ()
 
 
 MAX_PATTERN = 1000  # characters of reference + pattern once runs of wildcards are merged
@@ -110,54 +119,145 @@ class Matcher:
         return self.plain.match(name)
 
 
+class NameMatcher(Protocol):
+    def match(self, name: str) -> bool: ...
+
+
+class AnyOf:
+    """RFC 5258 3: with several patterns a name is listed when it matches any of them
+    (once). No patterns match nothing."""
+
+    def __init__(self, matchers: Sequence[NameMatcher]) -> None:
+        self.matchers = tuple(matchers)
+
+    def match(self, name: str) -> bool:
+        return any(m.match(name) for m in self.matchers)
+
+
+def ancestors(name: str) -> Iterator[str]:
+    """The names above `name` in the hierarchy, outermost first ("a", "a/b" for "a/b/c")."""
+    start = 0
+    while (i := name.find(DELIMITER, start)) >= 0:
+        yield name[:i]
+        start = i + 1
+
+
+def _order(name: str) -> tuple[bool, str]:
+    return (name != "INBOX", name)
+
+
 def list_folders(
     folders: Iterable,
-    matcher: Matcher,
+    matcher: NameMatcher,
     *,
+    subscriptions: Iterable[str] | None = None,
     subscribed_only: bool = False,
     special_use_only: bool = False,
+    recursive: bool = False,
+    return_subscribed: bool = False,
+    extended: bool = False,
     lsub: bool = False,
 ) -> list[Listed]:
     """The LIST (or LSUB) lines for the names `matcher` accepts, in name order with INBOX
-    first. Costs about 0.1 ms per folder for the worst pattern allowed: call it off the loop
-    when the folders are many."""
+    first.
+
+    `folders` are the existing folders; `subscriptions` the subscription list, names of
+    folders that no longer exist included (taken from the folders' `subscribed` when not
+    given). `subscribed_only`, `special_use_only` and `recursive` are the selection options
+    SUBSCRIBED, SPECIAL-USE and RECURSIVEMATCH; `return_subscribed` is RETURN (SUBSCRIBED);
+    `extended` says the command used RFC 5258 syntax, whose answers name a name that is no
+    folder ``\\NonExistent`` where RFC 3501 says ``\\Noselect``.
+
+    Costs about 0.1 ms per name for the worst pattern allowed: call it off the loop when the
+    folders are many.
+    """
     infos = {f.name: f for f in folders}
-    names = set(infos)
-    implied = set()
-    for name in names:
-        parts = name.split(DELIMITER)
-        for i in range(1, len(parts)):
-            parent = DELIMITER.join(parts[:i])
-            if parent not in names:
-                implied.add(parent)
-    has_children = {
-        DELIMITER.join(n.split(DELIMITER)[:i])
-        for n in names
-        for i in range(1, n.count(DELIMITER) + 1)
-    }
+    subscribed = (
+        {f.name for f in infos.values() if f.subscribed}
+        if subscriptions is None
+        else set(subscriptions)
+    )
+    # RFC 3348: a name has children when an existing folder sits below it
+    has_children = {a for n in infos for a in ancestors(n)}
+    if lsub:
+        return _lsub(infos, subscribed, has_children, matcher)
+
+    def selected(name: str) -> bool:
+        """Whether the name meets the selection criteria itself."""
+        if subscribed_only:
+            if name not in subscribed:
+                return False
+        elif name not in infos and name not in has_children:
+            return False  # RFC 3501 6.3.8: only folders and the parents they imply
+        info = infos.get(name)
+        return not special_use_only or (info is not None and bool(info.special_use))
+
+    names = set(infos) | has_children
+    if subscribed_only:
+        names |= subscribed  # RFC 5258 3.1: subscribed names, existing or not
+    wanted = {n for n in names if selected(n)}
+    # RFC 5258 3.1 RECURSIVEMATCH: parents of names meeting the criteria, whether or not
+    # those names match the pattern (Note 2), get CHILDINFO
+    child_selected = {a for n in wanted for a in ancestors(n)} if recursive else set()
+    mark_subscribed = subscribed_only or return_subscribed
     out: list[Listed] = []
-    for name in sorted(names | implied, key=lambda n: (n != "INBOX", n)):
+    for name in sorted(wanted | child_selected, key=_order):
         if not matcher.match(name):
             continue
         info = infos.get(name)
-        if (subscribed_only or lsub) and (info is None or not info.subscribed):
-            continue
-        if special_use_only and (info is None or not info.special_use):
-            continue
         attrs: list[str] = []
         if info is None:
-            attrs.append("\\Noselect")
-        # RFC 3348 / RFC 5258 4: children attributes
-        attrs.append("\\HasChildren" if name in has_children else "\\HasNoChildren")
-        if info is not None and info.special_use and not lsub:
+            # RFC 5258 3: \NonExistent implies \Noselect
+            attrs.append("\\NonExistent" if extended else "\\Noselect")
+        # RFC 3348 / RFC 5258 4: children attributes; a name that is no folder has no
+        # \HasNoChildren to give
+        if name in has_children:
+            attrs.append("\\HasChildren")
+        elif info is not None:
+            attrs.append("\\HasNoChildren")
+        if info is not None and info.special_use:
             attrs.append(info.special_use)  # RFC 6154 2
-        if subscribed_only and info is not None and info.subscribed:
-            attrs.append("\\Subscribed")
+        if mark_subscribed and name in subscribed:
+            attrs.append("\\Subscribed")  # RFC 5258 3.2
+        childinfo = ("SUBSCRIBED",) if name in child_selected else ()
+        out.append(Listed(name, tuple(attrs), childinfo))
+    return out
+
+
+def _lsub(
+    infos: dict, subscribed: set[str], has_children: set[str], matcher: NameMatcher
+) -> list[Listed]:
+    """LSUB (RFC 3501 6.3.9): the subscribed names the pattern matches, whether or not the
+    folder exists (RFC 3501 6.3.6: a deleted folder stays subscribed); a name that is no
+    folder is ``\\Noselect``. A parent the pattern matches in place of a subscribed name
+    below it (``%`` stops at the delimiter) is returned ``\\Noselect`` when not subscribed
+    itself, as RFC 3501 6.3.9 requires."""
+    listed: dict[str, bool] = {}  # name -> selectable as an LSUB answer
+    for name in subscribed:
+        if matcher.match(name):
+            listed[name] = name in infos
+            continue
+        for parent in ancestors(name):
+            if parent not in subscribed and matcher.match(parent):
+                listed.setdefault(parent, False)
+    out: list[Listed] = []
+    for name in sorted(listed, key=_order):
+        attrs: list[str] = [] if listed[name] else ["\\Noselect"]
+        if name in has_children:
+            attrs.append("\\HasChildren")
+        elif name in infos:
+            attrs.append("\\HasNoChildren")
         out.append(Listed(name, tuple(attrs)))
     return out
 
 
 def list_line(verb: str, item: Listed) -> bytes:
+    """One untagged LIST/LSUB response (RFC 3501 7.2.2), with RFC 5258 3.5's CHILDINFO
+    extended data when the item carries it."""
+    extra = b""
+    if item.childinfo:
+        opts = b" ".join(b'"' + o.encode() + b'"' for o in item.childinfo)
+        extra = b' ("CHILDINFO" (' + opts + b"))"
     return (
         b"* "
         + verb.encode()
@@ -165,5 +265,6 @@ def list_line(verb: str, item: Listed) -> bytes:
         + " ".join(item.attributes).encode()
         + b') "/" '
         + render.astring_mailbox(item.name)
+        + extra
         + b"\r\n"
     )

@@ -241,7 +241,10 @@ class Command:
     mechanism: str | None = None
     initial: bytes | None = None
     reference: str | None = None
-    pattern: str | None = None
+    # LIST/LSUB patterns; None for one that is not modified UTF-7 (or after such a
+    # reference), which matches no name
+    patterns: tuple[str | None, ...] = ()
+    extended: bool = False  # RFC 5258 3: LIST with selection or return options, or patterns
     select_opts: tuple[str, ...] = ()
     return_opts: tuple[str, ...] = ()
     status_items: tuple[str, ...] = ()
@@ -376,13 +379,15 @@ class _Reader:
         raw = self.astring()
         return decode_mailbox(raw)
 
-    def list_mailbox(self) -> str:
+    def list_mailbox(self) -> str | None:
+        """RFC 3501 9 list-mailbox, decoded; None when it is not modified UTF-7, since such
+        a pattern can match no name (all names are)."""
         c = self.peek()
         raw = self.string() if c in (0x22, 0x7B) else self.take(_LIST_CHARS)
         try:
             return mutf7.decode(raw)
-        except mutf7.MailboxNameError as exc:
-            raise self.fail(str(exc)) from exc
+        except mutf7.MailboxNameError:
+            return None
 
     def sequence_set(self) -> SequenceSet:
         ranges: list[tuple[int | None, int | None]] = []
@@ -692,26 +697,60 @@ def _append(r: _Reader, cmd: Command) -> None:
 
 
 def _list(r: _Reader, cmd: Command) -> None:
+    """RFC 5258 6: "LIST" [SP list-select-opts] SP mailbox SP mbox-or-pat
+    [SP list-return-opts]; mbox-or-pat = list-mailbox / "(" list-mailbox *(SP ...) ")".
+
+    Options are only read here; which ones exist is the session's business, so an unknown
+    one gets BAD whatever the pattern."""
     r.sp()
     if r.peek() == 0x28:  # RFC 5258 3: list-select-opts
         cmd.select_opts = r.atom_list()
+        cmd.extended = True
         r.sp()
-    cmd.reference = r.mailbox() if r.peek() not in (0x22, 0x7B) else _ref(r)
+    reference = _reference(r)
     r.sp()
-    cmd.pattern = r.list_mailbox()
+    if r.peek() == 0x28:  # RFC 5258 3: several patterns
+        r.pos += 1
+        if r.peek() == 0x29:
+            raise r.fail("expected at least one pattern")
+        patterns = [r.list_mailbox()]
+        while r.peek() != 0x29:
+            r.sp()
+            patterns.append(r.list_mailbox())
+        r.pos += 1
+        cmd.extended = True
+    else:
+        patterns = [r.list_mailbox()]
     if r.maybe_sp() and not r.at_end():
         if r.word() != "RETURN":
             raise r.fail("expected RETURN")
         r.sp()
-        cmd.return_opts = r.atom_list()
+        cmd.return_opts = r.atom_list()  # RFC 5258 6: list-return-opts
+        cmd.extended = True
+    _set_patterns(cmd, reference, patterns)
 
 
-def _ref(r: _Reader) -> str:
-    raw = r.string()
+def _lsub(r: _Reader, cmd: Command) -> None:
+    """RFC 3501 6.3.9: LSUB reference mailbox-pattern (no extended forms)."""
+    r.sp()
+    reference = _reference(r)
+    r.sp()
+    _set_patterns(cmd, reference, [r.list_mailbox()])
+
+
+def _reference(r: _Reader) -> str | None:
+    """The LIST/LSUB reference (RFC 3501 9: mailbox), decoded; None when not modified
+    UTF-7."""
     try:
-        return mutf7.decode(raw)
-    except mutf7.MailboxNameError as exc:
-        raise r.fail(str(exc)) from exc
+        return mutf7.decode(r.astring())
+    except mutf7.MailboxNameError:
+        return None
+
+
+def _set_patterns(cmd: Command, reference: str | None, patterns: list[str | None]) -> None:
+    """A reference that is not modified UTF-7 makes every pattern match nothing."""
+    cmd.reference = "" if reference is None else reference
+    cmd.patterns = tuple(None if reference is None else p for p in patterns)
 
 
 def _id_params(r: _Reader) -> tuple[tuple[str, str | None], ...] | None:
@@ -822,10 +861,7 @@ def _arguments(r: _Reader, cmd: Command) -> None:
         r.end()
     elif name in ("LIST", "LSUB"):
         if name == "LSUB":
-            r.sp()
-            cmd.reference = _ref(r) if r.peek() in (0x22, 0x7B) else r.mailbox()
-            r.sp()
-            cmd.pattern = r.list_mailbox()
+            _lsub(r, cmd)
         else:
             _list(r, cmd)
         r.end()

@@ -486,26 +486,41 @@ class Session:
         return None
 
     async def do_list(self, cmd: Command) -> str | None:
-        assert cmd.pattern is not None and cmd.reference is not None
+        """LIST (RFC 3501 6.3.8, RFC 5258, RFC 6154) and LSUB (RFC 3501 6.3.9)."""
+        assert cmd.reference is not None
         lsub = cmd.name == "LSUB"
-        if not lsub and cmd.pattern == "":
+        opts, returns = set(cmd.select_opts), set(cmd.return_opts)
+        # RFC 5258 3: options are checked first, so a bad one is BAD whatever the pattern
+        if opts - mailboxes.SELECT_OPTIONS:
+            raise Bad("Unknown LIST selection option")
+        if returns - mailboxes.RETURN_OPTIONS:
+            raise Bad("Unknown LIST return option")
+        if "RECURSIVEMATCH" in opts and "SUBSCRIBED" not in opts:
+            # RFC 5258 3.1: RECURSIVEMATCH needs a base option to modify; the server MUST
+            # answer BAD (REMOTE and SPECIAL-USE are independent options, RFC 6154 6)
+            raise Bad("RECURSIVEMATCH needs the SUBSCRIBED selection option")
+        if not lsub and cmd.patterns == ("",):
             # RFC 3501 6.3.8: an empty pattern asks for the delimiter and root
             self.conn.write(b'* LIST (\\Noselect) "/" ""\r\n')
             return None
-        opts = set(cmd.select_opts)
-        unknown = opts - {"SUBSCRIBED", "SPECIAL-USE", "REMOTE", "RECURSIVEMATCH"}
-        if unknown:
-            raise Bad("Unknown LIST selection option")
         try:
-            matcher = mailboxes.Matcher(cmd.reference, cmd.pattern)
+            # a pattern that is not modified UTF-7 (None) matches no name
+            matcher = mailboxes.AnyOf(
+                [mailboxes.Matcher(cmd.reference, p) for p in cmd.patterns if p is not None]
+            )
         except mailboxes.PatternTooLong as exc:
             raise Bad(str(exc), "LIMIT") from None
+        if not matcher.matchers:
+            return None
         items = await self.ctx.run_io(
             _list_matching,
             self.mailbox,
             matcher,
             subscribed_only="SUBSCRIBED" in opts,
             special_use_only="SPECIAL-USE" in opts,
+            recursive="RECURSIVEMATCH" in opts,
+            return_subscribed="SUBSCRIBED" in returns,
+            extended=cmd.extended,
             lsub=lsub,
         )
         self.conn.write(b"".join(mailboxes.list_line(cmd.name, i) for i in items))
@@ -757,10 +772,12 @@ def _listing(take: Callable[[Any], Any], folder: Any) -> tuple[int, Any]:
             return uidvalidity, snap
 
 
-def _list_matching(mailbox: Any, matcher: mailboxes.Matcher, **options: bool) -> list[Any]:
-    """The folders LIST answers with; off the loop, since matching costs grow with the
-    number of folders."""
-    return mailboxes.list_folders(mailbox.list_folders(), matcher, **options)
+def _list_matching(mailbox: Any, matcher: mailboxes.NameMatcher, **options: bool) -> list[Any]:
+    """The names LIST and LSUB answer with, subscribed names of deleted folders included;
+    off the loop, since matching costs grow with the number of folders."""
+    return mailboxes.list_folders(
+        mailbox.list_folders(), matcher, subscriptions=mailbox.subscriptions(), **options
+    )
 
 
 def _copyuid(dest: Any, pairs: list[tuple[int, int]]) -> str:

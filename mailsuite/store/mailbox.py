@@ -67,7 +67,8 @@ class Mailbox:
             self._make_folder(canonical)
 
     def delete_folder(self, name: str) -> None:
-        """Delete a folder and its messages; its sub-folders stay (RFC 3501 6.3.4)."""
+        """Delete a folder and its messages; its sub-folders stay (RFC 3501 6.3.4), and so
+        does its subscription (RFC 3501 6.3.6: never removed unilaterally)."""
         canonical = canonical_folder(name)
         if canonical == INBOX:
             raise NotAllowed("INBOX cannot be deleted")  # RFC 3501 6.3.4
