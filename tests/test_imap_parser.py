@@ -75,8 +75,6 @@ def test_login_arguments_are_astrings(raw, user, password):
         b"a APPEND INBOX (\\Seen) abc",
         b'a APPEND INBOX "bad date" {1}\r\nx',
         b"a STATUS INBOX (MESSAGES BOGUS)",
-        b"a SELECT &Jjo",
-        b"a SELECT &AGE-",
         b"a ENABLE",
         b'a ID ("a")',
         b"a NOOP extra",
@@ -293,6 +291,27 @@ def test_list_patterns(raw, reference, patterns, extended):
 def test_list_grammar_errors(raw):
     with pytest.raises(ParseError):
         parse_command(raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"a SELECT &Jjo",
+        b'a SELECT "a&Jjo"',
+        b"a SELECT &AGE-",
+        b"a CREATE {3}\r\n\xc5\xbcx",
+        b"a RENAME INBOX Zo&AUI",
+        b"a COPY 1 &Jjo",
+        b'a STATUS "&-&" (MESSAGES)',
+    ],
+)
+def test_a_name_that_is_not_modified_utf7_is_parsed_and_marked(raw):
+    """A valid astring that is not modified UTF-7 is no grammar error (the session answers
+    NO); the name it yields is empty, so no folder can be reached with it."""
+    cmd = parse_command(raw)
+    assert cmd.bad_name
+    assert "" in (cmd.mailbox, cmd.mailbox2)
+    assert not parse_command(b"a SELECT Zo&AUI-w").bad_name
 
 
 def test_other_verbs():

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.test_imap_server import Raw, deliver, reply, session, simple, store, user
 
 __all__ = ["store", "user"]  # fixtures, imported so pytest finds them here
@@ -155,3 +157,71 @@ def test_delete_keeps_the_subscription(suite, user):
     assert c.cmd('LSUB "" "Old"')[:-1] == [b'* LSUB (\\HasNoChildren) "/" "Old"\r\n']
     c.ok("UNSUBSCRIBE Old")
     assert c.cmd('LSUB "" "Old"')[:-1] == []
+
+
+# --- mailbox names ----------------------------------------------------------------------
+
+NOT_UTF7 = ["a&Jjo", '"a&Jjo"', "&AGE-", "{5+}\r\na&Jjo", "Zo&AUI", '"&-&"']
+
+
+@pytest.mark.parametrize("name", NOT_UTF7)
+def test_a_name_that_is_not_modified_utf7_gets_no(suite, user, store, name):
+    """A syntactically valid astring that is not modified UTF-7 (RFC 3501 5.1.3) names no
+    mailbox: NO, never BAD, for every command taking a mailbox; nothing is created."""
+    deliver(store, user, simple(1))
+    c = session(suite, user)
+    for command in (
+        "SELECT {}",
+        "EXAMINE {}",
+        "CREATE {}",
+        "DELETE {}",
+        "RENAME INBOX {}",
+        "RENAME {} Foo",
+        "SUBSCRIBE {}",
+        "UNSUBSCRIBE {}",
+        "STATUS {} (MESSAGES)",
+        "APPEND {} {{1+}}\r\nx",
+    ):
+        answer = reply(c.cmd(command.format(name)))
+        assert answer.startswith(b"NO "), (command, answer)
+    assert reply(c.cmd("FETCH 1 FLAGS")).startswith(b"BAD")  # the failed SELECT deselected
+    c.ok("SELECT INBOX")
+    for command in ("COPY 1 {}", "MOVE 1 {}", "UID COPY 1 {}"):
+        assert reply(c.cmd(command.format(name))).startswith(b"NO "), command
+    assert c.cmd("FETCH 1 UID")[:-1] == [b"* 1 FETCH (UID 1)\r\n"]
+    assert not any(b"Jjo" in ln or b"AGE" in ln for ln in c.cmd('LIST "" "*"'))
+
+
+@pytest.mark.parametrize("pattern", ['"a&Jjo"', "a&Jjo*", '"&Jjo%"', '"Zo&AUI"'])
+def test_list_with_a_pattern_that_is_not_modified_utf7_matches_nothing(suite, user, pattern):
+    """LIST and LSUB with such a pattern or reference are OK with no match, never BAD."""
+    c = session(suite, user, select=None)
+    c.ok("CREATE Zo&AUI-w")
+    assert c.cmd(f'LIST "" {pattern}')[:-1] == []
+    assert c.cmd(f'LSUB "" {pattern}')[:-1] == []
+    assert c.cmd('LIST "a&Jjo" "*"')[:-1] == []  # the reference is not valid either
+    assert c.cmd(f'LIST "" ({pattern} "Zo*")')[:-1] == [
+        b'* LIST (\\HasNoChildren) "/" "Zo&AUI-w"\r\n'
+    ]
+    assert reply(c.cmd(f'LIST "" {pattern}')).startswith(b"OK")
+
+
+def test_reply_texts_stay_7bit_for_unicode_names(suite, user):
+    """RFC 3501 9: resp-text is TEXT-CHAR, 7-bit: a decoded UTF-8 folder name is never
+    echoed in a NO."""
+    c = session(suite, user, select=None)
+    zazolc = "Za&AXwA8wFCAQc-"  # "Zażółć" in modified UTF-7
+    c.ok(f"CREATE {zazolc}")
+    c.ok("CREATE Y")
+    answers = [
+        reply(c.cmd(f"CREATE {zazolc}")),
+        reply(c.cmd(f"SELECT {zazolc}/Nie")),
+        reply(c.cmd(f"STATUS {zazolc}/Nie (MESSAGES)")),
+        reply(c.cmd(f"DELETE {zazolc}/Nie")),
+        reply(c.cmd(f"RENAME {zazolc}/Nie X")),
+        reply(c.cmd(f"RENAME Y {zazolc}")),
+    ]
+    for answer in answers:
+        assert answer.startswith(b"NO ["), answers
+        assert answer.isascii() and "Zażółć".encode() not in answer, answers
+        assert all(32 <= b < 127 for b in answer.rstrip(b"\r\n")), answers

@@ -285,7 +285,6 @@ def test_commands_in_the_wrong_state_are_bad(suite, user):
         b"a SEARCH (",
         b"\x00\xff\xfe garbage",
         b"a UID FROB 1",
-        b"a SELECT &Jjo",
     ],
 )
 def test_malformed_input_gets_bad_and_the_session_goes_on(suite, user, line):

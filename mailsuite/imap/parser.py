@@ -250,6 +250,9 @@ class Command:
     status_items: tuple[str, ...] = ()
     words: tuple[str, ...] = ()
     params: tuple[tuple[str, str | None], ...] | None = None
+    # a mailbox argument is a valid astring but not modified UTF-7 (RFC 3501 5.1.3): the
+    # session answers NO; the argument holds "" and must not be used
+    bad_name: bool = False
 
 
 class _Reader:
@@ -258,6 +261,7 @@ class _Reader:
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.pos = 0
+        self.bad_name = False
 
     def fail(self, message: str) -> ParseError:
         return ParseError(message)
@@ -376,8 +380,14 @@ class _Reader:
         return self.string()
 
     def mailbox(self) -> str:
+        """A mailbox argument. A name that is not modified UTF-7 is a fine astring, so it
+        is not a grammar error: `bad_name` is set and "" returned, which no folder has."""
         raw = self.astring()
-        return decode_mailbox(raw)
+        try:
+            return decode_mailbox(raw)
+        except ParseError:
+            self.bad_name = True
+            return ""
 
     def list_mailbox(self) -> str | None:
         """RFC 3501 9 list-mailbox, decoded; None when it is not modified UTF-7, since such
@@ -815,6 +825,7 @@ def parse_command(data: bytes) -> Command:
     except ParseError as exc:
         exc.tag = tag
         raise
+    cmd.bad_name = r.bad_name
     return cmd
 
 

@@ -36,6 +36,7 @@ FETCH_CHUNK_BYTES = 4 << 20  # message bytes read per trip for body items
 FETCH_CHUNK_FILES = 200
 CACHE_PREFIX = "imap1."  # bump when the rendering of cached values changes
 SERVER_ID = (("name", "mailsuite"), ("vendor", "mailsuite"))
+MAX_ERROR_TEXT = 200  # bytes of a grammar error's text in the BAD reply
 
 _ANY = frozenset({NOT_AUTH, AUTH, SELECTED})
 _AUTHED = frozenset({AUTH, SELECTED})
@@ -71,6 +72,19 @@ _STORE_ERRORS: dict[type, str] = {
     store_pkg.BadFlag: "CANNOT",
     store_pkg.NoSuchMessage: "EXPUNGEISSUED",
 }
+
+# RFC 3501 9: resp-text is 7-bit, and a folder name is any Unicode; so a refusal says what
+# went wrong in words of its own and the name stays in the log
+_STORE_TEXTS: dict[type, str] = {
+    store_pkg.NoSuchFolder: "No such folder",
+    store_pkg.FolderExists: "Folder already exists",
+    store_pkg.BadFolderName: "Invalid folder name",
+    store_pkg.NotAllowed: "Not allowed",
+    store_pkg.TooLarge: "Too large",
+    store_pkg.BadFlag: "Invalid flag",
+    store_pkg.NoSuchMessage: "No such message",
+}
+_NAMING_ERRORS = (store_pkg.NoSuchFolder, store_pkg.FolderExists)  # their text is the name
 
 
 class Session:
@@ -139,7 +153,8 @@ class Session:
             tag = exc.tag or parse_tag(data) or "*"
             kind = b"NO" if exc.code == "BADCHARSET" else b"BAD"
             code = b" [BADCHARSET (UTF-8 US-ASCII)]" if exc.code == "BADCHARSET" else b""
-            text = exc.message.encode("ascii", "replace")
+            # 7-bit, and short: a message may quote the client's words, which can be long
+            text = exc.message.encode("ascii", "replace")[:MAX_ERROR_TEXT]
             conn.write(b"%s %s%s %s\r\n" % (tag.encode(), kind, code, text))
             return
         handler, states = self.HANDLERS.get(cmd.name, (None, frozenset()))
@@ -167,6 +182,11 @@ class Session:
     async def _run(self, handler: Callable[..., Any], cmd: Command) -> bytes:
         """Run one handler and announce pending changes; the tagged reply without its tag."""
         try:
+            if cmd.bad_name:
+                if cmd.name in ("SELECT", "EXAMINE"):
+                    self.deselect()  # RFC 3501 6.3.1: a failed SELECT leaves none selected
+                # RFC 3501 5.1.3: a valid astring, but no mailbox can have that name
+                raise No("Mailbox name is not valid modified UTF-7", "CANNOT")
             text = await handler(self, cmd)
         except Bad as exc:
             return b"BAD " + self._coded(exc)
@@ -174,7 +194,7 @@ class Session:
             reply = b"NO " + self._coded(exc)
         except store_pkg.StoreError as exc:
             code = _STORE_ERRORS.get(type(exc), "CANNOT")
-            reply = b"NO [" + code.encode() + b"] " + str(exc).encode()
+            reply = b"NO [" + code.encode() + b"] " + _store_text(exc).encode()
         else:
             reply = b"OK " + (text or f"{cmd.name} completed").encode()
         if self.state != LOGOUT:
@@ -778,6 +798,16 @@ def _list_matching(mailbox: Any, matcher: mailboxes.NameMatcher, **options: bool
     return mailboxes.list_folders(
         mailbox.list_folders(), matcher, subscriptions=mailbox.subscriptions(), **options
     )
+
+
+def _store_text(exc: store_pkg.StoreError) -> str:
+    """The words a client gets for a store refusal: the store's own when they are plain
+    ASCII and name no folder, else the generic ones for its kind (RFC 3501 9: 7-bit)."""
+    text = str(exc)
+    if isinstance(exc, _NAMING_ERRORS) or not (text and text.isascii() and text.isprintable()):
+        log.debug("store refused: %s: %r", type(exc).__name__, text)
+        return _STORE_TEXTS.get(type(exc), "Cannot do that")
+    return text
 
 
 def _copyuid(dest: Any, pairs: list[tuple[int, int]]) -> str:
