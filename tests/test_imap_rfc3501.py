@@ -5,11 +5,12 @@ tests/test_imap_server.py. Where the RFC says MUST, the test names the section.
 
 from __future__ import annotations
 
+import base64
 import re
 
 import pytest
 
-from tests.test_imap_server import Raw, deliver, reply, session, simple, store, user
+from tests.test_imap_server import PASSWORD, Raw, deliver, reply, session, simple, store, user
 
 __all__ = ["store", "user"]  # fixtures, imported so pytest finds them here
 
@@ -225,3 +226,29 @@ def test_reply_texts_stay_7bit_for_unicode_names(suite, user):
         assert answer.startswith(b"NO ["), answers
         assert answer.isascii() and "Zażółć".encode() not in answer, answers
         assert all(32 <= b < 127 for b in answer.rstrip(b"\r\n")), answers
+
+
+# --- AUTHENTICATE before TLS --------------------------------------------------------------
+
+
+def test_authenticate_before_tls_is_refused_like_login(suite_factory):
+    """RFC 3501 6.2.2/6.2.3 and RFC 5530 3: with plaintext logins off, every AUTHENTICATE
+    before TLS gets what LOGIN gets, NO [PRIVACYREQUIRED], whatever the mechanism; after
+    STARTTLS an unknown mechanism is NO [CANNOT] and PLAIN works."""
+    s = suite_factory({"tls": {"allow_plaintext_auth_on_loopback": False}})
+    s.add_user("tls@example.test", PASSWORD)
+    c = Raw(s.port("imap"))
+    login = reply(c.cmd(f'LOGIN tls@example.test "{PASSWORD}"'))
+    assert login.startswith(b"NO [PRIVACYREQUIRED]")
+    token = base64.b64encode(f"\0tls@example.test\0{PASSWORD}".encode()).decode()
+    for command in (
+        "AUTHENTICATE LOGIN",
+        "AUTHENTICATE PLAIN",
+        f"AUTHENTICATE PLAIN {token}",
+        "AUTHENTICATE CRAM-MD5",
+        "AUTHENTICATE login",
+    ):
+        assert reply(c.cmd(command)) == login, command
+    c.starttls()
+    assert reply(c.cmd("AUTHENTICATE CRAM-MD5")).startswith(b"NO [CANNOT]")
+    assert reply(c.cmd(f"AUTHENTICATE PLAIN {token}")).startswith(b"OK")

@@ -371,11 +371,15 @@ class Session:
         )
 
     async def do_authenticate(self, cmd: Command) -> str | None:
-        """RFC 3501 6.2.2 with SASL-IR (RFC 4959); PLAIN is the one mechanism offered."""
-        if cmd.mechanism != "PLAIN":
-            raise No("Unsupported authentication mechanism", "CANNOT")
+        """RFC 3501 6.2.2 with SASL-IR (RFC 4959); PLAIN is the one mechanism offered.
+
+        Before TLS with plaintext logins off no mechanism is offered at all, so every
+        AUTHENTICATE gets what LOGIN gets, for the same reason (RFC 3501 6.2.3, RFC 5530 3
+        PRIVACYREQUIRED); after it, a mechanism we lack is NO [CANNOT] (RFC 3501 6.2.2)."""
         if not self.plaintext_ok():
             raise No("Use STARTTLS first", "PRIVACYREQUIRED")
+        if cmd.mechanism != "PLAIN":
+            raise No("Unsupported authentication mechanism", "CANNOT")
         exchange = sasl.Exchange(cmd.mechanism)
         step = exchange.begin(cmd.initial)  # RFC 4959 3: "=" is an empty initial response
         while isinstance(step, sasl.Challenge):
