@@ -557,6 +557,37 @@ async def test_other_users_accounts_are_out_of_reach(browser: Browser, dovecot: 
         assert "Jej" not in html
 
 
+async def test_the_last_fetch_error_is_in_the_pages_language(
+    browser: Browser, dovecot: Dovecot
+) -> None:
+    """A fetch refused by the server is named in Polish on Polish pages and in English on
+    English ones; one recorded without a reason never shows its English on a Polish page."""
+    ctx = browser.ctx
+    fields = step2("w1@gmail.com", dovecot.ports["pop3s"], protokol="pop3", dostawca="Blad")
+    assert (await browser.post(ADD, fields, ADD))[0] == 303
+    external = ext_db.get_external(ctx.directory, USER, "Blad")
+    fetcher = Fetcher(ctx.directory, ctx.store, ctx.settings)
+    ext_db.update_external(ctx.directory, external.id, secret=fetcher.secrets.encrypt("zle"))
+    result = await ctx.run_io(fetcher.fetch, ext_db.get_external(ctx.directory, USER, "Blad"))
+    assert result.reason == "login"
+    shown = {}
+    for lang in ("pl", "en"):
+        _, html = await browser.page(LIST, lang)
+        shown[lang] = re.search(r'<dd class="last-error">([^<]*)</dd>', html).group(1)
+    assert shown == {
+        "pl": "Serwer odrzucił login lub hasło. Sprawdź je i spróbuj ponownie.",
+        "en": "The server refused the login or password. Check them and try again.",
+    }
+    saved = ext_db.get_external(ctx.directory, USER, "Blad")
+    assert saved.last_error.startswith("the server refused the user name or password")
+    ext_db.record_outcome(ctx.directory, external.id, error="something odd", next_attempt=9e9)
+    _, html = await browser.page(LIST, "pl")
+    assert "something odd" not in html
+    assert "Ostatnie pobieranie nie powiodło się." in html
+    _, html = await browser.page(LIST, "en")
+    assert "something odd" in html
+
+
 async def test_a_forged_message_cookie_says_nothing(browser: Browser) -> None:
     browser.client.session.cookie_jar.update_cookies({"komunikat": "WyJhZGRlZCIsIkV2aWwiXQ.00"})
     status, html = await browser.page(LIST)

@@ -24,9 +24,10 @@ so nothing is copied twice and nothing is lost.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mailsuite.directory.directory import Directory
@@ -96,6 +97,10 @@ class ExternalAccount:
     lease_until: float | None
     lease_owner: str | None
     fetched: int
+    # What `last_error` names, for words in the user's language: the failure's reason (a
+    # remote client's, or the fetcher's own) and its values; "" and {} when unknown.
+    last_error_reason: str = ""
+    last_error_params: dict[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:  # never print the token
         return f"ExternalAccount({self.id}, {self.owner!r}, {self.label!r}, {self.protocol})"
@@ -178,10 +183,24 @@ def check_fields(**fields: Any) -> dict[str, Any]:
     return _check(dict(fields))
 
 
+# `last_error` holds the sentence, then (after this separator) the reason and its values as
+# JSON, so the admin's English and the user's words come from one column.
+_NAMED = "\x1f"
+
+
 def _record(row: dict[str, Any]) -> ExternalAccount:
     row = dict(row)
     row["accept_self_signed"] = bool(row["accept_self_signed"])
     row["secret"] = bytes(row["secret"])
+    sentence, _, named = (row.get("last_error") or "").partition(_NAMED)
+    row["last_error"] = sentence
+    reason, _, values = named.partition(_NAMED)
+    try:
+        params = json.loads(values) if values else {}
+    except ValueError:
+        params = {}
+    row["last_error_reason"] = reason
+    row["last_error_params"] = params if isinstance(params, dict) else {}
     return ExternalAccount(**row)
 
 
@@ -421,9 +440,17 @@ def record_outcome(
     *,
     error: str | None,
     next_attempt: float,
+    reason: str = "",
+    params: dict[str, Any] | None = None,
 ) -> None:
-    """Release the lease and note the result (`error` None: success)."""
+    """Release the lease and note the result (`error` None: success); `reason` and
+    `params` name the failure so a page can word it in its user's language."""
     now = directory.clock()
+    if error is not None:
+        error = error[:MAX_ERROR]
+        if reason:
+            named = json.dumps(params or {}, ensure_ascii=False, default=str)
+            error = f"{error}{_NAMED}{reason}{_NAMED}{named}"
     with directory.transaction() as conn:
         if error is None:
             conn.execute(
@@ -435,7 +462,7 @@ def record_outcome(
             conn.execute(
                 "UPDATE external_accounts SET lease_until = NULL, last_error = ?,"
                 " last_error_at = ?, failures = failures + 1, next_attempt = ? WHERE id = ?",
-                (error[:MAX_ERROR], now, next_attempt, account_id),
+                (error, now, next_attempt, account_id),
             )
 
 

@@ -216,6 +216,8 @@ def describe(directory: Directory, account: ExternalAccount) -> dict[str, Any]:
         "messages": ext_db.copied_count(directory, account.id),
         "last_success": account.last_success,
         "last_error": account.last_error,
+        "last_error_reason": account.last_error_reason,
+        "last_error_params": account.last_error_params,
         "last_error_at": account.last_error_at,
         "last_attempt": account.last_attempt,
         "next_attempt": account.next_attempt,

@@ -19,6 +19,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from mailsuite.config import Settings
 from mailsuite.directory import Directory
@@ -51,9 +52,21 @@ class FetchResult:
     skipped: int = 0
     error: str | None = None
     kind: str | None = None  # "connect", "tls", "login", "protocol", "busy", "secret", "store"
+    reason: str = ""  # the RemoteError's reason, or "secret", "store", "bug", "folders"
+    params: dict[str, Any] = field(default_factory=dict)
     folder_errors: list[str] = field(default_factory=list)
+    failed_folders: list[str] = field(default_factory=list)
     more: bool = False
     renewed: float = field(default_factory=time.monotonic)
+
+
+def _plain(params: dict[str, Any]) -> dict[str, Any]:
+    """A RemoteError's values that words need, without the server's own detail."""
+    return {
+        k: v
+        for k, v in params.items()
+        if isinstance(v, str | int) and not k.startswith("detail") and k != "service"
+    }
 
 
 def message_id(data: bytes) -> str:
@@ -149,18 +162,23 @@ class Fetcher:
                     self._run_pop3(account, remote, result)
         except RemoteError as exc:
             result.error, result.kind = str(exc), exc.kind
+            result.reason, result.params = exc.reason, _plain(exc.params)
         except SecretError as exc:
-            result.error, result.kind = str(exc), "secret"
+            result.error, result.kind, result.reason = str(exc), "secret", "secret"
         except (StoreError, OSError) as exc:
             log.exception("external %s of %s: local delivery failed", account.label, account.owner)
             result.error, result.kind = f"local mailbox error: {exc}", "store"
+            result.reason = "store"
         except Exception:
             # Still release the lease and note the failure: one broken account must not
             # stay locked or stop the others.
             log.exception("external %s of %s: fetch failed", account.label, account.owner)
             result.error, result.kind = "internal error while fetching; see the server log", "bug"
+            result.reason = "bug"
         if result.error is None and result.folder_errors:
             result.error, result.kind = "; ".join(result.folder_errors)[:500], "protocol"
+            result.reason = "folders"
+            result.params = {"folders": ", ".join(result.failed_folders)[:300]}
         now = self.directory.clock()
         if result.error is None:
             next_attempt = now + (1.0 if result.more else interval)
@@ -168,7 +186,12 @@ class Fetcher:
             backoff = min(interval * 2 ** min(account.failures, 10), max(interval, MAX_BACKOFF))
             next_attempt = now + backoff
         ext_db.record_outcome(
-            self.directory, account.id, error=result.error, next_attempt=next_attempt
+            self.directory,
+            account.id,
+            error=result.error,
+            next_attempt=next_attempt,
+            reason=result.reason,
+            params=result.params,
         )
         log.info(
             "external %s of %s: %d copied, %d skipped in %.1f s%s",
@@ -212,6 +235,7 @@ class Fetcher:
                 self._sync_folder(account, remote, name, local, result)
             except ProtocolError as exc:
                 result.folder_errors.append(f"{name}: {exc}")
+                result.failed_folders.append(name)
 
     def _sync_folder(
         self,

@@ -84,6 +84,13 @@ _REASONS = {
         N_("remote.bad_answer"),
     )
 }  # fmt: skip
+# A fetch's own failures, beside the remote reasons (mailsuite.fetcher.engine.FetchResult).
+_FETCH_ERRORS = {
+    "secret": N_("ext.fetch_error.secret"),
+    "store": N_("ext.fetch_error.store"),
+    "bug": N_("ext.fetch_error.bug"),
+    "folders": N_("ext.fetch_error.folders"),
+}
 # What the list page can report after a redirect.
 _FLASHES = {
     "added": N_("ext.added"),
@@ -115,12 +122,34 @@ def _values(ctx: Context, account: Account) -> dict[str, Any]:
 
 
 def _describe(ctx: Context, external: ExternalAccount) -> dict[str, Any]:
+    """What the list shows of an account; `last_error_words(lang)` says the last failure in
+    the page's language (templates know `lang`, section values do not)."""
     info = accounts.describe(ctx.directory, external)
     stamp = info["last_success"]
     info["last_success_text"] = (
         datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M") if stamp else ""
     )
+    reason, params, english = (
+        info["last_error_reason"],
+        info["last_error_params"],
+        info["last_error"],
+    )
+    info["last_error_words"] = lambda lang: _last_error(lang, reason, params, english)
     return info
+
+
+def _last_error(lang: str, reason: str, params: dict[str, Any], english: str) -> str:
+    """A recorded fetch failure in `lang`: its reason's words; a failure recorded without
+    one is the admin's English on an English page and a plain sentence on any other."""
+    key = _REASONS.get(reason) or _FETCH_ERRORS.get(reason)
+    if key is not None:
+        try:
+            return i18n.text(lang, key, **{**params, "detail": ""})
+        except (KeyError, ValueError, TypeError):
+            pass
+    if lang == "en" and english:
+        return english
+    return i18n.text(lang, "ext.fetch_error.other")
 
 
 def _shown(ctx: Context) -> bool:
