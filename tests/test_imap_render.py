@@ -92,18 +92,21 @@ def test_lf_only_message_sections():
 
 
 def test_envelope_keeps_raw_values_and_defaults_sender_to_from():
+    """RFC 3501 9: address lists are "(" 1*address ")", with no space between addresses."""
     assert envelope(parse(MIXED)) == (
         b'(NIL "=?utf-8?q?h=C3=A9?=" (("A B" NIL "a" "example.org"))'
         b' (("A B" NIL "a" "example.org"))'
-        b' (("A B" NIL "a" "example.org")) ((NIL NIL "c" "example.org") ("D" NIL "d" "x.y"))'
+        b' (("A B" NIL "a" "example.org")) ((NIL NIL "c" "example.org")("D" NIL "d" "x.y"))'
         b' NIL NIL NIL "<1@x>")'
     )
 
 
 def test_bodystructure_of_nested_multipart_with_message_rfc822():
+    """Text "hello\r\nworld" before the delimiter is one line: the line break before a delimiter
+    is the delimiter's (RFC 2046 5.1.1); languages are always a list, as Dovecot sends."""
     bs = body_structure(parse(MIXED), True)
     assert bs.startswith(
-        b'(("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "7BIT" 12 2 NIL NIL "pl" NIL)'
+        b'(("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "7BIT" 12 1 NIL NIL ("pl") NIL)'
         b'("MESSAGE" "RFC822" NIL NIL NIL "7BIT" '
     )
     assert b'("ATTACHMENT" ("FILENAME" "m.eml"))' in bs

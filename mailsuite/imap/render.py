@@ -5,14 +5,15 @@ BODY[section]<partial>, INTERNALDATE and whole FETCH lines. No I/O.
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
+import re
 import time
 from collections.abc import Iterable
 from typing import Any
 
 from mailsuite import mutf7
-from mailsuite.imap.message import Part, parse, section_bytes
+from mailsuite.imap.message import MESSAGE, MULTIPART, Part, parse, section_bytes
 from mailsuite.imap.parser import FetchItem
+from mailsuite.message import addresses, mime
 
 _QUOTE_MAX = 1024  # longer strings are sent as literals
 _MONTHS_B = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct")
@@ -83,146 +84,195 @@ def internal_date(when: dt.datetime | float) -> bytes:
 
 # --- ENVELOPE -----------------------------------------------------------------------------
 
+_SPACES = re.compile(rb"[ \t\r\n]+")
+_ADDRESS_FIELDS = (b"From", b"Sender", b"Reply-To", b"To", b"Cc", b"Bcc")
 
-def _addresses(raw: bytes | None) -> bytes:
-    """RFC 3501 7.4.2 address list: ((name adl mailbox host) ...) or NIL."""
-    if raw is None:
+
+def _unnul(value: bytes) -> bytes:
+    """RFC 3501 9: strings hold no NUL (CHAR8); a NUL in a header becomes U+FFFD."""
+    return value.replace(b"\0", "\ufffd".encode()) if b"\0" in value else value
+
+
+def _one_line(value: bytes) -> bytes:
+    """A folded value on one line: line breaks dropped, a space where none follows."""
+    if b"\r" not in value and b"\n" not in value:
+        return value
+    out = bytearray()
+    for i, c in enumerate(value):
+        if c in (0x0D, 0x0A):
+            if i + 1 < len(value) and value[i + 1] not in b" \t\r\n":
+                out += b" "
+        else:
+            out.append(c)
+    return bytes(out)
+
+
+def _for_humans(value: bytes) -> bytes:
+    """Subject and display names as people read them: white space runs as one space,
+    trimmed (what Dovecot sends; the text itself is not decoded)."""
+    return _SPACES.sub(b" ", value.replace(b"\0", b"\x80")).strip(b" ")
+
+
+def _address_list(items: list[addresses.Address]) -> bytes:
+    """RFC 3501 7.4.2 / 9: "(" 1*address ")" (no space between them) or NIL.
+
+    A group is a start marker (NIL NIL name NIL), its members and an end marker
+    (NIL NIL NIL NIL); a mailbox always has a mailbox and a host, so it is never read as
+    a group marker.
+    """
+    if not items:
         return b"NIL"
-    text = raw.decode("utf-8", "surrogateescape")
     out = []
-    for name, addr in email.utils.getaddresses([text]):
-        if not addr and not name:
-            continue
-        local, _, host = addr.rpartition("@") if "@" in addr else (addr, "", "")
+    for a in items:
+        name = b"NIL" if a.name is None else string(_for_humans(a.name))
         out.append(
-            plist(
-                (
-                    nstring(_raw(name) or None),
-                    b"NIL",
-                    nstring(_raw(local) if local else None),
-                    nstring(_raw(host) if host else None),
-                )
-            )
+            b"(%s %s %s %s)" % (name, nstring(a.route), nstring(a.mailbox), nstring(a.domain))
         )
-    return plist(out) if out else b"NIL"
-
-
-def _raw(text: str) -> bytes:
-    return text.encode("utf-8", "surrogateescape")
+    return b"(" + b"".join(out) + b")"
 
 
 def envelope(msg: Part) -> bytes:
-    """RFC 3501 7.4.2 ENVELOPE from the message's own header fields (values not decoded)."""
-    h = msg.header_value
-    sender_from = h(b"From")
+    """RFC 3501 7.4.2 ENVELOPE from the message's own header fields (values not decoded).
+
+    Repeated address fields are read as one list (Dovecot does so that a reader cannot be
+    shown a different From than the one checked); of the other fields the last counts.
+    """
+
+    def last(name: bytes) -> bytes | None:
+        values = msg.field_values(name)
+        return _unnul(values[-1]) if values else None
+
+    lists = {}
+    for name in _ADDRESS_FIELDS:
+        found: list[addresses.Address] = []
+        for value in msg.field_values(name):
+            found += addresses.parse(value)
+        lists[name] = found
+    subject = last(b"Subject")
     parts = [
-        nstring(h(b"Date")),
-        nstring(h(b"Subject")),
-        _addresses(sender_from),
+        nstring(None if (v := last(b"Date")) is None else _one_line(v)),
+        b"NIL" if subject is None else string(_for_humans(subject)),
+        _address_list(lists[b"From"]),
         # RFC 3501 7.4.2: sender and reply-to default to from when absent
-        _addresses(h(b"Sender") or sender_from),
-        _addresses(h(b"Reply-To") or sender_from),
-        _addresses(h(b"To")),
-        _addresses(h(b"Cc")),
-        _addresses(h(b"Bcc")),
-        nstring(h(b"In-Reply-To")),
-        nstring(h(b"Message-ID")),
+        _address_list(lists[b"Sender"] or lists[b"From"]),
+        _address_list(lists[b"Reply-To"] or lists[b"From"]),
+        _address_list(lists[b"To"]),
+        _address_list(lists[b"Cc"]),
+        _address_list(lists[b"Bcc"]),
+        nstring(None if (v := last(b"In-Reply-To")) is None else _one_line(v)),
+        nstring(None if (v := last(b"Message-ID")) is None else _one_line(v)),
     ]
     return plist(parts)
 
 
 # --- BODY / BODYSTRUCTURE -----------------------------------------------------------------
 
+# RFC 3501 7.4.2 needs at least one body in a multipart; an empty one shows an empty text part
+_EMPTY_BODY = b'("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 0 0)'
+_EMPTY_BODYSTRUCTURE = b'("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 0 0 NIL NIL NIL NIL)'
 
-def _params(values: list[tuple[str, str]] | None) -> bytes:
-    if not values:
-        return b"NIL"
+
+def _params(values: list[tuple[bytes, bytes]] | None, default_charset: bool = False) -> bytes:
+    """body-fld-param: name/value pairs as written; text parts get the RFC 2045 5.2 default
+    charset when they name none."""
     items = []
-    for key, value in values:
-        if isinstance(value, tuple):
-            value = email.utils.collapse_rfc2231_value(value)
-        items.append(string(key.upper()))
-        items.append(string(str(value)))
-    return plist(items)
+    for key, value in values or ():
+        items += [string(key.upper()), string(value)]
+    if default_charset and not any(k.lower() == b"charset" for k, _ in values or ()):
+        items += [b'"CHARSET"', b'"us-ascii"']
+    return plist(items) if items else b"NIL"
 
 
-def _content_params(part: Part, header: str) -> list[tuple[str, str]]:
-    params = part.headers.get_params(header=header, failobj=[])
-    return [(k, v) for k, v in params[1:]] if params else []
+class _Content:
+    """The Content-* fields of one entity as BODYSTRUCTURE shows them (the first of each
+    counts; none at all outside a MIME entity, RFC 2045 4)."""
 
+    def __init__(self, part: Part) -> None:
+        self.id = self.description = self.md5 = self.location = None
+        self.encoding: bytes | None = None
+        self.disposition: tuple[bytes, list[tuple[bytes, bytes]]] | None = None
+        self.languages: list[bytes] = []
+        if not part.is_mime:
+            return
 
-def _disposition(part: Part) -> bytes:
-    if "content-disposition" not in part.headers:
-        return b"NIL"
-    kind = part.headers.get_params(header="content-disposition", failobj=[])
-    if not kind:
-        return b"NIL"
-    return plist([string(kind[0][0].upper()), _params(kind[1:])])
+        def first(name: bytes) -> bytes | None:
+            values = part.field_values(name)
+            return _one_line(_unnul(values[0])) if values else None
 
+        self.id = first(b"Content-ID")
+        self.description = first(b"Content-Description")
+        self.md5 = first(b"Content-MD5")
+        self.location = first(b"Content-Location")
+        encodings = part.field_values(b"Content-Transfer-Encoding")
+        if encodings:
+            self.encoding = mime.transfer_encoding(encodings[0])
+        for value in part.field_values(b"Content-Disposition"):
+            # a later field counts while the ones before it had no parameters (as Dovecot)
+            if self.disposition is None or not self.disposition[1]:
+                self.disposition = mime.disposition(value) or self.disposition
+        langs = part.field_values(b"Content-Language")
+        if langs:
+            self.languages = mime.languages(langs[0])
 
-def _language(part: Part) -> bytes:
-    value = part.header_value(b"Content-Language")
-    if value is None:
-        return b"NIL"
-    tags = [t.strip() for t in value.replace(b",", b" ").split() if t.strip()]
-    if not tags:
-        return b"NIL"
-    return string(tags[0]) if len(tags) == 1 else plist(string(t) for t in tags)
+    def extension(self) -> list[bytes]:
+        """body-fld-dsp, body-fld-lang, body-fld-loc."""
+        if self.disposition is None:
+            dsp = b"NIL"
+        else:
+            kind, params = self.disposition
+            dsp = plist([string(kind.upper()), _params(params)])
+        lang = plist(string(t) for t in self.languages) if self.languages else b"NIL"
+        return [dsp, lang, nstring(self.location)]
 
 
 def _count_lines(data: bytes) -> int:
-    lines = data.count(b"\n")
-    if data and not data.endswith(b"\n"):
-        lines += 1
-    return lines
+    """body-fld-lines: the line breaks; a last line without one is not a line."""
+    return data.count(b"\n")
 
 
 def body_structure(part: Part, extended: bool) -> bytes:
     """BODYSTRUCTURE when `extended`, else the non-extensible BODY (RFC 3501 7.4.2)."""
-    if part.is_multipart:
+    content = _Content(part)
+    ct = part.content_type
+    if part.kind == MULTIPART and ct is not None:
         if part.children:
             kids = b"".join(body_structure(c, extended) for c in part.children)
         else:
-            # RFC 3501 7.4.2 needs at least one body; an empty multipart shows as empty text
-            kids = b'("TEXT" "PLAIN" NIL NIL NIL "7BIT" 0 0)'
-        out = [kids, string(part.subtype.upper())]
+            kids = _EMPTY_BODYSTRUCTURE if extended else _EMPTY_BODY
+        out = [kids, string(ct.subtype.upper())]
         if extended:
-            out += [
-                _params(_content_params(part, "content-type")),
-                _disposition(part),
-                _language(part),
-                nstring(part.header_value(b"Content-Location")),
-            ]
+            out += [_params(ct.params), *content.extension()]
         return b"(" + b" ".join(out) + b")"
     body = part.body_bytes()
-    params = _content_params(part, "content-type")
-    if part.maintype == "text" and not any(k.lower() == "charset" for k, _ in params):
-        params.append(("charset", "us-ascii"))
-    encoding = part.header_value(b"Content-Transfer-Encoding")
+    message = part.kind == MESSAGE and part.message is not None
+    if message:
+        kind, text = [b'"MESSAGE"', b'"RFC822"'], False
+    elif ct is None:
+        kind, text = [b'"TEXT"', b'"PLAIN"'], True
+    else:
+        kind, text = (
+            [string(ct.type.upper()), string(ct.subtype.upper())],
+            ct.type.lower() == b"text",
+        )
     out = [
-        string(part.maintype.upper()),
-        string(part.subtype.upper()),
-        _params(params),
-        nstring(part.header_value(b"Content-ID")),
-        nstring(part.header_value(b"Content-Description")),
-        string(encoding.strip().upper() if encoding else b"7BIT"),
+        *kind,
+        _params(ct.params if ct is not None else None, default_charset=text),
+        nstring(content.id),
+        nstring(content.description),
+        string(content.encoding.upper() if content.encoding else b"7BIT"),
         str(len(body)).encode(),
     ]
-    if part.message is not None:
+    if message:
+        assert part.message is not None
         out += [
             envelope(part.message),
             body_structure(part.message, extended),
             str(_count_lines(body)).encode(),
         ]
-    elif part.maintype == "text":
+    elif text:
         out.append(str(_count_lines(body)).encode())
     if extended:
-        out += [
-            nstring(part.header_value(b"Content-MD5")),
-            _disposition(part),
-            _language(part),
-            nstring(part.header_value(b"Content-Location")),
-        ]
+        out += [nstring(content.md5), *content.extension()]
     return b"(" + b" ".join(out) + b")"
 
 
@@ -232,6 +282,12 @@ def body_structure(part: Part, extended: bool) -> bytes:
 def needs_body(items: Iterable[FetchItem]) -> bool:
     """Whether any item needs the message file (everything else comes from the index)."""
     return any(i.name not in ("FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE") for i in items)
+
+
+def body_literal(chunk: bytes) -> bytes:
+    """Message bytes as a literal. RFC 3501 9: a literal is CHAR8, which excludes NUL, so a
+    NUL is sent as 0x80 (as Dovecot does; the length stays the same)."""
+    return literal(chunk.replace(b"\0", b"\x80") if b"\0" in chunk else chunk)
 
 
 def fetch_item(item: FetchItem, data: bytes, root: Part) -> bytes:
@@ -244,7 +300,7 @@ def fetch_item(item: FetchItem, data: bytes, root: Part) -> bytes:
             start, count = item.partial
             # RFC 3501 6.4.5: an origin past the end gives the empty string
             chunk = chunk[start : start + count]
-        return item.label().encode() + b" " + literal(chunk)
+        return item.label().encode() + b" " + body_literal(chunk)
     if name == "ENVELOPE":
         return b"ENVELOPE " + envelope(root)
     if name == "BODYSTRUCTURE":
@@ -252,11 +308,11 @@ def fetch_item(item: FetchItem, data: bytes, root: Part) -> bytes:
     if name == "BODY":
         return b"BODY " + body_structure(root, False)
     if name == "RFC822":
-        return b"RFC822 " + literal(data)
+        return b"RFC822 " + body_literal(data)
     if name == "RFC822.HEADER":
-        return b"RFC822.HEADER " + literal(root.header_bytes())
+        return b"RFC822.HEADER " + body_literal(root.header_bytes())
     if name == "RFC822.TEXT":
-        return b"RFC822.TEXT " + literal(root.body_bytes())
+        return b"RFC822.TEXT " + body_literal(root.body_bytes())
     raise ValueError(name)
 
 

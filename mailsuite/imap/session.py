@@ -34,7 +34,7 @@ SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 FETCH_CHUNK_INDEX = 20000  # messages rendered per trip to the I/O pool, index-only items
 FETCH_CHUNK_BYTES = 4 << 20  # message bytes read per trip for body items
 FETCH_CHUNK_FILES = 200
-CACHE_PREFIX = "imap1."  # bump when the rendering of cached values changes
+CACHE_PREFIX = "imap2."  # bump when the rendering of cached values changes
 SERVER_ID = (("name", "mailsuite"), ("vendor", "mailsuite"))
 MAX_ERROR_TEXT = 200  # bytes of a grammar error's text in the BAD reply
 
