@@ -151,3 +151,39 @@ def test_narrowed_searches_agree_with_full_evaluation(program):
         e.uid for i, e in enumerate(ENTRIES, 1) if pred(Candidate(i, e, e.uid == 12, Loader()))
     ]
     assert got == expected
+
+
+ADDRESS_FILES = {
+    20: (
+        b"From: <user-from (comment)@ (comment) domain.org>\r\n"
+        b"To: Friends: a@x.example, =?utf-8?q?=C5=81ukasz?= <lz@example.pl>;\r\n"
+        b"Cc: <@route.example:routed@example.net>\r\nSubject: addresses\r\n\r\nbody\r\n"
+    ),
+    21: b"From: Other <other@example.org>\r\nTo: z@example.org\r\nSubject: other\r\n\r\nbody\r\n",
+}
+ADDRESS_ENTRIES = [
+    Entry(20, 100, dt.datetime(2026, 1, 5, 12, tzinfo=dt.UTC), frozenset()),
+    Entry(21, 100, dt.datetime(2026, 1, 5, 12, tzinfo=dt.UTC), frozenset()),
+]
+
+
+@pytest.mark.parametrize(
+    "program, uids",
+    [
+        # RFC 3501 6.4.4: FROM/TO/CC/BCC search the envelope's address structures
+        ("FROM user-from@domain.org", [20]),
+        ("FROM USER-FROM@DOMAIN.ORG", [20]),
+        ("FROM from@domain", [20]),
+        ("TO friends", [20]),
+        ("TO a@x.example", [20]),
+        ("TO {7}\r\nłukasz", [20]),  # the display name, RFC 2047 decoded
+        ('TO "ukasz <lz@"', [20]),
+        ("CC routed@example.net", [20]),
+        ("FROM other", [21]),
+        ("FROM nobody@example.org", []),
+    ],
+)
+def test_address_keys_match_the_addresses_as_envelope_parses_them(program, uids):
+    cmd = parse_command(b"a UID SEARCH " + program.encode())
+    found = search(cmd.search, ADDRESS_ENTRIES, set(), ADDRESS_FILES.__getitem__).uids
+    assert found == uids

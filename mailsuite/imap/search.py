@@ -21,9 +21,13 @@ from typing import Any, Protocol
 
 from mailsuite.imap.message import Part, parse
 from mailsuite.imap.parser import SearchKey
+from mailsuite.message import addresses
 from mailsuite.store import NoSuchMessage
 
 _FILE_KEYS = frozenset({"HEADER", "BODY", "TEXT", "SENTBEFORE", "SENTON", "SENTSINCE"})
+# The parser gives SEARCH FROM x and SEARCH HEADER FROM x the same key; both look at the
+# field's text and at its addresses as ENVELOPE parses them.
+_ADDRESS_KEYS = frozenset({b"FROM", b"TO", b"CC", b"BCC"})
 
 
 class MessageEntry(Protocol):
@@ -106,6 +110,26 @@ def _decode_header(raw: bytes) -> str:
         return text
 
 
+def _address_texts(value: bytes) -> list[str]:
+    """Each address of a field as ENVELOPE reads it, written `Name <mailbox@host>` with
+    the name decoded (RFC 2047), lower-cased for matching; a group gives its name."""
+    out = []
+    for a in addresses.parse(value):
+        if a.is_group_end:
+            continue
+        if a.is_group_start:
+            out.append(_decode_header(a.mailbox or b"").casefold())
+            continue
+        spec = b"%s@%s" % (a.mailbox or b"", a.domain or b"")
+        if a.route:
+            spec = a.route + b":" + spec
+        text = "<" + spec.decode("utf-8", "replace") + ">"
+        if a.name:
+            text = _decode_header(a.name) + " " + text
+        out.append(text.casefold())
+    return out
+
+
 def _sent_date(c: Candidate) -> dt.date | None:
     raw = c.root.header_value(b"Date")
     if raw is None:
@@ -153,6 +177,7 @@ def compile_key(key: SearchKey, largest_seq: int, largest_uid: int) -> Predicate
         return _date_predicate(name[4:], key[1], _sent_date)
     if name == "HEADER":
         field, needle = key[1].encode("ascii", "replace"), key[2].casefold()
+        by_address = field in _ADDRESS_KEYS
 
         def header(c: Candidate) -> bool:
             for fname, raw in c.root.fields():
@@ -161,6 +186,10 @@ def compile_key(key: SearchKey, largest_seq: int, largest_uid: int) -> Predicate
                         return True
                     value = raw.split(b":", 1)[1].replace(b"\r\n", b"").replace(b"\n", b"")
                     if needle in _decode_header(value.strip()).casefold():
+                        return True
+                    # RFC 3501 6.4.4: FROM/TO/CC/BCC search the envelope's addresses, so
+                    # "a@b" is found however the field spells it (comments, spaces, routes)
+                    if by_address and any(needle in t for t in _address_texts(value)):
                         return True
             return False
 
