@@ -234,11 +234,6 @@ class Accounts(Section):
     )
     login_code_lifetime: Duration = Field(600, description="How long an e-mailed code works.")
     login_code_attempts: int = Field(5, ge=1, description="Tries per e-mailed code.")
-    bcrypt_rounds: int = Field(12, ge=4, le=16, description="bcrypt cost factor.")
-    auth_workers: int = Field(
-        4, ge=1, le=64, description="Threads that run bcrypt, so logins never block the loop."
-    )
-
     login_digits: int = Field(
         0,
         ge=0,
@@ -247,11 +242,11 @@ class Accounts(Section):
         "login of this many random digits, usable beside the address everywhere and e-mailed "
         "once the password is set (seed 002: 6); 0: none (4 at least otherwise).",
     )
+    bcrypt_rounds: int = Field(12, ge=4, le=16, description="bcrypt cost factor.")
+    auth_workers: int = Field(
+        4, ge=1, le=64, description="Threads that run bcrypt, so logins never block the loop."
+    )
 
-class SmtpSettings(Section):
-    """SMTP receiving, submission and the outbound queue."""
-
-    catch_all: dict[str, str] = Field(
     @field_validator("login_digits")
     @classmethod
     def _check_login_digits(cls, value: int) -> int:
@@ -259,6 +254,11 @@ class SmtpSettings(Section):
             raise ValueError("use 0 (no generated logins) or 4 to 12 digits")
         return value
 
+
+class SmtpSettings(Section):
+    """SMTP receiving, submission and the outbound queue."""
+
+    catch_all: dict[str, str] = Field(
         default_factory=dict,
         description="Per-domain catch-all: domain -> address that gets unknown local parts.",
     )
