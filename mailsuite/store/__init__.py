@@ -13,16 +13,20 @@ Everything is synchronous and thread-safe; from the event loop call it through
 
     Mailbox: list_folders() -> [FolderInfo], folder(name) -> Folder, create_folder(name),
              delete_folder(name), rename_folder(old, new), subscribe(name),
-             unsubscribe(name), subscriptions() -> [str]
+             unsubscribe(name), subscriptions() -> [str],
+             adopt_uidvalidity(name, value)  (a migration keeping another server's UIDs)
+    export.export_mailbox(store, address, dest) -> ExportSummary  (with dovecot-uidlist)
+    uidlist.read_uidlist(folder_dir) -> UidList | None  (Dovecot's UIDs of a Maildir)
     Folder:  uidvalidity, uidnext, name, sync() -> [Change], messages() -> [MessageInfo],
              get(uid), recent() -> set, status() -> FolderStatus, read(uid) -> bytes,
-             append(data, flags=(), internal_date=None) -> uid,
+             append(data, flags=(), internal_date=None, *, uid=None) -> uid,
+             append_many([NewMessage]) -> [uid | Exception], reserve_uids(uidnext),
              store_flags(uids, flags, mode) -> [MessageInfo], expunge(uids) -> [uid],
              copy(uids, dest) -> [(src, dst)], move(uids, dest) -> [(src, dst)],
              claim_recent() -> set, cache_get(uid, name), cache_put(uid, name, blob)
 
 Errors are `StoreError` subclasses: BadFolderName, NoSuchFolder, FolderExists, NotAllowed,
-NoSuchMessage, BadFlag, TooLarge.
+NoSuchMessage, BadFlag, TooLarge, UidInUse.
 """
 
 from .errors import (
@@ -34,10 +38,11 @@ from .errors import (
     NotAllowed,
     StoreError,
     TooLarge,
+    UidInUse,
 )
 from .folder import Folder
 from .mailbox import Mailbox
-from .model import Change, FolderInfo, FolderStatus, MessageInfo
+from .model import Change, FolderInfo, FolderStatus, MessageInfo, NewMessage
 from .store import Prepared, Store, Watch
 
 __all__ = [
@@ -50,6 +55,7 @@ __all__ = [
     "FolderStatus",
     "Mailbox",
     "MessageInfo",
+    "NewMessage",
     "NoSuchFolder",
     "NoSuchMessage",
     "NotAllowed",
@@ -57,5 +63,6 @@ __all__ = [
     "Store",
     "StoreError",
     "TooLarge",
+    "UidInUse",
     "Watch",
 ]

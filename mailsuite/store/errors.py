@@ -33,3 +33,8 @@ class BadFlag(StoreError):
 
 class TooLarge(StoreError):
     """A message, cache blob or request exceeds the store's limits."""
+
+
+class UidInUse(StoreError):
+    """An append asked for a UID below the folder's UIDNEXT: RFC 3501 2.3.1.1 lets UIDs only
+    grow, so a UID once handed out (even to a message since expunged) is never given again."""

@@ -19,15 +19,15 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 from . import maildir
-from .errors import NoSuchFolder, NoSuchMessage, StoreError, TooLarge
+from .errors import NoSuchFolder, NoSuchMessage, NotAllowed, StoreError, TooLarge, UidInUse
 from .index import FolderIndex, IndexDamaged
-from .model import Change, FolderStatus, MessageInfo
+from .model import Change, FolderStatus, MessageInfo, NewMessage
 from .names import LETTER_FLAGS, letters_of, parse_flags
 
 MAX_MESSAGE_SIZE = 200 * 1024 * 1024
@@ -273,19 +273,83 @@ class Folder:
         data: bytes,
         flags: Iterable[str] = (),
         internal_date: float | datetime | None = None,
+        *,
+        uid: int | None = None,
     ) -> int:
-        """Add a message (IMAP APPEND); returns its UID once it is durable."""
-        if len(data) > MAX_MESSAGE_SIZE:
-            raise TooLarge("message too large")
-        letters, keywords = parse_flags(flags)
-        mtime = posix_time(internal_date)
-        tmp, key = self._write_tmp(data, mtime)
+        """Add a message (IMAP APPEND); returns its UID once it is durable. `uid` asks for
+        exactly that UID (see `append_many`)."""
+        (result,) = self.append_many([NewMessage(data, tuple(flags), internal_date, uid)])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def append_many(self, items: Sequence[NewMessage]) -> list[int | Exception]:
+        """Add several messages in order under one lock section: each is written to tmp/
+        and fsynced, then all are linked with one fsync per directory and one index commit,
+        which costs far less than one append each.
+
+        An item with a `uid` gets exactly that UID, which must be at least UIDNEXT when its
+        turn comes (UidInUse otherwise; UIDs only grow, RFC 3501 2.3.1.1); one without gets
+        the next. Returns the UID, or the error of that item alone, per item; every UID
+        returned is durable, and watchers are told once.
+        """
+        rows: list[tuple[Path, str, int, float, str, tuple[str, ...]]] = []
+        results: list[int | Exception] = []
+        placing: list[int] = []
         try:
-            uid, changes = self._place(tmp, key, len(data), mtime, letters, keywords)
+            for n, item in enumerate(items):
+                try:
+                    if len(item.data) > MAX_MESSAGE_SIZE:
+                        raise TooLarge("message too large")
+                    letters, keywords = parse_flags(item.flags)
+                    mtime = posix_time(item.internal_date)
+                    tmp, key = self._write_tmp(item.data, mtime)
+                except StoreError as exc:
+                    results.append(exc)
+                    continue
+                results.append(0)
+                placing.append(n)
+                rows.append((tmp, key, len(item.data), mtime, letters, keywords))
+            if rows:
+                uids = [items[n].uid for n in placing]
+                placed, changes = self._place_many(rows, uids)
+                for n, uid in zip(placing, placed, strict=True):
+                    results[n] = uid
+                self._emit(changes)
         finally:
-            maildir.unlink_quietly(tmp)
-        self._emit(changes)
-        return uid
+            for row in rows:
+                maildir.unlink_quietly(row[0])
+        return results
+
+    def adopt_uidvalidity(self, uidvalidity: int) -> None:
+        """Take another server's UIDVALIDITY (a migration that keeps its UIDs, so that mail
+        clients keep what they downloaded). Only for a folder that is empty and has never
+        given out a UID: no client can then hold a UID of ours that the value would make
+        mean another message. NotAllowed otherwise. Call `Mailbox.adopt_uidvalidity`, which
+        also keeps the mailbox's record of values handed out."""
+        if not 0 < uidvalidity < 2**32:  # RFC 3501 9: nz-number, 32 bits
+            raise ValueError(f"UIDVALIDITY {uidvalidity} is not a 32-bit number above 0")
+
+        def txn_fn(txn: _Txn) -> None:
+            count = self._conn().execute("SELECT count(*) FROM msgs").fetchone()[0]
+            if count or txn.uidnext != 1:
+                raise NotAllowed(f"{self.name} has held messages; its UIDs cannot be replaced")
+            self._index.set_meta(uidvalidity=uidvalidity)
+            txn.compact = True  # the journal's header carries it, for a rebuilt index
+
+        self._mutate(txn_fn)
+
+    def reserve_uids(self, uidnext: int) -> None:
+        """Raise UIDNEXT to `uidnext` (never lower it): UIDs below it that another server
+        gave out under the same UIDVALIDITY, even to messages since expunged, are never
+        given again here (RFC 3501 2.3.1.1)."""
+
+        def txn_fn(txn: _Txn) -> None:
+            if uidnext > txn.uidnext:
+                txn.uidnext = uidnext
+                txn.compact = True  # the journal's header keeps it across a rebuild
+
+        self._mutate(txn_fn)
 
     def store_flags(
         self, uids: Iterable[int], flags: Iterable[str], mode: str
@@ -346,16 +410,20 @@ class Folder:
         the message).
         """
 
-        results, changes = self._place_many([(tmp, key, size, mtime, letters, keywords)])
+        results, changes = self._place_many([(tmp, key, size, mtime, letters, keywords)], [None])
         if isinstance(results[0], Exception):
             raise results[0]
         return results[0], changes
 
     def _place_many(
-        self, items: list[tuple[Path, str, int, float, str, tuple[str, ...]]]
+        self,
+        items: list[tuple[Path, str, int, float, str, tuple[str, ...]]],
+        uids: Sequence[int | None] | None = None,
     ) -> tuple[list[int | Exception], list[Change]]:
         """Link several written tmp files (path, key, size, mtime, letters, keywords) under
         one lock section: every link, then one fsync per directory, then one index commit.
+        `uids` asks for a UID per item (None: the next one); one below UIDNEXT at its turn
+        gets UidInUse and is not linked.
 
         Returns a UID or the error per item, and the changes (the caller emits them). An item
         whose link fails gets its error and leaves nothing behind; the others go on. When the
@@ -367,7 +435,14 @@ class Folder:
         def txn_fn(txn: _Txn) -> list[int | Exception]:
             results: list[int | Exception] = []
             placed: list[tuple[int, str, str, str, int, float, str, tuple[str, ...]]] = []
+            wanted = list(uids) if uids is not None else [None] * len(items)
+            uidnext = txn.uidnext
             for n, (tmp, key, size, mtime, letters, keywords) in enumerate(items):
+                uid = wanted[n]
+                if uid is not None and uid < uidnext:
+                    results.append(UidInUse(f"UID {uid} is below UIDNEXT {uidnext}"))
+                    continue
+                uidnext = uidnext + 1 if uid is None else uid + 1
                 try:
                     sub, name = self._target_name(key, letters, keywords)
                     maildir.link_or_copy(tmp, self.path / sub / name, fsync=self._fsync)
@@ -381,7 +456,7 @@ class Folder:
                 for sub in sorted({p.parent.name for p in linked}):
                     maildir.fsync_dir(self.path / sub)
             for n, *row in placed:
-                results[n] = self._insert_row(txn, *row)
+                results[n] = self._insert_row(txn, *row, uid=wanted[n])
             return results
 
         try:
@@ -626,11 +701,17 @@ class Folder:
         idate: float,
         letters: str,
         keywords: tuple[str, ...],
+        *,
+        uid: int | None = None,
     ) -> int:
+        """Index a linked file under the next UID, or under `uid` (at least UIDNEXT: the
+        caller checked), which becomes the new floor."""
         conn = self._conn()
         row = conn.execute("SELECT uid FROM msgs WHERE key = ?", (key,)).fetchone()
         if row is not None:
             return int(row[0])
+        if uid is not None:
+            txn.uidnext = max(txn.uidnext, uid)
         uid = txn.uidnext
         txn.uidnext += 1
         conn.execute(

@@ -178,6 +178,21 @@ class Mailbox:
         text = "".join(f"{line}\n" for line in lines)
         maildir.write_private(self.path / maildir.SUBSCRIPTIONS_FILE, text)
 
+    def adopt_uidvalidity(self, name: str, uidvalidity: int) -> None:
+        """Give the folder `name` another server's UIDVALIDITY (`Folder.adopt_uidvalidity`:
+        only while it is empty and has never given out a UID), and remember the value as
+        handed out, so a folder made later under any name gets a larger one."""
+        folder = self.folder(name)
+        with self._locked():
+            path = self.path / maildir.UIDVALIDITY_FILE
+            try:
+                last = int(path.read_text("ascii").strip() or 0)
+            except (FileNotFoundError, ValueError):
+                last = 0
+            folder.adopt_uidvalidity(uidvalidity)
+            if uidvalidity > last:
+                maildir.write_private(path, f"{uidvalidity}\n")
+
     def _next_uidvalidity(self) -> int:
         """A UIDVALIDITY larger than any this mailbox handed out before (RFC 3501 2.3.1.1:
         a folder re-created under an old name must not reuse the old value)."""

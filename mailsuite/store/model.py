@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import NamedTuple
 
 
@@ -51,3 +52,13 @@ class Change(NamedTuple):
     kind: str
     folder: str
     uids: tuple[int, ...]
+
+
+class NewMessage(NamedTuple):
+    """One message for `Folder.append_many`; `uid` asks for exactly that UID (a migration
+    that keeps another server's UIDs), None for the next one."""
+
+    data: bytes
+    flags: frozenset[str] | tuple[str, ...] = ()
+    internal_date: float | datetime | None = None
+    uid: int | None = None
