@@ -1,5 +1,5 @@
 """The `mailsuite` command (click): serve the suite, check the config, manage accounts,
-aliases, the queue, DKIM keys, external accounts and migrations.
+aliases, the queue, DKIM keys, external accounts, migrations and exports.
 
 One module per command group; `common` holds what they share. Admin commands call the same
 functions as the web site (the directory, `mailsuite.accounts`, `mailsuite.fetcher.accounts`)
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import click
 
-from mailsuite.cli import alias, dkim, external, migrate, ops, queue, serve, user
+from mailsuite.cli import alias, dkim, export, external, migrate, ops, queue, serve, user
 from mailsuite.cli.common import CONTEXT
 
 
@@ -30,6 +30,7 @@ for command in (
     user.user,
     alias.alias,
     migrate.migrate,
+    export.export,
     queue.queue,
     dkim.dkim,
     external.external,

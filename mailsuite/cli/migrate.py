@@ -97,6 +97,13 @@ def _summary_lines(
         + (f", {summary.recovered} confirmed from an interrupted run" if summary.recovered else "")
         + (f" ({kb:.0f} KB in {seconds:.1f} s)" if seconds is not None else "")
     ]
+    if summary.uids_kept:
+        lines.append(
+            f"  UIDs kept in {', '.join(summary.uids_kept)}: mail clients keep what they "
+            "downloaded"
+            + (f" ({summary.renumbered} messages got new UIDs)" if summary.renumbered else "")
+        )
+    lines += [f"  new UIDs in {name}: {why}" for name, why in summary.uids_new]
     lines += [f"  failed: {what}: {why}" for what, why in summary.reasons]
     if summary.failed > len(summary.reasons):
         lines.append(f"  ... and {summary.failed - len(summary.reasons)} more")

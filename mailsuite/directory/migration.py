@@ -101,6 +101,15 @@ def pending_copies(directory: Directory, address: str) -> list[PendingCopy]:
     return [PendingCopy(**r) for r in rows]
 
 
+def copied_uids(directory: Directory, address: str, folder: str) -> set[int]:
+    """The UIDs under which imports wrote messages into `folder` of `address`."""
+    rows = directory._rows(
+        "SELECT uid FROM migration_copied WHERE address = ? AND folder = ? AND state = 'done'",
+        (address, folder),
+    )
+    return {int(r["uid"]) for r in rows if r["uid"] is not None}
+
+
 def copied_count(directory: Directory, address: str) -> int:
     rows = directory._rows(
         "SELECT count(*) AS n FROM migration_copied WHERE address = ? AND state = 'done'",

@@ -2,10 +2,15 @@
 
 The importer reads the source (never changing it), keeps messages dated on or after the
 `since` day that pass the import's `Filter` (a sender domain, header patterns), and appends
-each through the store into the folder of the same name, with its
-flags and internal date. Every copy is recorded in the directory by digest (Message-ID plus a
-content hash) around the store write, so a second run, or a run after a crash, copies
-nothing twice and misses nothing (see `mailsuite.directory.migration`).
+each through the store into the folder of the same name, with its flags and internal date.
+Where the source knows the UIDs its server gave (a Dovecot Maildir), a folder that has never
+held mail here takes the old UIDVALIDITY and every message its old UID, so mail clients
+moved to this server keep what they downloaded; UIDNEXT is raised to the old server's, so
+no UID it ever gave is given again.
+
+Every copy is recorded in the directory by digest (Message-ID plus a content hash) around
+the store write, so a second run, or a run after a crash, copies nothing twice and misses
+nothing (see `mailsuite.directory.migration`).
 """
 
 from __future__ import annotations
@@ -22,12 +27,24 @@ from mailsuite.directory import Directory
 from mailsuite.directory import migration as state
 from mailsuite.migrate.message import Filter, digest, message_date
 from mailsuite.migrate.sources import Candidate, Source
-from mailsuite.store import BadFlag, Folder, NoSuchFolder, Store, StoreError
-from mailsuite.store.names import INBOX
+from mailsuite.store import (
+    BadFlag,
+    Folder,
+    Mailbox,
+    NewMessage,
+    NoSuchFolder,
+    NotAllowed,
+    Store,
+    StoreError,
+    UidInUse,
+)
+from mailsuite.store.names import INBOX, parse_flags
+from mailsuite.store.uidlist import UidList
 
 FETCH_BATCH = 200  # messages asked of the source at once (bounds memory and round trips)
 READ_AHEAD = 8  # messages read but not yet handed to a writer
 WRITERS = 4  # appends at once: the store fsyncs each message, and fsyncs overlap well
+NUMBERED_BATCH = 64  # messages keeping their UIDs are appended in order, this many at once
 SYSTEM_FLAGS = frozenset({"\\Seen", "\\Answered", "\\Flagged", "\\Draft"})
 MAX_FAILURES_KEPT = 1000  # reasons listed in a summary; the count goes on
 
@@ -42,6 +59,9 @@ class Summary:
     failed: int = 0
     bytes: int = 0
     reasons: list[tuple[str, str]] = field(default_factory=list)
+    uids_kept: list[str] = field(default_factory=list)  # folders with the old server's UIDs
+    uids_new: list[tuple[str, str]] = field(default_factory=list)  # (folder, why not)
+    renumbered: int = 0  # messages of such folders that could not keep their old UID
 
     def fail(self, what: str, reason: str) -> None:
         self.failed += 1
@@ -75,7 +95,7 @@ class Importer:
         self.folder = folder
         self.wanted = wanted if wanted is not None and wanted.active else None
         self.summary = Summary()
-        self._work: list[tuple[str, list[Candidate]]] = []
+        self._work: list[tuple[str, list[Candidate], UidList | None]] = []
         self._lock = threading.Lock()
 
     def prepare(self) -> int:
@@ -93,7 +113,8 @@ class Importer:
                 else:
                     keep.append(item)
             if keep:
-                self._work.append((target, keep))
+                uids = None if self.folder else self.source.uid_list(name)
+                self._work.append((target, keep, uids))
                 total += len(keep)
         return total
 
@@ -135,11 +156,13 @@ class Importer:
         Reading runs ahead of writing in a second thread (`_read_ahead`), and WRITERS
         threads append at once, so the source's round trips and the store's fsyncs overlap.
         The store gives UIDs in the order appends finish, so neighbouring messages may swap
-        places within that window.
+        places within that window. Folders that keep the old server's UIDs are written in
+        UID order instead, in batches (`_Numbered`).
         """
         mailbox = self.store.mailbox(self.address)
         work: list[tuple[Folder, list[Candidate]]] = []
-        for target, items in self._work:
+        numbered: dict[int, _Numbered] = {}
+        for target, items, uids in self._work:
             try:
                 try:
                     folder = mailbox.folder(target)
@@ -147,16 +170,23 @@ class Importer:
                     mailbox.create_folder(target)
                     mailbox.subscribe(target)
                     folder = mailbox.folder(target)
+                kept = self._keep_uids(mailbox, folder, uids)
             except StoreError as exc:
                 for item in items:
                     self.summary.fail(self._name(item), f"folder {target!r}: {exc}")
                 advance(len(items))
                 continue
+            if kept is not None:
+                numbered[id(folder)] = _Numbered(folder, kept)
             work.append((folder, items))
         in_flight: deque[Future[None]] = deque()
+        current: _Numbered | None = None
         with ThreadPoolExecutor(WRITERS, thread_name_prefix="migrate-write") as writers:
             try:
                 for folder, item, data in _read_ahead(self.source, work):
+                    if current is not None and current.folder is not folder:
+                        self._finish_numbered(current, advance)
+                        current = None
                     if isinstance(data, Exception):
                         self._fail(item, _reason(data))
                     elif self._older(item):
@@ -165,6 +195,12 @@ class Importer:
                     elif self._unmatched(item, data):
                         with self._lock:
                             self.summary.unmatched += 1
+                    elif id(folder) in numbered:
+                        current = numbered[id(folder)]
+                        current.batch.append((item, data))
+                        if len(current.batch) >= NUMBERED_BATCH:
+                            self._flush_numbered(current, advance)
+                        continue
                     else:
                         in_flight.append(writers.submit(self._copy, folder, item, data))
                         if len(in_flight) < 2 * WRITERS:
@@ -174,10 +210,103 @@ class Importer:
             finally:
                 # Copies already handed to the store finish (and are recorded) even when
                 # reading failed, so nothing written is left unconfirmed.
+                if current is not None:
+                    self._finish_numbered(current, advance)
                 for future in in_flight:
                     future.result()
                     advance(1)
         return self.summary
+
+    def _keep_uids(self, mailbox: Mailbox, folder: Folder, uids: UidList | None) -> UidList | None:
+        """Whether `folder` takes the old server's UIDs: when it has never held mail here
+        (it adopts the old UIDVALIDITY now), or when an earlier import gave it that
+        UIDVALIDITY and wrote every message it holds (a second run). A folder with mail of
+        its own keeps its numbering: an old UID could name another message there."""
+        if uids is None:
+            return None
+        folder.sync()
+        if folder.uidnext == 1 and not folder.messages():
+            try:
+                if folder.uidvalidity != uids.uidvalidity:
+                    mailbox.adopt_uidvalidity(folder.name, uids.uidvalidity)
+            except NotAllowed:  # mail arrived meanwhile
+                self.summary.uids_new.append((folder.name, "it already held mail here"))
+                return None
+        elif folder.uidvalidity != uids.uidvalidity or not {
+            m.uid for m in folder.messages()
+        } <= state.copied_uids(self.directory, self.address, folder.name):
+            self.summary.uids_new.append((folder.name, "it already held mail here"))
+            return None
+        self.summary.uids_kept.append(folder.name)
+        return uids
+
+    def _flush_numbered(self, numbered: _Numbered, advance: Callable[[int], None]) -> None:
+        """Append the batch read so far with the old UIDs, in their order; messages whose
+        UID cannot be given (below UIDNEXT) wait for the end of the folder."""
+        batch, numbered.batch = numbered.batch, []
+        later, _ = self._append_batch(numbered.folder, batch, keep_uids=True)
+        numbered.later += later
+        advance(len(batch))
+
+    def _finish_numbered(self, numbered: _Numbered, advance: Callable[[int], None]) -> None:
+        """The folder's last batch, then UIDNEXT raised to the old server's, then the
+        messages that get new UIDs above every old one."""
+        self._flush_numbered(numbered, advance)
+        numbered.folder.reserve_uids(numbered.uids.uidnext)
+        later, numbered.later = numbered.later, []
+        for start in range(0, len(later), NUMBERED_BATCH):
+            _, copied = self._append_batch(numbered.folder, later[start : start + NUMBERED_BATCH])
+            with self._lock:
+                self.summary.renumbered += copied
+
+    def _append_batch(
+        self, folder: Folder, batch: list[tuple[Candidate, bytes]], *, keep_uids: bool = False
+    ) -> tuple[list[tuple[Candidate, bytes]], int]:
+        """Copy a batch in one store call, each message once; returns those that could not
+        have their old UID (`keep_uids`: each message asks for `item.uid`) and how many
+        were copied."""
+        target = folder.name
+        todo: list[tuple[Candidate, bytes, str]] = []
+        later: list[tuple[Candidate, bytes]] = []
+        for item, data in batch:
+            if keep_uids and (item.uid is None or item.uid < folder.uidnext):
+                later.append((item, data))
+                continue
+            d = digest(data, item.message_id)
+            if state.is_copied(self.directory, self.address, target, d) or not state.begin_copy(
+                self.directory, self.address, target, d, item.message_id, len(data)
+            ):
+                with self._lock:
+                    self.summary.duplicates += 1
+                continue
+            todo.append((item, data, d))
+        if not todo:
+            return later, 0
+        news = [
+            NewMessage(
+                data, _storable(item.flags), item.internal_date, item.uid if keep_uids else None
+            )
+            for item, data, _ in todo
+        ]
+        try:
+            results: list[int | Exception] = folder.append_many(news)
+        except (StoreError, OSError) as exc:
+            results = [exc] * len(todo)
+        copied = 0
+        for (item, data, d), result in zip(todo, results, strict=True):
+            if isinstance(result, int):
+                state.finish_copy(self.directory, self.address, target, d, result)
+                copied += 1
+                with self._lock:
+                    self.summary.copied += 1
+                    self.summary.bytes += len(data)
+                continue
+            state.drop_pending(self.directory, self.address, target, d)
+            if isinstance(result, UidInUse):
+                later.append((item, data))
+            else:
+                self._fail(item, _reason(result))
+        return later, copied
 
     def _older(self, item: Candidate) -> bool:
         day = message_date(item.raw_date, item.internal_date)
@@ -222,6 +351,27 @@ class Importer:
     def _name(self, item: Candidate) -> str:
         where = "" if item.folder == INBOX else f"{item.folder}: "
         return f"{where}{item.ref}" + (f" {item.message_id}" if item.message_id else "")
+
+
+@dataclass
+class _Numbered:
+    """A target folder that takes the old server's UIDs, with the messages read for it and
+    not yet written, and those that will get new UIDs once the old ones are all placed."""
+
+    folder: Folder
+    uids: UidList
+    batch: list[tuple[Candidate, bytes]] = field(default_factory=list)
+    later: list[tuple[Candidate, bytes]] = field(default_factory=list)
+
+
+def _storable(flags: frozenset[str]) -> frozenset[str]:
+    """The flags the store can hold: keywords it cannot (too long, odd characters) are
+    dropped rather than the message."""
+    try:
+        parse_flags(flags)
+    except BadFlag:
+        return flags & SYSTEM_FLAGS
+    return flags
 
 
 _DONE = object()

@@ -19,6 +19,7 @@ from mailsuite.migrate.message import Filter, header_block, parse_headers
 from mailsuite.migrate.sources import MAX_MESSAGE_BYTES, Candidate, RemoteSpec, SourceError
 from mailsuite.remote import ConnectError, LoginError, RemoteError, RemoteIMAP, RemotePOP3, TLSError
 from mailsuite.store.names import INBOX, SEPARATOR
+from mailsuite.store.uidlist import UidList
 
 # Failures that end the whole import; anything else costs one message.
 FATAL = (ConnectError, LoginError, TLSError)
@@ -112,6 +113,9 @@ class IMAPSource:
             )
         return out
 
+    def uid_list(self, folder: str) -> UidList | None:
+        return None  # remote UIDs are not carried over (yet): the import numbers afresh
+
     def fetch(self, items: list[Candidate]) -> Iterator[tuple[Candidate, bytes | Exception]]:
         for item in items:
             if item.size is not None and item.size > MAX_MESSAGE_BYTES:
@@ -162,6 +166,9 @@ class POP3Source:
             )
             for number, uid in self.client.uidl()
         ]
+
+    def uid_list(self, folder: str) -> UidList | None:
+        return None  # remote UIDs are not carried over (yet): the import numbers afresh
 
     def fetch(self, items: list[Candidate]) -> Iterator[tuple[Candidate, bytes | Exception]]:
         for item in items:

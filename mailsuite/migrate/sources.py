@@ -3,7 +3,9 @@
 A source is opened read-only and never changed: no flag is set, no file moved from `new/`
 to `cur/`, no message deleted. Each source lists its folders, then `scan`s one folder
 cheaply (flags, internal date, Date and Message-ID headers) so the importer can drop
-messages before the date without downloading them, then `fetch`es the rest.
+messages before the date without downloading them, then `fetch`es the rest. A source that
+knows the UIDs its server gave (a Dovecot Maildir's `dovecot-uidlist`) says so through
+`uid_list`, and its candidates carry their UIDs, so the import can keep them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 
 from mailsuite.migrate.message import Filter, header_block, header_fields, parse_header_block
 from mailsuite.store.names import INBOX, LETTER_FLAGS, SEPARATOR, mutf7_decode
+from mailsuite.store.uidlist import UidList, base_name, read_uidlist
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a bigger message is reported as failed, not read
 _HEADER_READ = 64 * 1024
@@ -43,6 +46,7 @@ class Candidate:
     key: object = None  # how the source finds the message again (mbox key, IMAP UID)
     dated: bool = True  # False: the date is only known once the message is read
     matched: bool | None = None  # the import's Filter on the headers; None: not known yet
+    uid: int | None = None  # the UID the old server gave it, when the source knows it
 
 
 class Source(Protocol):
@@ -58,6 +62,11 @@ class Source(Protocol):
         ...
 
     def fetch(self, items: list[Candidate]) -> Iterator[tuple[Candidate, bytes | Exception]]: ...
+
+    def uid_list(self, folder: str) -> UidList | None:
+        """The folder's UIDVALIDITY, next UID and UIDs as the old server gave them, when
+        the source knows them (a Dovecot Maildir); None otherwise."""
+        ...
 
     def close(self) -> None: ...
 
@@ -117,8 +126,13 @@ class MaildirSource:
         except ValueError:
             return folder
 
+    def uid_list(self, folder: str) -> UidList | None:
+        """Dovecot's `dovecot-uidlist` of the folder, when it has one."""
+        return read_uidlist(self._dir(folder))
+
     def scan(self, folder: str, wanted: Filter | None = None) -> list[Candidate]:
         base = self._dir(folder)
+        kept = self.uid_list(folder)
         out: list[Candidate] = []
         for sub in _MAILDIR_SUBDIRS:
             try:
@@ -147,9 +161,12 @@ class MaildirSource:
                         flags=_maildir_flags(info),
                         size=st.st_size,
                         matched=wanted.keeps(headers) if wanted else None,
+                        uid=kept.uids.get(base_name(entry.name)) if kept else None,
                     )
                 )
-        out.sort(key=lambda c: (c.internal_date or 0, c.ref))
+        # In the old server's UID order when it has one (messages it never numbered last),
+        # so the UIDs can be given again in the order they must grow.
+        out.sort(key=lambda c: (c.uid is None, c.uid or 0, c.internal_date or 0, c.ref))
         return out
 
     def _read(self, item: Candidate) -> bytes:
@@ -250,6 +267,9 @@ class MboxSource:
                 )
             )
         return out
+
+    def uid_list(self, folder: str) -> UidList | None:
+        return None
 
     def fetch(self, items: list[Candidate]) -> Iterator[tuple[Candidate, bytes | Exception]]:
         for item in items:
