@@ -334,8 +334,9 @@ def test_plan_creates_accounts_imports_and_resumes(suite_factory, tmp_path):
     assert konarski.must_change and konarski.contact == "kontakt@example.org"
     [(mail, _, _)] = stored(suite, "kontakt@example.org")["INBOX"]
     text = email.message_from_bytes(mail, policy=email.policy.default).get_content()
+    # The site speaks Polish unless configured otherwise, and so do its e-mails.
     assert "Login: p.konarski@example.test" in text
-    sent = text.split("Temporary password: ", 1)[1].split()[0]
+    sent = text.split("Hasło tymczasowe: ", 1)[1].split()[0]
     assert verify_password_sync(sent, konarski.password_hash)
     assert len(stored(suite, "p.konarski@example.test")["INBOX"]) == 4
     assert message_ids(stored(suite, "m.nowak@example.test")["INBOX"]) == ["<u2-1@old.example>"]
