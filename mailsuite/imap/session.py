@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from mailsuite import control, sasl
 from mailsuite import store as store_pkg
-from mailsuite.auth import AuthCode
+from mailsuite.auth import UNAVAILABLE_MESSAGE, AuthCode
 from mailsuite.connection import TooLong
+from mailsuite.directory import DirectoryUnavailable
 from mailsuite.imap import mailboxes, render
 from mailsuite.imap.message import parse as parse_message
 from mailsuite.imap.parser import Command, FetchItem, ParseError, parse_command, parse_tag
@@ -418,7 +419,11 @@ class Session:
             raise No(result.message, "AUTHENTICATIONFAILED")
         account = result.account
         assert account is not None
-        if not sasl.authorize(self.ctx.directory, account, authzid):
+        try:
+            allowed = await self.ctx.run_io(sasl.authorize, self.ctx.directory, account, authzid)
+        except DirectoryUnavailable:
+            raise No(UNAVAILABLE_MESSAGE, "UNAVAILABLE") from None  # RFC 5530 3
+        if not allowed:
             raise No("Not allowed to act as that authorization identity", "AUTHORIZATIONFAILED")
         if not self.conn.set_user(account.address):
             raise No("Too many connections for this account", "LIMIT")

@@ -13,9 +13,10 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from mailsuite import control, sasl
-from mailsuite.auth import AuthCode, AuthResult
+from mailsuite.auth import UNAVAILABLE_MESSAGE, AuthCode, AuthResult
 from mailsuite.connection import TooLong
 from mailsuite.context import Context
+from mailsuite.directory import DirectoryUnavailable
 from mailsuite.logs import ClientLog
 from mailsuite.pop3.maildrop import Locks, Maildrop, commit, open_maildrop, pop3_state
 from mailsuite.pop3.readahead import ReadAhead
@@ -313,7 +314,14 @@ class Session:
         if not result.ok or result.account is None:
             self.refuse(result)
             return
-        if not sasl.authorize(self.ctx.directory, result.account, authzid):
+        try:
+            allowed = await self.ctx.run_io(
+                sasl.authorize, self.ctx.directory, result.account, authzid
+            )
+        except DirectoryUnavailable:
+            self.err(f"[SYS/TEMP] {UNAVAILABLE_MESSAGE}")  # RFC 3206 4: trying later helps
+            return
+        if not allowed:
             self.err("[AUTH] Not allowed to act as that authorization identity")  # RFC 3206 4
             return
         address = result.account.address

@@ -14,6 +14,8 @@ AUTH is mandatory. Rules:
 - NUL is refused in commands (the server) and in DATA; a non-ASCII address needs SMTPUTF8.
 - DATA is answered 250 only after `outgoing.dispatch` made the message durable for every
   recipient.
+- The directory is read in I/O threads, never on the loop; when it cannot answer in time
+  the command gets a temporary failure (451 4.3.0, AUTH 454 4.7.0), never a 5xx.
 
 Passwords and AUTH lines never reach a log; only the outcome does.
 """
@@ -22,13 +24,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
 from mailsuite import sasl
 from mailsuite.auth import AuthCode
 from mailsuite.context import Context
-from mailsuite.directory import Account
+from mailsuite.directory import Account, DirectoryUnavailable
 from mailsuite.directory.external import external_senders
 from mailsuite.logs import ClientLog
 from mailsuite.smtp import authors, replies
@@ -45,6 +49,8 @@ from mailsuite.smtp.postmaster import is_postmaster, postmaster_targets
 from mailsuite.smtp.spool import new_id
 
 log = logging.getLogger("mailsuite.smtp")
+
+T = TypeVar("T")
 
 MAX_HOPS = 100  # RFC 5321 6.3: a loop is assumed at 100 Received lines
 MAX_ADDRESS = 254  # RFC 5321 4.5.3.1.3 path length less the brackets
@@ -102,6 +108,7 @@ class Handler:
         return ClientLog("smtp", session.peer)
 
     def _own_addresses(self, account: Account) -> set[str]:
+        """Every address `account` may send as (blocking: runs in an I/O thread)."""
         own = {a.lower() for a in self.ctx.directory.addresses_of(account)}
         # The user's external accounts' addresses are theirs to send as, too.
         own.update(a.lower() for a, _ in external_senders(self.ctx.directory, account))
@@ -160,7 +167,15 @@ class Handler:
         )
         if result.ok and result.account is not None:
             # The authzid is decided only once the password proved who is asking.
-            if not sasl.authorize(self.ctx.directory, result.account, credentials.authzid):
+            try:
+                allowed = await self.ctx.run_io(
+                    sasl.authorize, self.ctx.directory, result.account, credentials.authzid
+                )
+            except DirectoryUnavailable:
+                self._clog(session).warning("authzid not checked: the directory is busy")
+                self.ctx.events.inc("smtp.auth.fail")
+                return AuthResult(success=False, handled=False, message=replies.AUTH_UNAVAILABLE)
+            if not allowed:
                 self.ctx.events.inc("smtp.auth.fail")
                 return AuthResult(success=False, handled=False, message=replies.AUTHZ_FAILED)
             self.ctx.events.inc("smtp.auth.ok")
@@ -198,7 +213,10 @@ class Handler:
         if account is not None:
             if not address or address == "<>":
                 return replies.NULL_SENDER_REFUSED
-            if address.lower() not in self._own_addresses(account):
+            own = await self._look_up(session, self._own_addresses, account)
+            if own is None:
+                return replies.DIRECTORY_BUSY
+            if address.lower() not in own:
                 self._clog(session).info("refused sender %s for %s", address, account.address)
                 return replies.NOT_YOUR_SENDER.format(address=address)
         envelope.mail_from = address
@@ -218,7 +236,9 @@ class Handler:
         targets: list[str] | None = None
         if is_postmaster(address, self.ctx.settings.domains):
             # RFC 5321 4.5.1: postmaster is accepted, bare or at every local domain
-            targets = self._postmaster(session, address)
+            targets = await self._look_up(session, self._postmaster, session, address)
+            if targets is None:
+                return replies.DIRECTORY_BUSY
             if not targets:
                 return replies.NO_POSTMASTER
         elif not _valid_address(address):
@@ -226,7 +246,9 @@ class Handler:
         elif not address.isascii() and not envelope.smtp_utf8:
             return replies.NON_ASCII_RECIPIENT  # RFC 6531 3.5
         elif is_local_domain(self.ctx, address):
-            targets = local_targets(self.ctx, address)
+            targets = await self._look_up(session, local_targets, self.ctx, address)
+            if targets is None:
+                return replies.DIRECTORY_BUSY
             if not targets:
                 self._clog(session).info("unknown recipient %s", address)
                 return await self._refused(session, replies.NO_SUCH_USER.format(address=address))
@@ -239,9 +261,20 @@ class Handler:
         envelope.rcpt_options.extend(rcpt_options)
         return replies.RCPT_OK
 
+    async def _look_up(self, session: Session, fn: Callable[..., T], *args: object) -> T | None:
+        """`fn(*args)`, which reads the directory, in an I/O thread; None when the directory
+        cannot answer in time (another process holds its lock), so that the command gets a
+        temporary failure and the client tries again later."""
+        try:
+            return await self.ctx.run_io(fn, *args)
+        except DirectoryUnavailable:
+            self._clog(session).warning("address not looked up: the directory is busy")
+            return None
+
     def _postmaster(self, session: Session, address: str) -> list[str]:
         """The accounts that get mail for this postmaster address (empty: no account yet):
-        an account or alias of that very name, else `smtp.postmaster`, before any catch-all."""
+        an account or alias of that very name, else `smtp.postmaster`, before any catch-all.
+        Blocking: runs in an I/O thread."""
         if "@" in address:
             named = self.ctx.directory.resolve_recipient(address)
             if named:
@@ -285,8 +318,10 @@ class Handler:
             return replies.TOO_MANY_HOPS
         account = self._account(session)
         if account is not None:
-            refusal = self._author_refusal(session, account, data)
-            if refusal is not None:
+            refusal = await self._look_up(session, self._author_refusal, session, account, data)
+            if refusal is None:
+                return replies.DIRECTORY_BUSY
+            if refusal:
                 return refusal
             data = missing_headers(data, self.ctx.settings.hostname) + data
         routing = Routing.resolved(_targets(envelope))
@@ -331,9 +366,10 @@ class Handler:
         )
         return replies.QUEUED.format(queue_id=queue_id)
 
-    def _author_refusal(self, session: Session, account: Account, data: bytes) -> str | None:
+    def _author_refusal(self, session: Session, account: Account, data: bytes) -> str:
         """The reply refusing a submitted message whose header does not read one way only or
-        names an author or sender that is not the account's own; None when all is well."""
+        names an author or sender that is not the account's own; "" when all is well.
+        Blocking (the account's addresses): runs in an I/O thread."""
         try:
             found = authors.authors(header_block(data))
         except authors.Unreadable as error:
@@ -344,7 +380,7 @@ class Handler:
             if address not in own:
                 self._clog(session).info("refused author %s for %s", address, account.address)
                 return replies.NOT_YOUR_FROM.format(address=address)
-        return None
+        return ""
 
     async def handle_exception(self, error: Exception) -> str:
         """An unexpected error becomes a 451 reply and a log line, never a traceback."""

@@ -384,7 +384,8 @@ async def send_system_mail(
     signed). When this returns the message is durable. Raises LookupError for a local
     address that nobody owns, ValueError for something that is not an address.
     """
-    to, data, routing = _system_message(ctx, to, subject, body, html)
+    # The recipient is looked up in the directory, which may wait for another process.
+    to, data, routing = await ctx.run_io(_system_message, ctx, to, subject, body, html)
     await dispatch(ctx, system_sender(ctx), routing, data, smtputf8=not to.isascii())
 
 
@@ -392,7 +393,7 @@ def _system_message(
     ctx: Parts, to: str, subject: str, body: str, html: str | None
 ) -> tuple[str, bytes, Routing]:
     """The checked recipient, the message's bytes and where they go; raises as
-    `send_system_mail` says."""
+    `send_system_mail` says. Blocking (the directory): a server calls it in an I/O thread."""
     to = to.strip()
     if "@" not in to or any(c in to for c in "\r\n<> ,"):
         raise ValueError(f"{to!r} is not an e-mail address")

@@ -78,6 +78,8 @@ NOT_YOUR_FROM = "553 5.7.1 From or Sender names {address}: not one of your addre
 NULL_SENDER_REFUSED = "553 5.7.1 An authenticated user may not send with an empty sender"
 QUEUED = "250 2.0.0 OK: queued as {queue_id}"
 TEMPORARY_FAILURE = "451 4.3.0 Temporary local problem; try again later"
+# RFC 5321 4.2.2: 451 for MAIL, RCPT and DATA; the directory may answer again shortly
+DIRECTORY_BUSY = "451 4.3.0 Addresses cannot be looked up now; try again later"
 AUTH_OK = "235 2.7.0 Authentication successful"
 AUTH_THROTTLED = "454 4.7.0 Too many failed logins; try again later"
 AUTH_UNAVAILABLE = "454 4.7.0 Temporary authentication failure; try again later"  # RFC 4954 6
