@@ -42,12 +42,12 @@ def test_imap_login_literal_still_works(suite) -> None:  # type: ignore[no-untyp
 def test_over_long_lines_are_answered_in_their_turn(suite) -> None:  # type: ignore[no-untyped-def]
     """Pipelined commands keep their order when one of them is over the line limit."""
     imap = IMAPRaw(suite.port("imap"))
-    imap.send(b"a1 NOOP\r\nb2 " + b"x" * 20_000 + b"\r\nc3 NOOP\r\n")
+    imap.send(b"a1 NOOP\r\nb2 " + b"x" * 70_000 + b"\r\nc3 NOOP\r\n")
     replies = [imap.line() for _ in range(3)]
     assert [r.split(b" ")[:2] for r in replies] == [[b"a1", b"OK"], [b"b2", b"BAD"], [b"c3", b"OK"]]
     assert b"[LIMIT]" in replies[1]
     pop = POP3Raw(suite.port("pop3"))
-    pop.sock.sendall(b"NOOP\r\n" + b"x" * 20_000 + b"\r\nCAPA\r\n")
+    pop.sock.sendall(b"NOOP\r\n" + b"x" * 70_000 + b"\r\nCAPA\r\n")
     first, second = pop.line(), pop.line()
     assert first.startswith(b"-ERR")  # NOOP before login
     assert second.startswith(b"-ERR") and b"too long" in second.lower()

@@ -252,3 +252,19 @@ def test_authenticate_before_tls_is_refused_like_login(suite_factory):
     c.starttls()
     assert reply(c.cmd("AUTHENTICATE CRAM-MD5")).startswith(b"NO [CANNOT]")
     assert reply(c.cmd(f"AUTHENTICATE PLAIN {token}")).startswith(b"OK")
+
+
+# --- ID and the line limit --------------------------------------------------------------
+
+
+def test_id_with_thirty_one_kilobyte_values_is_answered(suite, user):
+    """RFC 2971 3.3: up to 30 field-value pairs, values up to 1024 octets, so an ID line
+    of about 31 KB is valid, before and after login; the default line limit admits it."""
+    pairs = " ".join(f'"field{n:02d}" "{chr(97 + n % 26) * 1024}"' for n in range(30))
+    line = f"ID ({pairs})"
+    assert len(line) > 31_000
+    c = Raw(suite.port("imap"))
+    lines = c.cmd(line)
+    assert lines[0].startswith(b"* ID (") and reply(lines).startswith(b"OK"), lines[-1]
+    c.login(user, PASSWORD)
+    assert reply(c.cmd(line)).startswith(b"OK")

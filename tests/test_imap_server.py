@@ -297,7 +297,7 @@ def test_malformed_input_gets_bad_and_the_session_goes_on(suite, user, line):
 
 def test_over_long_line_is_bad_and_connection_kept(suite, user):
     c = session(suite, user, select=None)
-    c.send(b"a NOOP " + b"x" * 20000 + b"\r\n")
+    c.send(b"a NOOP " + b"x" * 70000 + b"\r\n")  # over the 64 KB default
     assert c.line().startswith(b"a BAD [LIMIT]")
     assert reply(c.cmd("NOOP")).startswith(b"OK")
 

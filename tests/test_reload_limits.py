@@ -37,7 +37,7 @@ POP3_IDLE = b"-ERR Idle for too long"
 SMTP_TOO_MANY_RECIPIENTS = 452
 SMTP_TOO_BIG = 552
 
-LONG = 1500  # bytes: under the default line_length (8192), over the reloaded one
+LONG = 1500  # bytes: under the default line_length (64 KB), over the reloaded one
 SHORT_LINES = 1024
 
 

@@ -217,7 +217,12 @@ class Limits(Section):
     message_size: Size = Field(
         25 * 1024**2, ge=1024, description="Largest message (SMTP SIZE, IMAP APPEND literal)."
     )
-    line_length: int = Field(8192, ge=512, description="Longest protocol command line in bytes.")
+    line_length: int = Field(
+        64 * 1024,
+        ge=512,
+        description="Longest IMAP or POP3 command line in bytes; RFC 2971 ID alone may "
+        "need 31 KB, and Dovecot allows 64 KB.",
+    )
     connections: int = Field(1000, ge=1, description="Open connections per service.")
     connections_per_ip: int = Field(50, ge=1, description="Open connections per client address.")
     recipients: int = Field(100, ge=1, description="Recipients of one SMTP transaction.")
