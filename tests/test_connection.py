@@ -39,6 +39,21 @@ def test_imap_login_literal_still_works(suite) -> None:  # type: ignore[no-untyp
     assert raw.until(b"a1")[-1].startswith(b"a1 NO")
 
 
+def test_imap_id_with_literal_values_before_login(suite) -> None:  # type: ignore[no-untyped-def]
+    """RFC 2971 3.3 allows 30 field-value pairs of up to 1024 octets, as literals too, and
+    clients send ID before login: the pre-login literal limits admit that."""
+    raw = IMAPRaw(suite.port("imap"))
+    value = b"v" * 1024
+    pairs = [b'"f%d" {%d}' % (i, len(value)) for i in range(30)]
+    raw.send(b"a1 ID (" + pairs[0] + b"\r\n")
+    for pair in pairs[1:]:
+        assert raw.line().startswith(b"+ ")
+        raw.send(value + b" " + pair + b"\r\n")
+    assert raw.line().startswith(b"+ ")
+    raw.send(value + b")\r\n")
+    assert raw.until(b"a1")[-1].startswith(b"a1 OK")
+
+
 def test_over_long_lines_are_answered_in_their_turn(suite) -> None:  # type: ignore[no-untyped-def]
     """Pipelined commands keep their order when one of them is over the line limit."""
     imap = IMAPRaw(suite.port("imap"))

@@ -24,7 +24,7 @@ log = logging.getLogger("mailsuite.imap")
 
 _VERB = re.compile(rb"^\S+ +(?:UID +)?([A-Za-z]+)")
 NON_APPEND_LITERAL = 64 * 1024  # literals of other commands (login, search strings)
-PRE_AUTH_LITERAL = 1024  # before login only LOGIN and AUTHENTICATE take literals, and small ones
+PRE_AUTH_LITERAL = 8 * 1024  # before login literals carry credentials and ID values: small ones
 POLL_INTERVAL = 2.0  # seconds between syncs of watched folders for outside changes
 
 
@@ -74,10 +74,10 @@ class Connection(LineConnection):
         verb = m.group(1).upper() if m else b""
         limit = self.limits.message_size
         if self.session.state == NOT_AUTH and (
-            size > PRE_AUTH_LITERAL or len(command) + size > PRE_AUTH_LITERAL * 4
+            size > PRE_AUTH_LITERAL or len(command) + size > self.limits.line_length
         ):
             # Nothing a client may do before login needs more: refuse before the continuation,
-            # so an anonymous connection never makes us hold a big literal.
+            # so an anonymous connection never makes us hold more than one long line.
             return tag + b" BAD [LIMIT] Literal too large before login\r\n"
         if verb == b"APPEND":
             if size > limit or len(command) > NON_APPEND_LITERAL * 4:
