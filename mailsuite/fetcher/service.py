@@ -34,7 +34,7 @@ class FetcherService:
     """Running service (see docs/internals.md: `address` is None, `close()` stops it).
 
     Other services reach it as `ctx.fetcher` while it runs: the web site's "pobierz teraz"
-    calls `fetch_now`, and its connection tests use the same `engine`.
+    awaits `fetch_now`, and its connection tests use the same `engine`.
     """
 
     address: tuple[str, int] | None = None
@@ -88,9 +88,10 @@ class FetcherService:
             self.running.pop(account_id, None)
             self.wake.set()
 
-    def fetch_now(self, account_id: int) -> None:
-        """Make one account due at once ("pobierz teraz")."""
-        ext_db.request_fetch(self.ctx.directory, account_id)
+    async def fetch_now(self, account_id: int) -> None:
+        """Make one account due at once ("pobierz teraz"). The directory write runs in an
+        I/O thread: it may wait for another process's lock."""
+        await self.ctx.run_io(ext_db.request_fetch, self.ctx.directory, account_id)
         self.wake.set()
 
     def reload(self, settings: Settings) -> None:

@@ -61,7 +61,7 @@ async def autodiscover(request: web.Request) -> web.Response:
 
 async def apple_profile(request: web.Request) -> web.Response:
     """The signed-in user's mail account as an Apple configuration profile (no password)."""
-    account = current_account(request)
+    account = await current_account(request)
     if account is None:
         return see_other(ACCOUNT_PATH)
     ctx = request.app[CTX_KEY]

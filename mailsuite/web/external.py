@@ -19,7 +19,7 @@ there, and "Wstecz" returns to step 1 with nothing lost. The pages need no JavaS
   shows what happened once (a signed, short-lived cookie). Delete asks first.
 
 The pages call the same functions as `mailsuite external` (mailsuite.fetcher.accounts); they
-never touch Maildirs themselves.
+never touch Maildirs themselves, and reach the directory only in I/O threads.
 """
 
 from __future__ import annotations
@@ -48,7 +48,13 @@ from mailsuite.remote.transport import SECURITIES
 from mailsuite.secrets import SecretError
 from mailsuite.urls import ACCOUNT_PATH
 from mailsuite.web import i18n
-from mailsuite.web.account import Section, current_account, register_section
+from mailsuite.web.account import (
+    SESSION_COOKIE,
+    Section,
+    current_account,
+    register_section,
+    session_account,
+)
 from mailsuite.web.i18n import N_
 from mailsuite.web.pages import CTX_KEY, lang_of, read_form, render, see_other
 from mailsuite.web.security import CSRF_KEY, delete_cookie, set_cookie
@@ -110,6 +116,7 @@ def _fetcher(ctx: Context) -> Fetcher:
 
 
 def _values(ctx: Context, account: Account) -> dict[str, Any]:
+    """The section's values: the accounts and their state (blocking: runs in an I/O thread)."""
     found = ext_db.list_external(ctx.directory, account.address)
     limit = ctx.settings.fetcher.max_accounts_per_user
     return {
@@ -382,14 +389,23 @@ def _flash(request: web.Request) -> str:
     return i18n.text(lang_of(request), key, label=label)
 
 
+def _listing(ctx: Context, secret: str) -> dict[str, Any] | None:
+    """The list page's values for the session `secret`, None when nobody is signed in
+    (blocking: runs in an I/O thread)."""
+    account = session_account(ctx, secret)
+    return _values(ctx, account) if account is not None else None
+
+
 async def list_get(request: web.Request) -> web.StreamResponse:
     """The external accounts, and what the last action did."""
     ctx = request.app[CTX_KEY]
-    account = current_account(request)
-    if account is None or not _shown(ctx):
+    if not _shown(ctx):
+        return see_other(ACCOUNT_PATH)
+    values = await ctx.run_io(_listing, ctx, request.cookies.get(SESSION_COOKIE, ""))
+    if values is None:
         return see_other(ACCOUNT_PATH)
     message = _flash(request)
-    response = render(request, "external_list.html", message=message, values=_values(ctx, account))
+    response = render(request, "external_list.html", message=message, values=values)
     if request.cookies.get(FLASH_COOKIE):
         delete_cookie(request, response, FLASH_COOKIE)
     return response
@@ -408,7 +424,9 @@ def _problems(
     owner: Account | None = None,
 ) -> list[str]:
     """Every problem of the form at once, in the user's language: the account part always,
-    the password when it is required (`password` not None), the server part when shown."""
+    the password when it is required (`password` not None), the server part when shown.
+    With `owner` (a new account: the limit) it reads the directory, so it runs in an I/O
+    thread; without, it does no I/O."""
     problems: list[str] = []
     if owner is not None:
         have = len(ext_db.list_external(ctx.directory, owner.address))
@@ -492,7 +510,7 @@ def _wizard(
 
 
 async def add_get(request: web.Request) -> web.StreamResponse:
-    account = current_account(request)
+    account = await current_account(request)
     if account is None or not _shown(request.app[CTX_KEY]):
         return see_other(ACCOUNT_PATH)
     return _wizard(request, account, 1, Draft(), "")
@@ -502,7 +520,7 @@ async def add_post(request: web.Request) -> web.StreamResponse:
     """Step 1 -> step 2 -> save (with the connection test); "Wstecz" and "Zmień protokół"
     show a page again with nothing lost."""
     ctx = request.app[CTX_KEY]
-    account = current_account(request)
+    account = await current_account(request)
     form = await read_form(request)
     if account is None or form is None or not _shown(ctx):
         return see_other(ACCOUNT_PATH)
@@ -510,7 +528,9 @@ async def add_post(request: web.Request) -> web.StreamResponse:
     draft = Draft.of(form)
     password = _password(request, account, form)
     if form.get("krok") != "2":
-        problems = _problems(ctx, lang, draft, password=password, server=False, owner=account)
+        problems = await ctx.run_io(
+            _problems, ctx, lang, draft, password=password, server=False, owner=account
+        )
         if problems:
             return _wizard(request, account, 1, draft, password, errors=problems)
         if not draft.host:  # first time on step 2: the provider's settings
@@ -524,7 +544,9 @@ async def add_post(request: web.Request) -> web.StreamResponse:
     followed = _follow(draft, form)
     if followed is not None:
         return _wizard(request, account, 2, followed[0], password, notice=followed[1])
-    problems = _problems(ctx, lang, draft, password=password, server=True, owner=account)
+    problems = await ctx.run_io(
+        _problems, ctx, lang, draft, password=password, server=True, owner=account
+    )
     if problems:
         return _wizard(request, account, 2, draft, password, errors=problems)
     fetcher = _fetcher(ctx)
@@ -547,29 +569,44 @@ async def add_post(request: web.Request) -> web.StreamResponse:
     failure = await _saved(request, lang, save)
     if failure is not None:
         return _wizard(request, account, 2, draft, password, errors=[failure])
-    if ctx.fetcher is not None:
-        ctx.fetcher.fetch_now(created[0].id)
-    else:
-        ext_db.request_fetch(ctx.directory, created[0].id)
+    await _fetch_soon(ctx, created[0].id)
     return _flash_to_list(request, "added", created[0].label, f"zewnetrzne-{created[0].id}")
 
 
 # -- one account ------------------------------------------------------------------------------
 
 
-def _own(request: web.Request) -> tuple[Account, ExternalAccount] | None:
-    ctx = request.app[CTX_KEY]
-    account = current_account(request)
-    if account is None or not _shown(ctx):
-        return None
-    try:
-        external_id = int(request.match_info["id"])
-    except ValueError:
+def _owned(ctx: Context, secret: str, external_id: int) -> tuple[Account, ExternalAccount] | None:
+    """The account signed in with the session `secret` and its external account
+    `external_id`, None unless both exist and belong together (blocking: runs in an I/O
+    thread)."""
+    account = session_account(ctx, secret)
+    if account is None:
         return None
     found = ext_db.external_by_id(ctx.directory, external_id)
     if found is None or found.owner != account.address:
         return None
     return account, found
+
+
+async def _own(request: web.Request) -> tuple[Account, ExternalAccount] | None:
+    """The signed-in account and the external account the path names, if it is theirs."""
+    ctx = request.app[CTX_KEY]
+    if not _shown(ctx):
+        return None
+    try:
+        external_id = int(request.match_info["id"])
+    except ValueError:
+        return None
+    return await ctx.run_io(_owned, ctx, request.cookies.get(SESSION_COOKIE, ""), external_id)
+
+
+async def _fetch_soon(ctx: Context, external_id: int) -> None:
+    """Make the account due at once: the running fetcher starts it, or the next one does."""
+    if ctx.fetcher is not None:
+        await ctx.fetcher.fetch_now(external_id)
+    else:
+        await ctx.run_io(ext_db.request_fetch, ctx.directory, external_id)
 
 
 def _edit_page(
@@ -599,7 +636,7 @@ def _edit_page(
 
 
 async def edit_get(request: web.Request) -> web.StreamResponse:
-    owned = _own(request)
+    owned = await _own(request)
     if owned is None:
         return see_other(ACCOUNT_PATH)
     account, external = owned
@@ -610,7 +647,7 @@ async def edit_post(request: web.Request) -> web.StreamResponse:
     """Save the changes (the connection is tested again when the server, the login or the
     password changed); "Zmień protokół" shows the other protocol's settings first."""
     ctx = request.app[CTX_KEY]
-    owned = _own(request)
+    owned = await _own(request)
     form = await read_form(request)
     if owned is None or form is None:
         return see_other(ACCOUNT_PATH)
@@ -649,7 +686,7 @@ async def edit_post(request: web.Request) -> web.StreamResponse:
 
 async def delete_get(request: web.Request) -> web.StreamResponse:
     """Ask before deleting: what goes, what stays."""
-    owned = _own(request)
+    owned = await _own(request)
     if owned is None:
         return see_other(ACCOUNT_PATH)
     return _delete_page(request, owned[1])
@@ -668,7 +705,7 @@ async def delete_post(request: web.Request) -> web.StreamResponse:
     """Deletes only when the confirmation page says so (anything else shows that page).
     Nothing changes on the remote server; the folder stays unless the box is unticked."""
     ctx = request.app[CTX_KEY]
-    owned = _own(request)
+    owned = await _own(request)
     form = await read_form(request)
     if owned is None or form is None:
         return see_other(ACCOUNT_PATH)
@@ -684,15 +721,12 @@ async def delete_post(request: web.Request) -> web.StreamResponse:
 async def fetch_post(request: web.Request) -> web.StreamResponse:
     """Pobierz teraz: the account is due at once; the fetcher service picks it up."""
     ctx = request.app[CTX_KEY]
-    owned = _own(request)
+    owned = await _own(request)
     form = await read_form(request)
     if owned is None or form is None:
         return see_other(ACCOUNT_PATH)
     external = owned[1]
-    if ctx.fetcher is not None:
-        ctx.fetcher.fetch_now(external.id)
-    else:
-        ext_db.request_fetch(ctx.directory, external.id)
+    await _fetch_soon(ctx, external.id)
     return _flash_to_list(request, "fetching", external.label, f"zewnetrzne-{external.id}")
 
 

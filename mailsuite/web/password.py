@@ -4,6 +4,7 @@ Both ask the same questions of a new password (`new_password_errors`) and list e
 rule by name at once. The change page proves who is asking through the one login path
 (`ctx.auth.authenticate(..., allow_temporary=True)`), so its failures count towards the same
 throttling as IMAP, POP3 and SMTP, and a wrong account and a wrong password read the same.
+The directory may wait for another process's lock, so it is only called in I/O threads.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ async def new_password_errors(
     for broken in policy.check(settings, new, [x for x in logins if x]):
         errors.append(i18n.text(lang, "err.rule", rule=broken.text(lang)))
     if account is not None and settings.history and new and new != current:
-        hashes = ctx.directory.password_history(account.address, settings.history)
+        hashes = await ctx.run_io(ctx.directory.password_history, account.address, settings.history)
         if account.password_hash and not account.must_change:
             hashes.insert(0, account.password_hash)
         for old in hashes:
@@ -136,8 +137,7 @@ async def change_post(request: web.Request) -> web.Response:
     if errors:
         return render(request, "change.html", 400, errors=errors, login=login, rules=rules)
     password_hash = await ctx.auth.hasher.hash(new)
-    ctx.directory.set_password(account.address, password_hash)
-    ctx.directory.audit("web.password-change", account.address, "", ip)
+    await ctx.run_io(_change_password, ctx, account, password_hash, ip)
     log.info("password changed on the web for %s from %s", account.address, ip)
     notices = []
     if legacy_login_used(account, login):
@@ -159,6 +159,12 @@ async def change_post(request: web.Request) -> web.Response:
     )
 
 
+def _change_password(ctx: Context, account: Account, password_hash: str, ip: str | None) -> None:
+    """Store the new password (blocking: runs in an I/O thread)."""
+    ctx.directory.set_password(account.address, password_hash)
+    ctx.directory.audit("web.password-change", account.address, "", ip)
+
+
 # -- activation links ------------------------------------------------------------------------
 
 
@@ -172,6 +178,31 @@ def _link_state(ctx: Context, token: Token | None) -> str:
     return "ok"
 
 
+def _link(ctx: Context, secret: str) -> tuple[str, Token | None, Account | None]:
+    """What activation link `secret` is ("ok", "used", "expired", "invalid"), its token and
+    its account (blocking: runs in an I/O thread). "ok" comes with both."""
+    token = ctx.directory.find_token(ACTIVATION, secret)
+    state = _link_state(ctx, token)
+    account = ctx.directory.account_by_id(token.account_id) if token else None
+    if state == "ok" and account is None:
+        state = "invalid"
+    return state, token, account
+
+
+def _activate(
+    ctx: Context, token: Token, account: Account, password_hash: str, ip: str | None
+) -> list[str] | None:
+    """Set the first password through link `token` (blocking: runs in an I/O thread): None
+    when another request used the link first, else the account's login names, which the
+    mail to its contact address gives."""
+    # Single use: of two requests racing with one link, exactly one sets the password.
+    if not ctx.directory.use_token(token):
+        return None
+    ctx.directory.set_password(account.address, password_hash)
+    ctx.directory.audit("web.activate", account.address, "", ip)
+    return ctx.directory.login_names(account.address) if account.contact else []
+
+
 def _link_page(request: web.Request, state: str) -> web.Response:
     ctx = request.app[CTX_KEY]
     hours = round(ctx.settings.accounts.activation_link_lifetime / 3600)
@@ -181,14 +212,9 @@ def _link_page(request: web.Request, state: str) -> web.Response:
 
 async def activate_get(request: web.Request) -> web.Response:
     ctx = request.app[CTX_KEY]
-    secret = request.match_info["token"]
-    token = ctx.directory.find_token(ACTIVATION, secret)
-    state = _link_state(ctx, token)
-    if state != "ok" or token is None:
+    state, _, account = await ctx.run_io(_link, ctx, request.match_info["token"])
+    if state != "ok" or account is None:
         return _link_page(request, state)
-    account = ctx.directory.account_by_id(token.account_id)
-    if account is None:
-        return _link_page(request, "invalid")
     return render(
         request,
         "activate.html",
@@ -201,12 +227,9 @@ async def activate_get(request: web.Request) -> web.Response:
 async def activate_post(request: web.Request) -> web.Response:
     ctx = request.app[CTX_KEY]
     lang = lang_of(request)
-    secret = request.match_info["token"]
-    token = ctx.directory.find_token(ACTIVATION, secret)
-    state = _link_state(ctx, token)
-    account = ctx.directory.account_by_id(token.account_id) if token else None
+    state, token, account = await ctx.run_io(_link, ctx, request.match_info["token"])
     if state != "ok" or token is None or account is None:
-        return _link_page(request, state if state != "ok" else "invalid")
+        return _link_page(request, state)
     rules = _policy_list(ctx, lang)
     form = await read_form(request)
     if form is None:
@@ -222,14 +245,10 @@ async def activate_post(request: web.Request) -> web.Response:
             request, "activate.html", 400, errors=errors, address=account.address, rules=rules
         )
     password_hash = await ctx.auth.hasher.hash(new)
-    # Single use: of two requests racing with one link, exactly one sets the password.
-    if not ctx.directory.use_token(token):
+    names = await ctx.run_io(_activate, ctx, token, account, password_hash, remote_ip(request))
+    if names is None:
         return _link_page(request, "used")
-    ip = remote_ip(request)
-    ctx.directory.set_password(account.address, password_hash)
-    ctx.directory.audit("web.activate", account.address, "", ip)
     if account.contact:
-        names = ctx.directory.login_names(account.address)
         subject, body = mails.activated(
             ctx.settings,
             account.address,
