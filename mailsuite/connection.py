@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -36,6 +37,7 @@ MAX_PIPELINE = 64  # queued commands before we stop reading from the client
 OUTPUT_HIGH_WATER = 1 << 20  # batched output is handed to the transport past this size
 CLOSE_NOTIFY_WAIT = 0.5  # seconds to wait for the client's TLS close_notify before our FIN
 CLOSE_DEADLINE = 30.0  # a client that never reads its last reply is cut off after this
+INFLATE_CHUNK = 64 * 1024  # compressed input is framed in pieces, so a bomb never piles up
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,8 @@ class LineConnection(protocol.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.closing_timers: list[asyncio.TimerHandle] = []
         self.task: asyncio.Future[None] | None = None
+        self.inflater: Any = None  # set once COMPRESS=DEFLATE is active (RFC 4978)
+        self.deflater: Any = None
         self._limits: Limits | None = None
         self._limits_of: object = None
 
@@ -213,8 +217,20 @@ class LineConnection(protocol.Protocol):
         if self.closed:
             return
         self.touch()
-        self.buffer += data
-        self._frame()
+        if self.inflater is None:
+            self.buffer += data
+            self._frame()
+            return
+        try:
+            # inflated a piece at a time: framing skips over-long lines as they arrive
+            while data and not self.closed:
+                self.buffer += self.inflater.decompress(data, INFLATE_CHUNK)
+                data = self.inflater.unconsumed_tail
+                self._frame()
+        except zlib.error:
+            log.info("%s client %s sent broken DEFLATE data", self.protocol_name, self.remote_ip)
+            self.buffer.clear()
+            self.close()
 
     # --- framing ------------------------------------------------------------------------------
 
@@ -325,7 +341,11 @@ class LineConnection(protocol.Protocol):
 
     def flush(self) -> None:
         if self.out and not self.lost:
-            self.transport.write(b"".join(self.out))
+            data = b"".join(self.out)
+            if self.deflater is not None:
+                # RFC 4978 4: a sync flush after each batch, so the client can act on it now
+                data = self.deflater.compress(data) + self.deflater.flush(zlib.Z_SYNC_FLUSH)
+            self.transport.write(data)
         self.out.clear()
         self.out_size = 0
 
@@ -346,6 +366,21 @@ class LineConnection(protocol.Protocol):
         self.flush()
         self.transport.startTLS(self.ctx.tls.twisted_options())
         self.tls = True
+
+    def start_compression(self) -> None:
+        """RFC 4978 3: raw DEFLATE both ways from the byte after the OK, which is sent as it
+        is. Input already buffered came after the command, so it is compressed too."""
+        self.flush()
+        self.deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+        self.inflater = zlib.decompressobj(-15)
+        pending = bytes(self.buffer)
+        self.buffer.clear()
+        if pending:
+            self.dataReceived(pending)
+
+    @property
+    def compressed(self) -> bool:
+        return self.deflater is not None
 
     def is_loopback(self) -> bool:
         return is_loopback(self.remote_ip)

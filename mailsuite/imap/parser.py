@@ -917,5 +917,9 @@ def _arguments(r: _Reader, cmd: Command) -> None:
         r.sp()
         cmd.params = _id_params(r)
         r.end()
+    elif name == "COMPRESS":
+        r.sp()  # RFC 4978 3: COMPRESS SP algorithm
+        cmd.words = (r.word().upper(),)
+        r.end()
     else:
         raise ParseError(f"unknown command {name}")

@@ -235,6 +235,8 @@ class Session:
                 "LIST-EXTENDED",
                 f"APPENDLIMIT={self.message_size}",
             ]
+            if not self.conn.compressed:
+                caps.append("COMPRESS=DEFLATE")  # RFC 4978 3: not once it is active
         return " ".join(caps).encode()
 
     def deselect(self) -> None:
@@ -645,6 +647,15 @@ class Session:
         self.deselect()
         return None
 
+    async def do_compress(self, cmd: Command) -> str | None:
+        if cmd.words != ("DEFLATE",):
+            raise Bad("Unsupported compression mechanism")  # RFC 4978 3
+        if self.conn.compressed:
+            raise No("DEFLATE is already active", "COMPRESSIONACTIVE")
+        self.conn.write(cmd.tag.encode() + b" OK DEFLATE active\r\n")
+        self.conn.start_compression()
+        raise _Handled
+
     async def do_unselect(self, cmd: Command) -> str | None:
         self.deselect()  # RFC 3691 2: no expunge
         return None
@@ -923,6 +934,7 @@ Session.HANDLERS = {
     "CHECK": (Session.do_check, _SELECTED),
     "CLOSE": (Session.do_close, _SELECTED),
     "UNSELECT": (Session.do_unselect, _SELECTED),
+    "COMPRESS": (Session.do_compress, frozenset({AUTH, SELECTED})),
     "EXPUNGE": (Session.do_expunge, _SELECTED),
     "SEARCH": (Session.do_search, _SELECTED),
     "FETCH": (Session.do_fetch, _SELECTED),
