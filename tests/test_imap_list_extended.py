@@ -139,7 +139,7 @@ def test_special_use_selection_and_return_options(food):
         'LIST "" "*" RETURN (BOGUS)',
         'LIST "" "" RETURN (BOGUS)',
         'LIST "" ("Tofu") RETURN (SUBSCRIBED BOGUS)',
-        'LIST "" "*" RETURN (STATUS (MESSAGES))',
+        'LIST "" "*" RETURN (STATUS (BOGUS))',
         'LIST "" ()',
         'LIST "" ("Tofu"',
         'LIST "" "*" RETURN',

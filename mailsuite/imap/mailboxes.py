@@ -18,7 +18,7 @@ DELIMITER = "/"
 # RFC 5258 3.1 and RFC 6154 3; REMOTE has nothing to add here (no remote mailboxes)
 SELECT_OPTIONS = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
 # RFC 5258 3.2 and RFC 6154 3; CHILDREN and SPECIAL-USE attributes are always given
-RETURN_OPTIONS = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE"})
+RETURN_OPTIONS = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"})  # RFC 5819
 
 
 @dataclass(frozen=True)

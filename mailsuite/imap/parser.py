@@ -214,6 +214,8 @@ _FLAG_KEYS = {
 _DATE_KEYS = frozenset({"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"})
 _HEADER_KEYS = frozenset({"BCC", "CC", "FROM", "SUBJECT", "TO"})
 _CHARSETS = frozenset({"UTF-8", "US-ASCII"})
+# RFC 3501 6.3.10 status items, and RFC 8438 2 SIZE
+STATUS_ITEMS = frozenset({"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE"})
 
 # --- commands -----------------------------------------------------------------------------
 
@@ -735,9 +737,33 @@ def _list(r: _Reader, cmd: Command) -> None:
         if r.word() != "RETURN":
             raise r.fail("expected RETURN")
         r.sp()
-        cmd.return_opts = r.atom_list()  # RFC 5258 6: list-return-opts
+        cmd.return_opts = _list_return_opts(r, cmd)  # RFC 5258 6: list-return-opts
         cmd.extended = True
     _set_patterns(cmd, reference, patterns)
+
+
+def _list_return_opts(r: _Reader, cmd: Command) -> tuple[str, ...]:
+    """RFC 5258 6 return options; RFC 5819 2: ``STATUS (status-att-list)`` is one, its items
+    go to `cmd.status_items`."""
+    r.expect(b"(")
+    words: list[str] = []
+    while r.peek() != 0x29:
+        if words:
+            r.sp()
+        words.append(r.word())
+        if words[-1] == "STATUS":
+            r.sp()
+            cmd.status_items = _status_att_list(r)
+    r.pos += 1
+    return tuple(words)
+
+
+def _status_att_list(r: _Reader) -> tuple[str, ...]:
+    """RFC 3501 9 "(" status-att *(SP status-att) ")", with the items of `STATUS_ITEMS`."""
+    items = r.atom_list()
+    if not items or not set(items) <= STATUS_ITEMS:
+        raise r.fail("bad STATUS item list")
+    return items
 
 
 def _lsub(r: _Reader, cmd: Command) -> None:
@@ -880,10 +906,7 @@ def _arguments(r: _Reader, cmd: Command) -> None:
         r.sp()
         cmd.mailbox = r.mailbox()
         r.sp()
-        cmd.status_items = r.atom_list()
-        allowed = {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN"}
-        if not cmd.status_items or not set(cmd.status_items) <= allowed:
-            raise r.fail("bad STATUS item list")
+        cmd.status_items = _status_att_list(r)
         r.end()
     elif name == "APPEND":
         _append(r, cmd)

@@ -19,7 +19,7 @@ from mailsuite import store as store_pkg
 from mailsuite.auth import UNAVAILABLE_MESSAGE, AuthCode
 from mailsuite.connection import TooLong
 from mailsuite.directory import DirectoryUnavailable
-from mailsuite.imap import mailboxes, render
+from mailsuite.imap import mailboxes, render, status
 from mailsuite.imap.message import parse as parse_message
 from mailsuite.imap.parser import Command, FetchItem, ParseError, parse_command, parse_tag
 from mailsuite.imap.search import search
@@ -233,6 +233,8 @@ class Session:
                 "CHILDREN",
                 "SPECIAL-USE",
                 "LIST-EXTENDED",
+                "LIST-STATUS",
+                "STATUS=SIZE",
                 f"APPENDLIMIT={self.message_size}",
             ]
             if not self.conn.compressed:
@@ -554,6 +556,16 @@ class Session:
             extended=cmd.extended,
             lsub=lsub,
         )
+        if "STATUS" in returns and not lsub:
+            # RFC 5819 2: each selectable name's STATUS follows its LIST line
+            found = await self.ctx.run_io(status.list_statuses, self.mailbox, items)
+            out = []
+            for i in items:
+                out.append(mailboxes.list_line(cmd.name, i))
+                if i.name in found:
+                    out.append(status.status_line(i.name, found[i.name], cmd.status_items))
+            self.conn.write(b"".join(out))
+            return None
         self.conn.write(b"".join(mailboxes.list_line(cmd.name, i) for i in items))
         return None
 
@@ -574,6 +586,7 @@ class Session:
             "UIDNEXT": st.uidnext,
             "UIDVALIDITY": st.uidvalidity,
             "UNSEEN": st.unseen,
+            "SIZE": st.size,  # RFC 8438 2
         }
         items = b" ".join(b"%s %d" % (i.encode(), values[i]) for i in cmd.status_items)
         self.conn.write(

@@ -1,0 +1,52 @@
+"""STATUS data (RFC 3501 6.3.10, RFC 8438 SIZE) for STATUS and for LIST-STATUS (RFC 5819).
+
+Reads counts through the store's `Folder.status`, which keeps them without loading the
+message list; never touches message files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from mailsuite import store as store_pkg
+from mailsuite.imap import render
+from mailsuite.imap.mailboxes import Listed
+
+
+def values(st: Any) -> dict[str, int]:
+    """Every status item we answer, from a store `FolderStatus`."""
+    return {
+        "MESSAGES": st.messages,
+        "RECENT": st.recent,
+        "UIDNEXT": st.uidnext,
+        "UIDVALIDITY": st.uidvalidity,
+        "UNSEEN": st.unseen,
+        "SIZE": st.size,  # RFC 8438 2: the octets of every message, as RFC822.SIZE counts
+    }
+
+
+def status_line(name: str, st: Any, items: Iterable[str]) -> bytes:
+    """One ``* STATUS name (item value ...)`` response, items in the order asked."""
+    known = values(st)
+    data = b" ".join(b"%s %d" % (i.encode(), known[i]) for i in items)
+    return b"* STATUS " + render.astring_mailbox(name) + b" (" + data + b")\r\n"
+
+
+def selectable(item: Listed) -> bool:
+    """RFC 5819 2: no STATUS for a \\NoSelect or \\NonExistent name."""
+    return not {a.upper() for a in item.attributes} & {"\\NOSELECT", "\\NONEXISTENT"}
+
+
+def list_statuses(mailbox: Any, items: list[Listed]) -> dict[str, Any]:
+    """The `FolderStatus` of each selectable listed folder; off the loop. RFC 5819 2: a
+    folder whose status cannot be read (deleted meanwhile) is left out, not an error."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if not selectable(item):
+            continue
+        try:
+            out[item.name] = mailbox.folder(item.name).status()
+        except store_pkg.StoreError:
+            continue
+    return out
