@@ -20,6 +20,7 @@ from mailsuite import catalogues, i18n, mails, policy
 from mailsuite.accounts import ACTIVATION
 from mailsuite.config.schema import PasswordPolicy, Settings
 from mailsuite.web import i18n as web_i18n
+from mailsuite.web.pages import footer
 
 from .test_web import CONTACT, OLD, Site, errors_of, open_site, sign_in
 
@@ -392,3 +393,22 @@ async def test_the_code_field_takes_a_pasted_code_with_spaces(site: Site) -> Non
     assert "autofocus" in field and 'maxlength="16"' in field
     status, html = await site.post("/konto/kod", {"kod": f" {code[:3]} {code[3:]} "})
     assert status == 200 and "Regulamin" in html, errors_of(html)
+
+
+@pytest.mark.parametrize(
+    ("organisation", "polish"),
+    [
+        ("KPWiK", "Serwis prowadzi KPWiK."),
+        ("Hosting sp. z o.o.", "Serwis prowadzi Hosting sp. z o.o."),
+        ("Yahoo!", "Serwis prowadzi Yahoo!"),
+        ("Wodociągi S.A", "Serwis prowadzi Wodociągi S.A."),
+        ("", ""),
+    ],
+)
+def test_the_footer_ends_its_sentence_once_whatever_the_name(
+    organisation: str, polish: str
+) -> None:
+    """A name that ends with its own full stop ("sp. z o.o.") ends the footer's sentence."""
+    assert footer("pl", organisation) == polish
+    english = polish.replace("Serwis prowadzi", "This service is run by")
+    assert footer("en", organisation) == english

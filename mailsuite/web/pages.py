@@ -79,6 +79,7 @@ class SiteFrame:
     organisation: str
     support: str
     logo: str | None  # the image's address: our own LOGO_PATH or the configured https URL
+    footer: str  # "Serwis prowadzi …", or "" without an organisation
 
     @property
     def title(self) -> str:
@@ -96,7 +97,20 @@ def site_frame(settings: Settings, lang: str) -> SiteFrame:
         organisation=site.organisation,
         support=site.support,
         logo=logo,
+        footer=footer(lang, site.organisation),
     )
+
+
+def footer(lang: str, organisation: str) -> str:
+    """The footer's sentence naming `organisation`, ended once: a name that ends a sentence
+    itself ("Hosting sp. z o.o.", "Yahoo!") takes the place of the sentence's full stop, so
+    no page shows "sp. z o.o..". "" when no organisation is configured."""
+    if not organisation:
+        return ""
+    words = i18n.text(lang, "site.footer", organisation=organisation)
+    if organisation[-1] in ".!?…" and words.endswith(organisation + "."):
+        words = words[:-1]
+    return words
 
 
 def lang_of(request: web.Request) -> str:
