@@ -289,8 +289,8 @@ def _follow(draft: Draft, form: dict[str, str]) -> tuple[Draft, str] | None:
     as they were shown), or changed the address while the server fields still held the
     suggestion for the old one. None: save what was typed.
 
-    "Zmień protokół" comes first in the form, so Enter in a field submits it; with the
-    protocol as it was shown, that is a save."""
+    Enter in a field presses the form's hidden save button, which comes before "Zmień
+    protokół"; "Zmień protokół" with the protocol as it was shown is a save too."""
     shown = _was_shown(form)
     if shown is None or shown.get("protocol") not in PROTOCOLS:
         return None
