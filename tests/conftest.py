@@ -126,14 +126,16 @@ class Suite:
 
     # -- process --------------------------------------------------------------------------
 
+    def command(self) -> list[str]:
+        """How the server is started; a test may start it through a wrapper of its own."""
+        return [sys.executable, "-m", "mailsuite"]
+
     def start(self, timeout: float = 30) -> Suite:
         self.ready_file.unlink(missing_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "mailsuite",
+                *self.command(),
                 "serve",
                 "--config",
                 str(self.config_path),
