@@ -751,14 +751,6 @@ def test_idle_hears_of_mail_delivered_over_smtp(suite, user):
     assert b"Subject: over smtp 1\r\n" in lines[0]
 
 
-def test_a_second_literal_in_one_append_is_refused(suite, user):
-    """MULTIAPPEND is not offered: one APPEND carries one message, whatever the client sends."""
-    c = session(suite, user, select=None)
-    c.send(b"a APPEND INBOX {3+}\r\nabc {3+}\r\ndef\r\n")
-    assert c.line().startswith(b"a BAD")
-    assert reply(c.cmd("NOOP")).startswith(b"OK")
-
-
 REAL_LINES = [
     b"FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (FROM)]<0.10>)",
     b"UID SEARCH CHARSET UTF-8 OR FROM a NOT SEEN",

@@ -220,6 +220,15 @@ STATUS_ITEMS = frozenset({"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEE
 # --- commands -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class AppendMessage:
+    """One RFC 3502 append-message: its flags, date and the message bytes."""
+
+    flags: tuple[str, ...] = ()
+    date: dt.datetime | None = None
+    data: bytes = b""
+
+
 @dataclass
 class Command:
     """A parsed command; only the fields its verb uses are set."""
@@ -255,6 +264,8 @@ class Command:
     # a mailbox argument is a valid astring but not modified UTF-7 (RFC 3501 5.1.3): the
     # session answers NO; the argument holds "" and must not be used
     bad_name: bool = False
+    # APPEND: every message (RFC 3502 MULTIAPPEND); `flags`, `date` and `data` hold the first
+    appends: tuple[AppendMessage, ...] = ()
 
 
 class _Reader:
@@ -692,20 +703,33 @@ def _store(r: _Reader, cmd: Command) -> None:
 
 
 def _append(r: _Reader, cmd: Command) -> None:
+    """RFC 3502 3: append = "APPEND" SP mailbox 1*(SP append-message)."""
     r.sp()
     cmd.mailbox = r.mailbox()
     r.sp()
+    messages = [_append_message(r)]
+    while r.maybe_sp() and not r.at_end():
+        messages.append(_append_message(r))
+    cmd.appends = tuple(messages)
+    cmd.flags, cmd.date, cmd.data = messages[0].flags, messages[0].date, messages[0].data
+
+
+def _append_message(r: _Reader) -> AppendMessage:
+    """RFC 3502 3: append-message = append-opts SP append-data (read from after its SP);
+    append-opts = [SP flag-list] [SP date-time]."""
+    flags: tuple[str, ...] = ()
+    date = None
     if r.peek() == 0x28:
-        cmd.flags = r.flag_list()
-        if "\\Recent" in cmd.flags:
+        flags = r.flag_list()
+        if "\\Recent" in flags:
             raise r.fail("\\Recent cannot be set by APPEND")
         r.sp()
     if r.peek() == 0x22:
-        cmd.date = parse_date_time(r.quoted())
+        date = parse_date_time(r.quoted())
         r.sp()
     if r.peek() != 0x7B:
         raise r.fail("APPEND needs the message as a literal")
-    cmd.data = r.literal()
+    return AppendMessage(flags, date, r.literal())
 
 
 def _list(r: _Reader, cmd: Command) -> None:

@@ -20,6 +20,7 @@ from mailsuite.auth import UNAVAILABLE_MESSAGE, AuthCode
 from mailsuite.connection import TooLong
 from mailsuite.directory import DirectoryUnavailable
 from mailsuite.imap import mailboxes, render, status
+from mailsuite.imap.appending import append_all, uid_set
 from mailsuite.imap.message import parse as parse_message
 from mailsuite.imap.parser import Command, FetchItem, ParseError, parse_command, parse_tag
 from mailsuite.imap.search import search
@@ -235,6 +236,7 @@ class Session:
                 "LIST-EXTENDED",
                 "LIST-STATUS",
                 "STATUS=SIZE",
+                "MULTIAPPEND",
                 f"APPENDLIMIT={self.message_size}",
             ]
             if not self.conn.compressed:
@@ -595,19 +597,19 @@ class Session:
         return None
 
     async def do_append(self, cmd: Command) -> str | None:
-        assert cmd.mailbox is not None and cmd.data is not None
-        if len(cmd.data) > self.message_size:
-            raise No("Message too large", "TOOBIG")
+        assert cmd.mailbox is not None and cmd.appends
+        if any(len(m.data) > self.message_size for m in cmd.appends):
+            raise No("Message too large", "TOOBIG")  # RFC 7889 4: APPENDLIMIT is per message
         try:
             folder = await self.folder(cmd.mailbox)
         except store_pkg.NoSuchFolder:
             raise No("No such folder", "TRYCREATE") from None  # RFC 3501 6.3.11
-        when = cmd.date.timestamp() if cmd.date is not None else None
-        uid = await self.ctx.run_io(folder.append, cmd.data, cmd.flags, when)
+        # RFC 3502 3: every message or none
+        uids = await self.ctx.run_io(append_all, folder, cmd.appends)
         if self.view is not None and self.view.folder is folder:
-            self.view.pending.new.add(uid)
-        # RFC 4315 3: APPENDUID
-        return f"[APPENDUID {folder.uidvalidity} {uid}] APPEND completed"
+            self.view.pending.new.update(uids)
+        # RFC 4315 3: APPENDUID, with a uid-set for several messages (RFC 3502 6)
+        return f"[APPENDUID {folder.uidvalidity} {uid_set(uids)}] APPEND completed"
 
     async def do_idle(self, cmd: Command) -> str | None:
         # RFC 2177 3: untagged updates flow until the client sends DONE
