@@ -152,7 +152,7 @@ class FetchItem:
         """The name the response carries (RFC 3501 7.4.2: PEEK is dropped, origin only)."""
         if self.section is None:
             return self.name
-        label = f"BODY[{self.section.render()}]"
+        label = f"{self.name}[{self.section.render()}]"  # BODY, or BINARY (RFC 3516 4.2)
         if self.partial is not None:
             label += f"<{self.partial[0]}>"
         return label
@@ -514,6 +514,8 @@ def parse_date_time(raw: bytes) -> dt.datetime:
 def _fetch_att(r: _Reader) -> FetchItem:
     raw = r.take(_ATOM_CHARS - {ord("[")} | {ord(".")}).decode("ascii", "replace").upper()
     if r.peek() == 0x5B:  # "["
+        if raw in ("BINARY", "BINARY.PEEK", "BINARY.SIZE"):
+            return _binary_att(r, raw)
         if raw not in ("BODY", "BODY.PEEK"):
             raise r.fail(f"{raw} takes no section")
         r.pos += 1
@@ -531,6 +533,29 @@ def _fetch_att(r: _Reader) -> FetchItem:
     if raw not in _SIMPLE_FETCH:
         raise r.fail(f"unknown fetch attribute {raw or r.data[r.pos : r.pos + 1]!r}")
     return FetchItem(raw)
+
+
+def _binary_att(r: _Reader, raw: str) -> FetchItem:
+    """RFC 3516 4.1: BINARY[.PEEK] section-binary [partial] / BINARY.SIZE section-binary,
+    section-binary = "[" [section-part] "]" (part numbers only). BINARY.SIZE never sets
+    \\Seen, so it is a peek."""
+    r.pos += 1  # "["
+    parts: list[int] = []
+    while r.peek() != 0x5D:
+        if parts:
+            r.expect(b".")
+        parts.append(r.number(nonzero=True))
+    r.pos += 1
+    partial = None
+    if raw != "BINARY.SIZE" and r.peek() == 0x3C:  # "<"
+        r.pos += 1
+        start = r.number()
+        r.expect(b".")
+        count = r.number(nonzero=True)
+        r.expect(b">")
+        partial = (start, count)
+    name = "BINARY.SIZE" if raw == "BINARY.SIZE" else "BINARY"
+    return FetchItem(name, section=Section(tuple(parts)), peek=raw != "BINARY", partial=partial)
 
 
 def _section(r: _Reader) -> Section:
@@ -727,7 +752,9 @@ def _append_message(r: _Reader) -> AppendMessage:
     if r.peek() == 0x22:
         date = parse_date_time(r.quoted())
         r.sp()
-    if r.peek() != 0x7B:
+    if r.peek() == 0x7E:  # RFC 3516 4.4: "~" literal8, a message that may hold NUL
+        r.pos += 1
+    elif r.peek() != 0x7B:
         raise r.fail("APPEND needs the message as a literal")
     return AppendMessage(flags, date, r.literal())
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from mailsuite import mutf7
+from mailsuite.imap import binary
 from mailsuite.imap.message import MESSAGE, MULTIPART, Part, parse, section_bytes
 from mailsuite.imap.parser import FetchItem
 from mailsuite.message import addresses, mime
@@ -293,6 +294,8 @@ def body_literal(chunk: bytes) -> bytes:
 def fetch_item(item: FetchItem, data: bytes, root: Part) -> bytes:
     """``label value`` for one body-dependent fetch item."""
     name = item.name
+    if name in ("BINARY", "BINARY.SIZE"):
+        return binary.fetch_item(item, root)  # RFC 3516 4.2, 4.3
     if item.section is not None:
         sec = item.section
         chunk = section_bytes(root, sec.part, sec.text, sec.fields)

@@ -21,6 +21,7 @@ from mailsuite.connection import TooLong
 from mailsuite.directory import DirectoryUnavailable
 from mailsuite.imap import mailboxes, render, status
 from mailsuite.imap.appending import append_all, uid_set
+from mailsuite.imap.binary import UnknownCte
 from mailsuite.imap.message import parse as parse_message
 from mailsuite.imap.parser import Command, FetchItem, ParseError, parse_command, parse_tag
 from mailsuite.imap.search import search
@@ -194,6 +195,9 @@ class Session:
             return b"BAD " + self._coded(exc)
         except No as exc:
             reply = b"NO " + self._coded(exc)
+        except UnknownCte:
+            # RFC 3516 4.2: a part whose encoding cannot be undone
+            reply = b"NO [UNKNOWN-CTE] Cannot decode the part's content-transfer-encoding"
         except store_pkg.StoreError as exc:
             code = _STORE_ERRORS.get(type(exc), "CANNOT")
             reply = b"NO [" + code.encode() + b"] " + _store_text(exc).encode()
@@ -237,6 +241,7 @@ class Session:
                 "LIST-STATUS",
                 "STATUS=SIZE",
                 "MULTIAPPEND",
+                "BINARY",
                 f"APPENDLIMIT={self.message_size}",
             ]
             if not self.conn.compressed:
