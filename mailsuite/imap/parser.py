@@ -222,11 +222,13 @@ STATUS_ITEMS = frozenset({"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEE
 
 @dataclass(frozen=True)
 class AppendMessage:
-    """One RFC 3502 append-message: its flags, date and the message bytes."""
+    """One RFC 3502 append-message: its flags, date and the message bytes; or, for RFC 4469
+    CATENATE, the parts to join (("TEXT", bytes) or ("URL", url)) and `data` empty."""
 
     flags: tuple[str, ...] = ()
     date: dt.datetime | None = None
     data: bytes = b""
+    parts: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass
@@ -752,11 +754,41 @@ def _append_message(r: _Reader) -> AppendMessage:
     if r.peek() == 0x22:
         date = parse_date_time(r.quoted())
         r.sp()
+    if r.data[r.pos : r.pos + 8].upper() == b"CATENATE":
+        r.pos += 8
+        return AppendMessage(flags, date, parts=_cat_parts(r))
     if r.peek() == 0x7E:  # RFC 3516 4.4: "~" literal8, a message that may hold NUL
         r.pos += 1
     elif r.peek() != 0x7B:
         raise r.fail("APPEND needs the message as a literal")
     return AppendMessage(flags, date, r.literal())
+
+
+def _cat_parts(r: _Reader) -> tuple[tuple[str, bytes], ...]:
+    """RFC 4469 5: SP "(" cat-part *(SP cat-part) ")", cat-part = "TEXT" SP literal /
+    "URL" SP astring."""
+    r.sp()
+    r.expect(b"(")
+    parts: list[tuple[str, bytes]] = []
+    while r.peek() != 0x29:
+        if parts:
+            r.sp()
+        kind = r.word()
+        r.sp()
+        if kind == "TEXT":
+            if r.peek() == 0x7E:  # RFC 3516 4.4: literal8 once BINARY is offered
+                r.pos += 1
+            elif r.peek() != 0x7B:
+                raise r.fail("CATENATE TEXT needs a literal")
+            parts.append((kind, r.literal()))
+        elif kind == "URL":
+            parts.append((kind, r.astring()))
+        else:
+            raise r.fail("expected TEXT or URL")
+    r.pos += 1
+    if not parts:
+        raise r.fail("CATENATE needs at least one part")
+    return tuple(parts)
 
 
 def _list(r: _Reader, cmd: Command) -> None:

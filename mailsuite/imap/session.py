@@ -22,6 +22,7 @@ from mailsuite.directory import DirectoryUnavailable
 from mailsuite.imap import mailboxes, render, status
 from mailsuite.imap.appending import append_all, uid_set
 from mailsuite.imap.binary import UnknownCte
+from mailsuite.imap.catenate import BadUrl, TooBig, assemble
 from mailsuite.imap.message import parse as parse_message
 from mailsuite.imap.parser import Command, FetchItem, ParseError, parse_command, parse_tag
 from mailsuite.imap.search import search
@@ -242,6 +243,7 @@ class Session:
                 "STATUS=SIZE",
                 "MULTIAPPEND",
                 "BINARY",
+                "CATENATE",
                 f"APPENDLIMIT={self.message_size}",
             ]
             if not self.conn.compressed:
@@ -601,8 +603,29 @@ class Session:
         )
         return None
 
+    async def _catenated(self, messages: tuple[Any, ...]) -> tuple[Any, ...]:
+        """CATENATE messages (RFC 4469) joined from their TEXT and URL parts; URLs may name
+        only this user's messages (RFC 4469 5, RFC 5092)."""
+        selected = self.view.name if self.view is not None else None
+        try:
+            return await self.ctx.run_io(
+                assemble,
+                self.mailbox,
+                self.address,
+                selected,
+                messages,
+                self.message_size,
+            )
+        except BadUrl as exc:
+            raise No("Cannot use that URL", exc.code()) from None  # RFC 4469 5
+        except TooBig:
+            raise No("Message too large", "TOOBIG") from None  # RFC 4469 5
+
     async def do_append(self, cmd: Command) -> str | None:
         assert cmd.mailbox is not None and cmd.appends
+        if any(m.parts for m in cmd.appends):
+            # RFC 4469 5: the parts are joined first, so the checks below see the result
+            cmd.appends = await self._catenated(cmd.appends)
         if any(len(m.data) > self.message_size for m in cmd.appends):
             raise No("Message too large", "TOOBIG")  # RFC 7889 4: APPENDLIMIT is per message
         try:
