@@ -191,7 +191,8 @@ def test_index_deleted_is_rebuilt_with_same_uids_and_uidvalidity(store, tmp_path
     other = Store(tmp_path / "maildirs")
     again = other.mailbox(ALICE).folder("INBOX")
     assert again.uidvalidity == validity
-    assert again.messages() == before  # keywords come back from Dovecot's letters
+    # keywords come back from Dovecot's letters; modseqs start again above the old ones
+    assert [m[:5] for m in again.messages()] == [m[:5] for m in before]
     assert again.uidnext == 7
     assert again.append(message(7)) == 7
 
@@ -541,5 +542,5 @@ def test_uid_journal_is_compacted_and_still_keeps_uids(tmp_path):
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path / INDEX_FILE}{suffix}").unlink(missing_ok=True)
     again = Store(tmp_path / "maildirs").mailbox(ALICE).folder("INBOX")
-    assert again.messages() == expected
+    assert [m[:5] for m in again.messages()] == [m[:5] for m in expected]
     assert again.append(message(0)) == 1201

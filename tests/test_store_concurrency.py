@@ -171,6 +171,6 @@ def test_an_index_rebuilt_by_another_process_is_followed(tmp_path):
     second = Store(root)
     assert second.deliver([ALICE], b"Subject: from process 9\r\n\r\n") == {ALICE: 4}
     assert folder.sync() == [Change("new", "INBOX", (4,))]
-    assert folder.messages()[:3] == before
+    assert [m[:5] for m in folder.messages()[:3]] == [m[:5] for m in before]
     assert folder.append(b"Subject: from thread 1\r\n\r\n") == 5
     assert [m.uid for m in second.mailbox(ALICE).folder("INBOX").messages()] == [1, 2, 3, 4, 5]

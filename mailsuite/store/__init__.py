@@ -22,6 +22,8 @@ Everything is synchronous and thread-safe; from the event loop call it through
              append(data, flags=(), internal_date=None, *, uid=None) -> uid,
              append_many([NewMessage]) -> [uid | Exception], reserve_uids(uidnext),
              store_flags(uids, flags, mode) -> [MessageInfo], expunge(uids) -> [uid],
+             store_flags_unchanged_since(uids, flags, mode, modseq) -> ([MessageInfo], [uid]),
+             highest_modseq() -> int, vanished_since(modseq) -> [uid] | None  (RFC 7162),
              copy(uids, dest) -> [(src, dst)], move(uids, dest) -> [(src, dst)],
              claim_recent() -> set, cache_get(uid, name), cache_put(uid, name, blob)
 

@@ -211,7 +211,15 @@ class Folder:
                     .fetchone()
                 )
                 count, size, recent, unseen = row
-            status = FolderStatus(count, recent, unseen, self._uidnext, self._uidvalidity, size)
+            status = FolderStatus(
+                count,
+                recent,
+                unseen,
+                self._uidnext,
+                self._uidvalidity,
+                size,
+                highest_modseq=self._modseq,
+            )
             self._status = (self._modseq, status)
             return status
 
@@ -364,6 +372,49 @@ class Folder:
         letters, keywords = parse_flags(flags)
         want = self._uid_list(uids)
         return self._mutate(lambda txn: self._store_flags_txn(txn, want, letters, keywords, mode))
+
+    def store_flags_unchanged_since(
+        self, uids: Iterable[int], flags: Iterable[str], mode: str, modseq: int
+    ) -> tuple[list[MessageInfo], list[int]]:
+        """`store_flags` only for messages whose modseq is at most `modseq`, checked in the
+        same transaction as the change (RFC 7162 3.1.3 UNCHANGEDSINCE: no change by anyone
+        can slip between the test and the store). Returns the messages' new state and the
+        UIDs left alone because they had changed since."""
+        if mode not in _MODES:
+            raise ValueError(f"mode must be one of {_MODES}")
+        letters, keywords = parse_flags(flags)
+        want = self._uid_list(uids)
+        modified: list[int] = []
+        infos = self._mutate(
+            lambda txn: self._store_flags_txn(txn, want, letters, keywords, mode, modseq, modified)
+        )
+        return infos, modified  # type: ignore[return-value]
+
+    def highest_modseq(self) -> int:
+        """RFC 7162 3.1.2.1 HIGHESTMODSEQ of the in-memory copy (loads it on first use): every
+        change the copy shows has a modseq at most this, and later changes get more. It grows
+        with every append, flag change and expunge, and never goes back, even across an
+        index rebuild (see `_populate_locked`)."""
+        with self._lock:
+            self._ensure_loaded()
+            return self._modseq
+
+    def vanished_since(self, modseq: int) -> list[int] | None:
+        """UIDs expunged after `modseq` up to the in-memory copy's HIGHESTMODSEQ, ascending
+        (RFC 7162 3.2.5.1 VANISHED (EARLIER)); None when the expunge log no longer reaches
+        back that far (it keeps the last 20,000), and the caller must treat every UID that
+        is not in the folder as possibly expunged."""
+        with self._lock:
+            self._ensure_loaded()
+            meta = self._index.meta()
+            if modseq < meta.get("expunge_floor", 0) or modseq < meta.get("modseq_floor", 0):
+                return None
+            rows = self._conn().execute(
+                "SELECT uid FROM expunged WHERE modseq > ? AND modseq <= ?",
+                (modseq, self._modseq),
+            )
+            assert self._msgs is not None
+            return sorted(uid for (uid,) in rows if uid not in self._msgs)
 
     def expunge(self, uids: Iterable[int]) -> list[int]:
         """Remove messages for good; returns the UIDs that were removed, in order."""
@@ -531,7 +582,12 @@ class Folder:
                     meta["recent_from"] = meta["uidnext"]
                     self._index.set_meta(recent_from=meta["uidnext"])
                 txn = _Txn(meta["modseq"] + 1, meta["uidnext"])
+                changes_before = conn.total_changes
                 result = fn(txn)
+                if conn.total_changes == changes_before and not txn.journal:
+                    # nothing changed (a claim with nothing to claim, flags already so):
+                    # HIGHESTMODSEQ stays, so a client resyncing learns of no change
+                    txn.modseq = meta["modseq"]
                 self._commit(txn, meta)
             except sqlite3.OperationalError as exc:
                 # Busy past the timeout, disk full, I/O error: nothing to rebuild; files that
@@ -604,17 +660,24 @@ class Folder:
                 return
         except (sqlite3.DatabaseError, IndexDamaged, OSError):
             pass
+        previous = 0
+        try:
+            previous = self._index.meta().get("modseq", 0)
+        except (sqlite3.Error, AssertionError):
+            pass
         self._index.discard()
         self._index.open()
-        self._populate_locked()
+        self._populate_locked(previous)
         self._full_reload_pending()
 
     def _full_reload_pending(self) -> None:
         if self._msgs is not None:
             self._modseq = -1  # forces _pull_locked to compare everything
 
-    def _populate_locked(self) -> None:
-        """Fill a new, empty index from the files, keeping journal UIDs where they exist."""
+    def _populate_locked(self, previous_modseq: int = 0) -> None:
+        """Fill a new, empty index from the files, keeping journal UIDs where they exist;
+        with them it keeps modseq above `previous_modseq` (the damaged index's, when it
+        could still be read) and above anything a client saw (below)."""
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -624,12 +687,26 @@ class Folder:
             for table in ("msgs", "expunged", "cache"):  # leftovers of a damaged index
                 conn.execute(f"DELETE FROM {table}")
             uidvalidity, uidnext, known = self._index.journal_read()
+            modseq = 1
             if uidvalidity is None:
                 uidvalidity, uidnext, known = self._new_uidvalidity(), 1, {}
+            else:
+                # RFC 7162 3.1.2.1: HIGHESTMODSEQ never goes back while UIDVALIDITY stays.
+                # The lost index held at most one modseq per transaction since the folder
+                # began (or since an earlier rebuild, which started at the clock), and no
+                # folder commits a million transactions a second, so the clock in
+                # microseconds is above every modseq a client can hold. Expunges before it
+                # are forgotten: modseq_floor makes VANISHED answers for older values
+                # cover every missing UID.
+                modseq = max(previous_modseq + 1, time.time_ns() // 1000)
             self._index.set_meta(
-                uidvalidity=uidvalidity, uidnext=uidnext, modseq=1, expunge_floor=0
+                uidvalidity=uidvalidity,
+                uidnext=uidnext,
+                modseq=modseq,
+                expunge_floor=0,
+                modseq_floor=modseq,
             )
-            txn = _Txn(1, uidnext)
+            txn = _Txn(modseq, uidnext)
             self._scan_txn(txn, known)
             # what a rebuild finds in cur/ is not \Recent; new/ still is
             self._index.set_meta(
@@ -648,7 +725,10 @@ class Folder:
         try:
             meta = self._index.meta()
             txn = _Txn(meta["modseq"] + 1, meta["uidnext"])
+            changes_before = conn.total_changes
             self._scan_txn(txn, {})
+            if conn.total_changes == changes_before and not txn.journal:
+                txn.modseq = meta["modseq"]  # found nothing: HIGHESTMODSEQ stays
             self._commit(txn, meta, scanning=True)
         except BaseException:
             self._rollback()
@@ -733,14 +813,26 @@ class Folder:
         return rows
 
     def _store_flags_txn(
-        self, txn: _Txn, uids: list[int], letters: str, keywords: tuple[str, ...], mode: str
+        self,
+        txn: _Txn,
+        uids: list[int],
+        letters: str,
+        keywords: tuple[str, ...],
+        mode: str,
+        unchanged_since: int | None = None,
+        modified: list[int] | None = None,
     ) -> list[MessageInfo]:
+        if modified is None:
+            modified = []
         result: list[MessageInfo] = []
         updates: list[tuple] = []
         lost = False
-        for uid, key, sub, name, size, idate, old_letters, old_kw in self._rows(
-            uids, "uid, key, sub, name, size, idate, flags, keywords"
+        for uid, key, sub, name, size, idate, old_letters, old_kw, old_modseq in self._rows(
+            uids, "uid, key, sub, name, size, idate, flags, keywords, modseq"
         ):
+            if unchanged_since is not None and old_modseq > unchanged_since:
+                modified.append(uid)  # RFC 7162 3.1.3: changed since the client looked
+                continue
             old_keywords = set(old_kw.split()) if old_kw else set()
             if mode == "add":
                 new_letters = set(old_letters) | set(letters)
@@ -763,7 +855,16 @@ class Folder:
                         lost = True  # renamed or removed by other software: rescan later
                         continue
                 updates.append((new_sub, new_name, flags_text, kw_text, txn.modseq, uid))
-            result.append(MessageInfo(uid, key, size, idate, self._flagset(flags_text, kw_text)))
+            result.append(
+                MessageInfo(
+                    uid,
+                    key,
+                    size,
+                    idate,
+                    self._flagset(flags_text, kw_text),
+                    txn.modseq if (flags_text, kw_text) != (old_letters, old_kw) else old_modseq,
+                )
+            )
         self._conn().executemany(
             "UPDATE msgs SET sub = ?, name = ?, flags = ?, keywords = ?, modseq = ? WHERE uid = ?",
             updates,
@@ -825,7 +926,8 @@ class Folder:
         conn.execute(
             "UPDATE msgs SET modseq = ? WHERE uid >= ? AND sub = 'cur'", (txn.modseq, recent_from)
         )
-        self._index.set_meta(recent_from=txn.uidnext)
+        if txn.uidnext != recent_from:
+            self._index.set_meta(recent_from=txn.uidnext)
         updates = []
         for uid, key, name, letters, keywords in conn.execute(
             "SELECT uid, key, name, flags, keywords FROM msgs WHERE sub = 'new'"
@@ -1026,13 +1128,13 @@ class Folder:
         flagsets = self._flagsets
         msgs: dict[int, MessageInfo] = {}
         recent: set[int] = set()
-        for uid, key, size, idate, letters, keywords, sub in self._conn().execute(
-            "SELECT uid, key, size, idate, flags, keywords, sub FROM msgs ORDER BY uid"
+        for uid, key, size, idate, letters, keywords, sub, modseq in self._conn().execute(
+            "SELECT uid, key, size, idate, flags, keywords, sub, modseq FROM msgs ORDER BY uid"
         ):
             flags = flagsets.get((letters, keywords))
             if flags is None:
                 flags = self._flagset(letters, keywords)
-            msgs[uid] = make(MessageInfo, (uid, key, size, idate, flags))
+            msgs[uid] = make(MessageInfo, (uid, key, size, idate, flags, modseq))
             if sub == "new" or uid >= recent_from:
                 recent.add(uid)
         self._msgs = msgs
@@ -1062,7 +1164,8 @@ class Folder:
         # 100,000-message folder.
         rows = sorted(
             conn.execute(
-                "SELECT uid, key, size, idate, flags, keywords, sub FROM msgs WHERE modseq > ?",
+                "SELECT uid, key, size, idate, flags, keywords, sub, modseq FROM msgs"
+                " WHERE modseq > ?",
                 (since,),
             ).fetchall()
         )
@@ -1078,8 +1181,8 @@ class Folder:
         new, flagged = [], []
         top = next(reversed(msgs), 0) if msgs else 0
         recent_from = self._recent_from
-        for uid, key, size, idate, letters, keywords, sub in rows:
-            info = MessageInfo(uid, key, size, idate, self._flagset(letters, keywords))
+        for uid, key, size, idate, letters, keywords, sub, modseq in rows:
+            info = MessageInfo(uid, key, size, idate, self._flagset(letters, keywords), modseq)
             is_recent = sub == "new" or uid >= recent_from
             old = msgs.get(uid)
             if old is None:

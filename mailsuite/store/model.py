@@ -12,7 +12,9 @@ class MessageInfo(NamedTuple):
     `key` is the unique part of the file name (the POP3 UIDL); it never changes while the
     message exists, whatever happens to its flags. `internal_date` is POSIX seconds (the file's
     mtime, as Maildir readers take it). `flags` holds IMAP names: `\\Seen`, `\\Answered`,
-    `\\Flagged`, `\\Deleted`, `\\Draft` and keywords.
+    `\\Flagged`, `\\Deleted`, `\\Draft` and keywords. `modseq` is the folder's modseq of
+    the last change to the message (its arrival, a flag change, or the end of its \\Recent):
+    RFC 7162 3.1's per-message mod-sequence, never lower than before.
     """
 
     uid: int
@@ -20,6 +22,7 @@ class MessageInfo(NamedTuple):
     size: int
     internal_date: float
     flags: frozenset[str]
+    modseq: int = 0
 
 
 class FolderInfo(NamedTuple):
@@ -40,6 +43,7 @@ class FolderStatus(NamedTuple):
     uidnext: int
     uidvalidity: int
     size: int
+    highest_modseq: int = 0  # RFC 7162 3.1.2.1, for STATUS HIGHESTMODSEQ
 
 
 class Change(NamedTuple):
