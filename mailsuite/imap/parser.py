@@ -268,6 +268,7 @@ class Command:
     bad_name: bool = False
     # APPEND: every message (RFC 3502 MULTIAPPEND); `flags`, `date` and `data` hold the first
     appends: tuple[AppendMessage, ...] = ()
+    use_attrs: tuple[str, ...] = ()  # CREATE ... (USE (\\Drafts)), RFC 6154 3
 
 
 class _Reader:
@@ -849,6 +850,25 @@ def _status_att_list(r: _Reader) -> tuple[str, ...]:
     return items
 
 
+def _create_params(r: _Reader) -> tuple[str, ...]:
+    """RFC 6154 6 with RFC 4466 2.2: create-params = "(" "USE" SP "(" [use-attr *(SP
+    use-attr)] ")" ")"; use-attr = "\\" atom (which ones exist is the store's business)."""
+    r.expect(b"(")
+    if r.word() != "USE":
+        raise r.fail("expected USE")
+    r.sp()
+    r.expect(b"(")
+    attrs: list[str] = []
+    while r.peek() != 0x29:
+        if attrs:
+            r.sp()
+        r.expect(b"\\")
+        attrs.append("\\" + r.atom())
+    r.pos += 1
+    r.expect(b")")
+    return tuple(attrs)
+
+
 def _lsub(r: _Reader, cmd: Command) -> None:
     """RFC 3501 6.3.9: LSUB reference mailbox-pattern (no extended forms)."""
     r.sp()
@@ -959,6 +979,8 @@ def _arguments(r: _Reader, cmd: Command) -> None:
         if name in ("SELECT", "EXAMINE") and r.maybe_sp() and not r.at_end():
             # RFC 4466 2.1: select parameters; we accept (CONDSTORE) and ignore the rest
             cmd.select_opts = r.atom_list()
+        if name == "CREATE" and r.maybe_sp() and not r.at_end():
+            cmd.use_attrs = _create_params(r)
         r.end()
     elif name == "LOGIN":
         r.sp()

@@ -27,6 +27,7 @@ from mailsuite.imap.message import parse as parse_message
 from mailsuite.imap.parser import Command, FetchItem, ParseError, parse_command, parse_tag
 from mailsuite.imap.search import search
 from mailsuite.imap.view import View, snapshots_of
+from mailsuite.store.errors import SpecialUseRefused
 
 if TYPE_CHECKING:
     from mailsuite.context import Context
@@ -244,6 +245,7 @@ class Session:
                 "MULTIAPPEND",
                 "BINARY",
                 "CATENATE",
+                "CREATE-SPECIAL-USE",
                 f"APPENDLIMIT={self.message_size}",
             ]
             if not self.conn.compressed:
@@ -502,7 +504,14 @@ class Session:
             raise No("Folder name is empty", "CANNOT")
         if name.upper() == "INBOX":
             raise No("INBOX always exists", "ALREADYEXISTS")
-        await self.ctx.run_io(self.mailbox.create_folder, name)
+        if len(cmd.use_attrs) > 1:
+            raise No("A folder has at most one special use", "USEATTR")  # RFC 6154 3
+        use = cmd.use_attrs[0] if cmd.use_attrs else None
+        try:
+            await self.ctx.run_io(self.mailbox.create_folder, name, use)
+        except SpecialUseRefused:
+            # RFC 6154 3: not a use we keep, or another folder has it
+            raise No("That special use cannot be given to this folder", "USEATTR") from None
         return None
 
     async def do_delete(self, cmd: Command) -> str | None:

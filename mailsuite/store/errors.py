@@ -35,6 +35,11 @@ class TooLarge(StoreError):
     """A message, cache blob or request exceeds the store's limits."""
 
 
+class SpecialUseRefused(StoreError):
+    """RFC 6154 3: the special-use attribute asked for at CREATE is not one the store keeps,
+    or another folder already has it."""
+
+
 class UidInUse(StoreError):
     """An append asked for a UID below the folder's UIDNEXT: RFC 3501 2.3.1.1 lets UIDs only
     grow, so a UID once handed out (even to a message since expunged) is never given again."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import maildir
-from .errors import FolderExists, NoSuchFolder, NotAllowed, TooLarge
+from .errors import FolderExists, NoSuchFolder, NotAllowed, SpecialUseRefused, TooLarge
 from .folder import Folder
 from .model import FolderInfo
 from .names import (
@@ -32,6 +32,10 @@ if TYPE_CHECKING:
     from .store import Store
 
 MAX_FOLDERS = 1000
+# RFC 6154 2: the attributes a folder may be created with; \All and \Flagged would be views
+# of other folders, which the store does not keep
+CREATABLE_USES = frozenset({"\\Archive", "\\Drafts", "\\Junk", "\\Sent", "\\Trash"})
+SPECIAL_USE_FILE = "mailsuite-special-use"  # inside the folder's directory: moves with it
 MAX_SUBSCRIPTIONS = 1000
 
 
@@ -51,20 +55,29 @@ class Mailbox:
         """INBOX first, then every folder by name."""
         subscribed = set(self.subscriptions())
         names = [INBOX, *sorted(self._folder_dirs())]
-        return [FolderInfo(name, SPECIAL_USE.get(name), name in subscribed) for name in names]
+        return [FolderInfo(name, self._special_use(name), name in subscribed) for name in names]
 
-    def create_folder(self, name: str) -> None:
-        """Create an empty folder (parents are implied, as in Maildir++)."""
+    def create_folder(self, name: str, special_use: str | None = None) -> None:
+        """Create an empty folder (parents are implied, as in Maildir++), with an RFC 6154
+        special-use attribute if given: one of CREATABLE_USES that no other folder has
+        (SpecialUseRefused otherwise). The attribute is kept in the folder's directory, so
+        it follows renames and goes with a delete."""
         canonical = canonical_folder(name)
         if canonical == INBOX:
             raise FolderExists(INBOX)
+        if special_use is not None:
+            special_use = _CREATABLE_BY_LOWER.get(special_use.lower())
+            if special_use is None:
+                raise SpecialUseRefused("special-use attribute not supported")
         with self._locked():
             dirs = self._folder_dirs()
             if canonical in dirs:
                 raise FolderExists(canonical)
             if len(dirs) >= MAX_FOLDERS:
                 raise TooLarge("too many folders")
-            self._make_folder(canonical)
+            if special_use is not None and any(self._special_use(n) == special_use for n in dirs):
+                raise SpecialUseRefused("another folder has that special use")  # RFC 6154 3
+            self._make_folder(canonical, special_use)
 
     def delete_folder(self, name: str) -> None:
         """Delete a folder and its messages; its sub-folders stay (RFC 3501 6.3.4), and so
@@ -161,11 +174,27 @@ class Mailbox:
                     names.add(name)
         return names
 
-    def _make_folder(self, canonical: str) -> None:
+    def _special_use(self, canonical: str) -> str | None:
+        """The folder's RFC 6154 attribute: the one it was created with, else the one its
+        name has in every new mailbox (SPECIAL_USE)."""
+        if canonical != INBOX:
+            try:
+                kept = (self._folder_path(canonical) / SPECIAL_USE_FILE).read_text("ascii")
+            except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
+                pass
+            else:
+                use = _CREATABLE_BY_LOWER.get(kept.strip().lower())
+                if use is not None:
+                    return use
+        return SPECIAL_USE.get(canonical)
+
+    def _make_folder(self, canonical: str, special_use: str | None = None) -> None:
         """Build the folder under a temporary name and rename it into place, so that no
-        one ever sees a folder without cur/ new/ tmp/."""
+        one ever sees a folder without cur/ new/ tmp/ (or without its special use)."""
         staging = self.path / f"..new-{maildir.unique_key(0)}"
         maildir.make_folder_dirs(staging, marker=True)
+        if special_use is not None:
+            maildir.write_private(staging / SPECIAL_USE_FILE, special_use + "\n")
         try:
             os.rename(staging, self._folder_path(canonical))
         except OSError:
@@ -224,6 +253,9 @@ class Mailbox:
                 if lock.depth == 0 and lock.fd is not None:
                     os.close(lock.fd)
                     lock.fd = None
+
+
+_CREATABLE_BY_LOWER = {u.lower(): u for u in CREATABLE_USES}
 
 
 def create_maildir(path: Path) -> None:
