@@ -54,6 +54,8 @@ class ParseError(Exception):
         self.message = message
         self.tag = tag
         self.code = code
+        # RFC 5182 2.1: a SEARCH ... RETURN (SAVE) answered NO empties the saved result
+        self.resets_saved = False
 
 
 def literal_at_end(line: bytes) -> tuple[int, bool] | None:
@@ -72,6 +74,7 @@ class SequenceSet:
     """RFC 3501 9 sequence-set; ``None`` in a range stands for ``*`` (the largest value)."""
 
     ranges: tuple[tuple[int | None, int | None], ...]
+    saved: bool = False  # RFC 5182 2.1: "$", the saved search result, until resolved
 
     def bounds(self, largest: int) -> list[tuple[int, int]]:
         """Ranges with ``*`` replaced by `largest`, each ordered low to high."""
@@ -112,6 +115,9 @@ class SequenceSet:
         return any(a is None or b is None for a, b in self.ranges)
 
     def __str__(self) -> str:
+        if self.saved:
+            return "$"
+
         def one(v: int | None) -> str:
             return "*" if v is None else str(v)
 
@@ -214,6 +220,13 @@ _FLAG_KEYS = {
 _DATE_KEYS = frozenset({"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"})
 _HEADER_KEYS = frozenset({"BCC", "CC", "FROM", "SUBJECT", "TO"})
 _CHARSETS = frozenset({"UTF-8", "US-ASCII"})
+SEARCH_RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})  # RFC 4731, 5182
+ESORT_OPTIONS = SEARCH_RETURN_OPTIONS  # RFC 5267 3: the same for SORT
+SORT_KEYS = frozenset(
+    {"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO"}
+)  # RFC 5256 3, RFC 5957 3
+THREAD_ALGORITHMS = frozenset({"REFERENCES", "ORDEREDSUBJECT"})  # RFC 5256 3
+SAVED_RESULT = SequenceSet((), saved=True)
 # RFC 3501 6.3.10 status items, and RFC 8438 2 SIZE
 STATUS_ITEMS = frozenset({"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE"})
 
@@ -266,6 +279,11 @@ class Command:
     # a mailbox argument is a valid astring but not modified UTF-7 (RFC 3501 5.1.3): the
     # session answers NO; the argument holds "" and must not be used
     bad_name: bool = False
+    # SEARCH/SORT RETURN (RFC 4731 3.1, RFC 5267 3, RFC 5182 2): given at all, and the options
+    esearch: bool = False
+    result_opts: tuple[str, ...] = ()
+    sort_criteria: tuple[tuple[str, bool], ...] = ()  # RFC 5256 3: (key, REVERSE) pairs
+    algorithm: str | None = None  # RFC 5256 3: the THREAD algorithm
     # APPEND: every message (RFC 3502 MULTIAPPEND); `flags`, `date` and `data` hold the first
     appends: tuple[AppendMessage, ...] = ()
     use_attrs: tuple[str, ...] = ()  # CREATE ... (USE (\\Drafts)), RFC 6154 3
@@ -416,6 +434,9 @@ class _Reader:
             return None
 
     def sequence_set(self) -> SequenceSet:
+        if self.peek() == 0x24:  # RFC 5182 3: seq-last-command = "$", only on its own
+            self.pos += 1
+            return SAVED_RESULT
         ranges: list[tuple[int | None, int | None]] = []
         while True:
             a = self.seq_number()
@@ -641,8 +662,8 @@ def _search_key(r: _Reader, charset: str | None, depth: int) -> SearchKey:
             keys.append(_search_key(r, charset, depth + 1))
         r.pos += 1
         return keys[0] if len(keys) == 1 else ("AND", tuple(keys))
-    if c is not None and (0x30 <= c <= 0x39 or c == 0x2A):
-        return ("SEQ", r.sequence_set())
+    if c is not None and (0x30 <= c <= 0x39 or c == 0x2A or c == 0x24):
+        return ("SEQ", r.sequence_set())  # RFC 5182 3: "$" is a search key too
     word = r.word()
     if word in _FLAG_KEYS:
         return _FLAG_KEYS[word]
@@ -667,6 +688,9 @@ def _search_key(r: _Reader, charset: str | None, depth: int) -> SearchKey:
     if word in ("LARGER", "SMALLER"):
         r.sp()
         return (word, r.number())
+    if word in ("OLDER", "YOUNGER"):
+        r.sp()
+        return (word, r.number(nonzero=True))  # RFC 5032 4: interval = 1*DIGIT, not 0
     if word == "UID":
         r.sp()
         return ("UID", r.sequence_set())
@@ -702,6 +726,81 @@ def _search_program(r: _Reader) -> tuple[str | None, SearchKey]:
         keys.append(_search_key(r, charset, 0))
     r.end()
     return charset, keys[0] if len(keys) == 1 else ("AND", tuple(keys))
+
+
+def _search_keys(r: _Reader, charset: str | None) -> SearchKey:
+    """search-key *(SP search-key) to the end of the command, as one key."""
+    keys = [_search_key(r, charset, 0)]
+    while r.maybe_sp():
+        if r.at_end():
+            break
+        keys.append(_search_key(r, charset, 0))
+    r.end()
+    return keys[0] if len(keys) == 1 else ("AND", tuple(keys))
+
+
+def _result_opts(r: _Reader, cmd: Command, allowed: frozenset[str]) -> None:
+    """RFC 4466 2.6 search-return-opts: [SP "RETURN" SP "(" [opt *(SP opt)] ")"]; an
+    option we do not know is BAD (RFC 4731 3.1)."""
+    start = r.pos
+    if not r.maybe_sp() or r.take(_ATOM_CHARS).upper() != b"RETURN":
+        r.pos = start
+        return
+    r.sp()
+    opts = r.atom_list()
+    unknown = set(opts) - allowed
+    if unknown:
+        raise r.fail(f"unknown RETURN option {sorted(unknown)[0]}")
+    cmd.esearch = True
+    # RFC 4731 3.1: RETURN () is RETURN (ALL)
+    cmd.result_opts = opts or ("ALL",)
+
+
+def _charset(r: _Reader) -> str:
+    """RFC 5256 3: the charset SORT and THREAD always name."""
+    charset = r.astring().decode("ascii", "replace").upper()
+    if charset not in _CHARSETS:
+        raise ParseError(f"unsupported charset {charset}", code="BADCHARSET")
+    return charset
+
+
+def _sort(r: _Reader, cmd: Command) -> None:
+    """RFC 5256 3 / RFC 5267 3: SORT [RETURN (...)] (sort-criteria) charset search-keys."""
+    _result_opts(r, cmd, ESORT_OPTIONS)
+    r.sp()
+    r.expect(b"(")
+    criteria: list[tuple[str, bool]] = []
+    while r.peek() != 0x29:
+        if criteria:
+            r.sp()
+        word = r.word()
+        reverse = word == "REVERSE"
+        if reverse:
+            r.sp()
+            word = r.word()
+        if word not in SORT_KEYS:
+            raise r.fail(f"unknown sort key {word}")
+        criteria.append((word, reverse))
+    r.pos += 1
+    if not criteria:
+        raise r.fail("SORT needs at least one sort key")
+    cmd.sort_criteria = tuple(criteria)
+    r.sp()
+    cmd.charset = _charset(r)
+    r.sp()
+    cmd.search = _search_keys(r, cmd.charset)
+
+
+def _thread(r: _Reader, cmd: Command) -> None:
+    """RFC 5256 3: THREAD algorithm charset search-keys."""
+    r.sp()
+    cmd.algorithm = r.word()
+    if cmd.algorithm not in THREAD_ALGORITHMS:
+        raise r.fail(f"unknown threading algorithm {cmd.algorithm}")
+    r.sp()
+    cmd.charset = _charset(r)
+    r.sp()
+    cmd.search = _search_keys(r, cmd.charset)
 
 
 def _store(r: _Reader, cmd: Command) -> None:
@@ -928,7 +1027,7 @@ _NO_ARGS = frozenset(
     }
 )
 _ONE_MAILBOX = frozenset({"SELECT", "EXAMINE", "CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE"})
-_UID_VERBS = frozenset({"FETCH", "SEARCH", "STORE", "COPY", "MOVE", "EXPUNGE"})
+_UID_VERBS = frozenset({"FETCH", "SEARCH", "STORE", "COPY", "MOVE", "EXPUNGE", "SORT", "THREAD"})
 
 
 def parse_tag(data: bytes) -> str | None:
@@ -1017,7 +1116,20 @@ def _arguments(r: _Reader, cmd: Command) -> None:
         _append(r, cmd)
         r.end()
     elif name == "SEARCH":
-        cmd.charset, cmd.search = _search_program(r)
+        _result_opts(r, cmd, SEARCH_RETURN_OPTIONS)  # RFC 4731 3.1
+        try:
+            cmd.charset, cmd.search = _search_program(r)
+        except ParseError as exc:
+            exc.resets_saved = "SAVE" in cmd.result_opts
+            raise
+    elif name == "SORT":
+        try:
+            _sort(r, cmd)
+        except ParseError as exc:
+            exc.resets_saved = "SAVE" in cmd.result_opts
+            raise
+    elif name == "THREAD":
+        _thread(r, cmd)
     elif name == "FETCH":
         r.sp()
         cmd.sequence = r.sequence_set()

@@ -15,6 +15,7 @@ import email.errors
 import email.header
 import email.policy
 import email.utils
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -102,6 +103,12 @@ def _date_of(value: Any) -> dt.date:
     return dt.datetime.fromtimestamp(float(value), dt.UTC).date()
 
 
+def _seconds_of(value: Any) -> float:
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    return float(value)
+
+
 def _decode_header(raw: bytes) -> str:
     text = raw.decode("utf-8", "replace")
     try:
@@ -170,6 +177,9 @@ def compile_key(key: SearchKey, largest_seq: int, largest_uid: int) -> Predicate
     if name == "SMALLER":
         n = key[1]
         return lambda c: c.entry.size < n
+    if name in ("OLDER", "YOUNGER"):
+        index_pred = compile_index_key(key, largest_seq, largest_uid, set())
+        return lambda c: index_pred(c.seq, c.entry)
     if name in ("BEFORE", "ON", "SINCE"):
         # RFC 3501 6.4.4: internal date, disregarding time and timezone
         return _date_predicate(name, key[1], lambda c: _date_of(c.entry.internal_date))
@@ -267,6 +277,12 @@ def compile_index_key(
     if name == "SMALLER":
         n = key[1]
         return lambda i, e: e.size < n
+    if name in ("OLDER", "YOUNGER"):
+        # RFC 5032 3: the interval is counted back from the server's time now
+        edge = time.time() - key[1]
+        if name == "OLDER":
+            return lambda i, e: _seconds_of(e.internal_date) <= edge
+        return lambda i, e: _seconds_of(e.internal_date) > edge
     if name in ("BEFORE", "ON", "SINCE"):
         day = key[1]
         if name == "BEFORE":

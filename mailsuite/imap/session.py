@@ -19,7 +19,7 @@ from mailsuite import store as store_pkg
 from mailsuite.auth import UNAVAILABLE_MESSAGE, AuthCode
 from mailsuite.connection import TooLong
 from mailsuite.directory import DirectoryUnavailable
-from mailsuite.imap import mailboxes, render, status
+from mailsuite.imap import mailboxes, render, results, status
 from mailsuite.imap.appending import append_all, uid_set
 from mailsuite.imap.binary import UnknownCte
 from mailsuite.imap.catenate import BadUrl, TooBig, assemble
@@ -105,6 +105,7 @@ class Session:
         self.watch: Any = None
         self.early: list[Any] = []
         self.keywords: set[str] = set()  # keywords the client was told of (FLAGS)
+        self.saved_uids: list[int] = []  # RFC 5182: the saved search result, "$"
         self.idle_wakeup = asyncio.Event()
         self.message_size = ctx.settings.limits.message_size
 
@@ -157,6 +158,8 @@ class Session:
         except ParseError as exc:
             tag = exc.tag or parse_tag(data) or "*"
             kind = b"NO" if exc.code == "BADCHARSET" else b"BAD"
+            if kind == b"NO" and exc.resets_saved:
+                self.saved_uids = []  # RFC 5182 2.1: NO to a SAVE empties the result
             code = b" [BADCHARSET (UTF-8 US-ASCII)]" if exc.code == "BADCHARSET" else b""
             # 7-bit, and short: a message may quote the client's words, which can be long
             text = exc.message.encode("ascii", "replace")[:MAX_ERROR_TEXT]
@@ -192,6 +195,7 @@ class Session:
                     self.deselect()  # RFC 3501 6.3.1: a failed SELECT leaves none selected
                 # RFC 3501 5.1.3: a valid astring, but no mailbox can have that name
                 raise No("Mailbox name is not valid modified UTF-7", "CANNOT")
+            results.resolve_saved(self, cmd)  # RFC 5182 2.1: "$" as the command starts
             text = await handler(self, cmd)
         except Bad as exc:
             return b"BAD " + self._coded(exc)
@@ -246,6 +250,7 @@ class Session:
                 "BINARY",
                 "CATENATE",
                 "CREATE-SPECIAL-USE",
+                *results.CAPABILITIES,
                 f"APPENDLIMIT={self.message_size}",
             ]
             if not self.conn.compressed:
@@ -257,6 +262,7 @@ class Session:
             self.watch.cancel()
             self.watch = None
         self.view = None
+        self.saved_uids = []  # RFC 5182 2.1: no folder, no saved result
         if self.state == SELECTED:
             self.state = AUTH
 
@@ -726,6 +732,8 @@ class Session:
         return None
 
     async def do_search(self, cmd: Command) -> str | None:
+        if cmd.esearch:
+            return await results.do_esearch(self, cmd)  # RFC 4731 3.1: SEARCH RETURN
         view = self._view()
         assert cmd.search is not None
         result = await self.ctx.run_io(_search_view, view, cmd.search, set(view.recent))
@@ -989,6 +997,8 @@ Session.HANDLERS = {
     "COMPRESS": (Session.do_compress, frozenset({AUTH, SELECTED})),
     "EXPUNGE": (Session.do_expunge, _SELECTED),
     "SEARCH": (Session.do_search, _SELECTED),
+    "SORT": (results.do_sort, _SELECTED),
+    "THREAD": (results.do_thread, _SELECTED),
     "FETCH": (Session.do_fetch, _SELECTED),
     "STORE": (Session.do_store, _SELECTED),
     "COPY": (Session.do_copy, _SELECTED),

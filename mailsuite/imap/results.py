@@ -1,0 +1,298 @@
+"""Search results as the extensions want them: ESEARCH (RFC 4731), the saved result and
+``$`` (RFC 5182), SORT with ESORT (RFC 5256, 5267, 5957) and THREAD (RFC 5256).
+
+This module owns the session's saved result and the per-message sort keys of each open
+folder (`SortKeyCache`, one per server, in memory over the store's per-message cache). The
+ordering itself is `imap.sort`; matching is `imap.search`. Files are read only for
+messages whose keys are in neither cache, and only in I/O threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from mailsuite import store as store_pkg
+from mailsuite.context import Context, Part
+from mailsuite.imap import render, sort
+from mailsuite.imap.message import parse as parse_message
+from mailsuite.imap.parser import Command, SearchKey, SequenceSet
+from mailsuite.imap.search import search
+
+if TYPE_CHECKING:
+    from mailsuite.imap.session import Session
+    from mailsuite.imap.view import View
+
+# what this module serves, for the CAPABILITY list
+CAPABILITIES = (
+    "ESEARCH",  # RFC 4731
+    "SEARCHRES",  # RFC 5182
+    "WITHIN",  # RFC 5032
+    "SORT",  # RFC 5256
+    "SORT=DISPLAY",  # RFC 5957
+    "ESORT",  # RFC 5267
+    "THREAD=ORDEREDSUBJECT",  # RFC 5256
+    "THREAD=REFERENCES",
+)
+CACHE_NAME = f"sort{sort.KEYS_VERSION}.keys"  # the store cache entry of `sort.pack`
+_HEADER_KEYS = frozenset(sort.CRITERIA) - {"ARRIVAL", "SIZE"}
+
+
+# --- per-message sort keys ------------------------------------------------------------------
+
+
+class SortKeyCache:
+    """The sort keys of the messages of each folder the store keeps open, by UID (weakly:
+    a folder the store lets go of takes its keys along). A message's header never changes
+    under its UID, so keys stay right until the folder's UIDVALIDITY does."""
+
+    def __init__(self) -> None:
+        self._by_folder: weakref.WeakKeyDictionary[Any, tuple[int, dict[int, sort.SortKeys]]]
+        self._by_folder = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def keys(self, folder: Any, uids: Sequence[int]) -> dict[int, sort.SortKeys]:
+        """Keys of `uids`; those not in memory come from the store's cache, else from the
+        file (and are put in both). Off the loop. A message gone meanwhile gets empty keys;
+        its EXPUNGE reaches the client later."""
+        with self._lock:
+            known = self._by_folder.get(folder)
+            if known is None or known[0] != folder.uidvalidity:
+                known = (folder.uidvalidity, {})
+                self._by_folder[folder] = known
+            table = known[1]
+            if len(table) > 2 * len(uids) + 1000:
+                # expunged messages' keys would pile up: keep the ones asked for
+                table = {u: table[u] for u in uids if u in table}
+                self._by_folder[folder] = (known[0], table)
+            out = {u: table[u] for u in uids if u in table}
+        missing = [u for u in uids if u not in out]
+        found: dict[int, sort.SortKeys] = {}
+        for uid in missing:
+            found[uid] = _load(folder, uid)
+        if found:
+            with self._lock:
+                table.update(found)
+            out.update(found)
+        return out
+
+    def close(self) -> None:
+        with self._lock:
+            self._by_folder.clear()
+
+
+SORT_KEYS: Part[SortKeyCache] = Part("imap.sortkeys", lambda ctx: SortKeyCache())
+
+
+def sort_keys_of(ctx: Context) -> SortKeyCache:
+    """The sort-key cache of the server `ctx` belongs to, made on first use."""
+    return ctx.part(SORT_KEYS)
+
+
+def _load(folder: Any, uid: int) -> sort.SortKeys:
+    blob = folder.cache_get(uid, CACHE_NAME)
+    if blob is not None:
+        keys = sort.unpack(blob)
+        if keys is not None:
+            return keys
+    try:
+        data = folder.read(uid)
+    except store_pkg.NoSuchMessage:
+        return sort.SortKeys()
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        end = data.find(b"\n\n")
+    header = data if end < 0 else data[: end + 4]
+    keys = sort.keys_of(parse_message(header).field_values)
+    try:
+        folder.cache_put(uid, CACHE_NAME, sort.pack(keys))
+    except store_pkg.StoreError:
+        pass  # gone or too large to keep: worked out again next time
+    return keys
+
+
+# --- answers -------------------------------------------------------------------------------
+
+
+def sequence_text(numbers: Sequence[int], *, ordered: bool = False) -> bytes:
+    """RFC 4731 3.1 sequence-set of `numbers`. A search result is ascending and joined into
+    ranges freely; a sort result (`ordered`, RFC 5267 3.2) keeps its order, so only runs
+    that go up by one become ranges."""
+    nums = list(numbers) if ordered else sorted(set(numbers))
+    out: list[bytes] = []
+    i = 0
+    while i < len(nums):
+        j = i
+        while j + 1 < len(nums) and nums[j + 1] == nums[j] + 1:
+            j += 1
+        out.append(b"%d" % nums[i] if i == j else b"%d:%d" % (nums[i], nums[j]))
+        i = j + 1
+    return b",".join(out)
+
+
+def esearch_line(cmd: Command, numbers: Sequence[int], *, ordered: bool = False) -> bytes:
+    """The ``* ESEARCH`` response (RFC 4731 3.1, RFC 5267 3.2): MIN, MAX and ALL only when
+    something matched, COUNT always when asked for. In a sort result MIN and MAX are the
+    first and last in sort order."""
+    opts = set(cmd.result_opts)
+    out = [b"* ESEARCH (TAG " + render.string(cmd.tag) + b")"]
+    if cmd.uid:
+        out.append(b"UID")  # RFC 4731 3.1: the numbers are UIDs
+    if numbers:
+        low, high = (numbers[0], numbers[-1]) if ordered else (min(numbers), max(numbers))
+        if "MIN" in opts:
+            out.append(b"MIN %d" % low)
+        if "MAX" in opts:
+            out.append(b"MAX %d" % high)
+    if "COUNT" in opts:
+        out.append(b"COUNT %d" % len(numbers))
+    if numbers and "ALL" in opts:
+        out.append(b"ALL " + sequence_text(numbers, ordered=ordered))
+    return b" ".join(out) + b"\r\n"
+
+
+def _to_save(opts: set[str], uids: Sequence[int], ordered: bool) -> list[int]:
+    """RFC 5182 2.1: with MIN and/or MAX and neither ALL nor COUNT only those are saved;
+    else the whole result."""
+    if not uids or opts & {"ALL", "COUNT"} or not opts & {"MIN", "MAX"}:
+        return sorted(uids)
+    picked = set()
+    low, high = (uids[0], uids[-1]) if ordered else (min(uids), max(uids))
+    if "MIN" in opts:
+        picked.add(low)
+    if "MAX" in opts:
+        picked.add(high)
+    return sorted(picked)
+
+
+def _answer(
+    session: Session, cmd: Command, seqs: Sequence[int], uids: Sequence[int], ordered: bool
+) -> None:
+    """Write the ESEARCH response and keep the saved result as RETURN asks."""
+    opts = set(cmd.result_opts)
+    if "SAVE" in opts:
+        session.saved_uids = _to_save(opts, uids, ordered)  # RFC 5182 2.1: kept as UIDs
+        opts.discard("SAVE")
+        if not opts:
+            return  # RFC 5182 2.1: SAVE alone gets no ESEARCH response
+    session.conn.write(esearch_line(cmd, uids if cmd.uid else seqs, ordered=ordered))
+
+
+async def do_esearch(session: Session, cmd: Command) -> str | None:
+    """SEARCH RETURN (...) (RFC 4731 3.1) with SAVE (RFC 5182 2.1)."""
+    view = session._view()
+    assert cmd.search is not None
+    try:
+        result = await session.ctx.run_io(
+            search, cmd.search, view.entries(), set(view.recent), view.folder.read
+        )
+    except Exception:
+        if "SAVE" in cmd.result_opts:
+            session.saved_uids = []  # RFC 5182 2.1: a failed SEARCH ... SAVE empties it
+        raise
+    _answer(session, cmd, result.seqs, result.uids, ordered=False)
+    return None
+
+
+def _items(
+    ctx: Context, view: View, key: SearchKey, recent: set[int], need_keys: bool
+) -> list[sort.Item]:
+    """The messages matching `key` with what they sort by; off the loop."""
+    entries = view.entries()
+    result = search(key, entries, recent, view.folder.read)
+    chosen = [(s, entries[s - 1]) for s in result.seqs]
+    keys = sort_keys_of(ctx).keys(view.folder, [e.uid for _, e in chosen]) if need_keys else {}
+    empty = sort.SortKeys()
+    return [
+        sort.Item(s, e.uid, e.size, float(e.internal_date), keys.get(e.uid, empty))
+        for s, e in chosen
+    ]
+
+
+def _sorted(ctx: Context, view: View, cmd: Command, recent: set[int]) -> list[sort.Item]:
+    assert cmd.search is not None
+    need = any(name in _HEADER_KEYS for name, _ in cmd.sort_criteria)
+    return sort.sort_items(_items(ctx, view, cmd.search, recent, need), cmd.sort_criteria)
+
+
+async def do_sort(session: Session, cmd: Command) -> str | None:
+    """SORT and UID SORT (RFC 5256 3), with RETURN (RFC 5267 3) and SAVE (RFC 5182)."""
+    view = session._view()
+    try:
+        items = await session.ctx.run_io(_sorted, session.ctx, view, cmd, set(view.recent))
+    except Exception:
+        if "SAVE" in cmd.result_opts:
+            session.saved_uids = []
+        raise
+    seqs = [i.seq for i in items]
+    uids = [i.uid for i in items]
+    if cmd.esearch:
+        _answer(session, cmd, seqs, uids, ordered=True)
+        return None
+    found = uids if cmd.uid else seqs
+    session.conn.write(b"* SORT" + b"".join(b" %d" % n for n in found) + b"\r\n")
+    return None
+
+
+def _threads(ctx: Context, view: View, cmd: Command, recent: set[int]) -> bytes:
+    assert cmd.search is not None
+    items = _items(ctx, view, cmd.search, recent, True)
+    if cmd.algorithm == "ORDEREDSUBJECT":
+        roots = sort.thread_orderedsubject(items)
+    else:
+        roots = sort.thread_references(items)
+    return sort.render_threads(roots, cmd.uid)
+
+
+async def do_thread(session: Session, cmd: Command) -> str | None:
+    """THREAD and UID THREAD (RFC 5256 3, 4): ``* THREAD`` with one thread-list each."""
+    view = session._view()
+    data = await session.ctx.run_io(_threads, session.ctx, view, cmd, set(view.recent))
+    session.conn.write(b"* THREAD" + (b" " + data if data else b"") + b"\r\n")
+    return None
+
+
+# --- "$" (RFC 5182 2.1) ---------------------------------------------------------------------
+
+
+def _as_set(numbers: Iterable[int]) -> SequenceSet:
+    nums = sorted(set(numbers))
+    ranges: list[tuple[int | None, int | None]] = []
+    for n in nums:
+        if ranges and ranges[-1][1] == n - 1:
+            ranges[-1] = (ranges[-1][0], n)
+        else:
+            ranges.append((n, n))
+    return SequenceSet(tuple(ranges))
+
+
+def _resolve_key(key: SearchKey, saved: SequenceSet) -> SearchKey:
+    name = key[0]
+    if name in ("SEQ", "UID") and key[1].saved:
+        return ("UID", saved)  # "$" names the saved messages, however it is prefixed
+    if name == "NOT":
+        return ("NOT", _resolve_key(key[1], saved))
+    if name == "OR":
+        return ("OR", _resolve_key(key[1], saved), _resolve_key(key[2], saved))
+    if name == "AND":
+        return ("AND", tuple(_resolve_key(k, saved) for k in key[1]))
+    return key
+
+
+def resolve_saved(session: Session, cmd: Command) -> None:
+    """Replace ``$`` in a command by the saved result (RFC 5182 2.1): UIDs for UID
+    commands and search keys, the messages' current numbers otherwise, so an expunged
+    message drops out of it."""
+    view = session.view
+    uids = session.saved_uids if view is not None else []
+    if cmd.sequence is not None and cmd.sequence.saved:
+        if cmd.uid:
+            cmd.sequence = _as_set(uids)
+        else:
+            assert view is not None or not uids
+            seqs = [] if view is None else [view.seq_of(u) for u in uids]
+            cmd.sequence = _as_set(s for s in seqs if s is not None)
+    if cmd.search is not None:
+        cmd.search = _resolve_key(cmd.search, _as_set(uids))

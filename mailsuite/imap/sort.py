@@ -1,0 +1,543 @@
+"""SORT (RFC 5256, RFC 5957), THREAD (RFC 5256) and the sort keys of one message; no I/O.
+
+This module owns what a message sorts and threads by: its base subject (RFC 5256 2.1), the
+first addresses of From/To/Cc, its display names (RFC 5957), its sent date and its message
+IDs, gathered once into `SortKeys` from the header (`keys_of`) and packed for the store's
+per-message cache (`pack`/`unpack`), and the i;unicode-casemap comparator (RFC 5051) they
+are compared with. It never reads a file or the index: callers hand it header bytes and
+index entries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.errors
+import email.header
+import email.utils
+import functools
+import json
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailsuite.message import addresses
+
+CRITERIA = frozenset(
+    {"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO"}
+)
+ALGORITHMS = ("REFERENCES", "ORDEREDSUBJECT")
+KEYS_VERSION = 1  # bump when what `keys_of` extracts changes
+
+
+# --- i;unicode-casemap (RFC 5051) ---------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=65536)
+def _char_key(ch: str) -> str:
+    # RFC 5051 2 step 1: the titlecase mapping, where a character has one of its own (the
+    # simple mapping: a character whose full mapping is longer keeps itself)
+    title = ch.title()
+    if len(title) != 1:
+        title = ch
+    # RFC 5051 2 step 2: the full decomposition (compatibility mappings too)
+    return unicodedata.normalize("NFKD", title)
+
+
+def casemap(text: str) -> str:
+    """The i;unicode-casemap key of `text` (RFC 5051 2): compare keys as strings, which is
+    the RFC's comparison of their UTF-8 octets. "ż" and "Ż" get one key, "Z" plus a
+    combining dot above, so they sort right after the Z words; a letter with no
+    decomposition ("Ł") sorts by its code point, after every unaccented Latin letter."""
+    if text.isascii():
+        return text.upper()  # the titlecase of an ASCII letter is its capital
+    return "".join(map(_char_key, text))
+
+
+# --- base subject (RFC 5256 2.1) ----------------------------------------------------------
+
+_WSP_RUN = re.compile(r"[ \t\r\n]+")
+_TRAILER = re.compile(r"(?:[ \t]|\(fwd\))+\Z", re.IGNORECASE)  # subj-trailer, and WSP
+_BLOB = r"\[[^\[\]]*\][ \t]*"  # subj-blob = "[" *BLOBCHAR "]" *WSP
+_REFWD = r"(?:re|fwd?)[ \t]*(?:" + _BLOB + r")?:"  # subj-refwd
+_LEADER = re.compile(r"(?:(?:" + _BLOB + r")*" + _REFWD + r"|[ \t]+)", re.IGNORECASE)
+_LEADING_BLOB = re.compile(_BLOB)
+_FWD_HDR = re.compile(r"\[fwd:", re.IGNORECASE)  # subj-fwd-hdr
+
+
+def decode_words(raw: bytes) -> str:
+    """A header value as text: RFC 2047 encoded words decoded, raw 8-bit read as UTF-8
+    (RFC 6532), anything undecodable replaced rather than failing the sort."""
+    text = raw.decode("utf-8", "replace")
+    if "=?" not in text:
+        return text
+    try:
+        return str(email.header.make_header(email.header.decode_header(text)))
+    except (LookupError, ValueError, email.errors.HeaderParseError):
+        return text
+
+
+def base_subject(subject: str) -> tuple[str, bool]:
+    """RFC 5256 2.1: the base subject of a decoded subject, and whether it was a reply or
+    forward (something of the leader, a "(fwd)" trailer or a [fwd: ...] wrapper removed).
+    The result is as written; compare it through `casemap`."""
+    # (1) encoded words are already decoded; white space runs become one space
+    s = _WSP_RUN.sub(" ", subject)
+    reply = False
+    while True:
+        # (2) remove subj-trailers and trailing white space
+        m = _TRAILER.search(s)
+        if m is not None and m.start() < len(s):
+            if "(" in m.group(0):
+                reply = True
+            s = s[: m.start()]
+        while True:
+            changed = False
+            # (3) remove subj-leaders: *subj-blob subj-refwd, or white space
+            m = _LEADER.match(s)
+            while m is not None and m.end() > 0:
+                if ":" in m.group(0):
+                    reply = True
+                s = s[m.end() :]
+                changed = True
+                m = _LEADER.match(s)
+            # (4) a leading subj-blob goes when something remains after it
+            m = _LEADING_BLOB.match(s)
+            if m is not None and s[m.end() :]:
+                s = s[m.end() :]
+                changed = True
+            # (5) repeat (3) and (4) until neither changes anything
+            if not changed:
+                break
+        # (6) a whole subject of "[fwd:" ... "]" is unwrapped, and we go back to (2)
+        if _FWD_HDR.match(s) and s.endswith("]"):
+            s = s[5:-1]
+            reply = True
+            continue
+        return s, reply
+
+
+# --- the keys of one message --------------------------------------------------------------
+
+_MSG_ID = re.compile(rb"<([^<>\s]+)>")
+
+
+@dataclass
+class SortKeys:
+    """What one message sorts and threads by; strings are decoded but not case-mapped."""
+
+    subject: str = ""  # the base subject
+    reply: bool = False  # the subject was a reply or forward (RFC 5256 2.1)
+    from_: str = ""  # addr-mailbox of the first From address (RFC 5256 3)
+    to: str = ""
+    cc: str = ""
+    display_from: str = ""  # RFC 5957 3
+    display_to: str = ""
+    sent: float | None = None  # the Date field in POSIX seconds, None when unreadable
+    message_id: str = ""
+    references: tuple[str, ...] = ()
+    _mapped: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def mapped(self, name: str) -> str:
+        """The casemap key of one string attribute, worked out once."""
+        value = self._mapped.get(name)
+        if value is None:
+            value = self._mapped[name] = casemap(getattr(self, name))
+        return value
+
+
+def _first_mailbox(values: list[bytes]) -> addresses.Address | None:
+    """The first address of the fields that is a mailbox (not a group marker), the fields
+    read as one list as ENVELOPE reads them."""
+    for value in values:
+        for a in addresses.parse(value):
+            if not (a.is_group_start or a.is_group_end):
+                return a
+    return None
+
+
+def _mailbox_of(values: list[bytes]) -> str:
+    # RFC 5256 3: "addr-mailbox of the first ... address" (the local part, as ENVELOPE)
+    a = _first_mailbox(values)
+    return "" if a is None or a.mailbox is None else decode_words(a.mailbox)
+
+
+def _display_of(values: list[bytes]) -> str:
+    # RFC 5957 3: the display name of the first address, decoded (RFC 2047); without one,
+    # the address itself (addr-mailbox "@" addr-host)
+    a = _first_mailbox(values)
+    if a is None:
+        return ""
+    if a.name:
+        name = _WSP_RUN.sub(" ", decode_words(a.name)).strip()
+        if name:
+            return name
+    spec = (a.mailbox or b"") + (b"@" + a.domain if a.domain else b"")
+    return decode_words(spec)
+
+
+def _unfold(value: bytes) -> bytes:
+    return value.replace(b"\r\n", b"").replace(b"\n", b"").strip(b" \t")
+
+
+def keys_of(field_values: Callable[[bytes], list[bytes]]) -> SortKeys:
+    """The sort keys of a message, from `field_values(name)` (every value of a header
+    field, as `imap.message.Part.field_values` gives them)."""
+    keys = SortKeys()
+    subjects = field_values(b"Subject")
+    if subjects:
+        keys.subject, keys.reply = base_subject(decode_words(_unfold(subjects[-1])))
+    keys.from_ = _mailbox_of(field_values(b"From"))
+    keys.to = _mailbox_of(field_values(b"To"))
+    keys.cc = _mailbox_of(field_values(b"Cc"))
+    keys.display_from = _display_of(field_values(b"From"))
+    keys.display_to = _display_of(field_values(b"To"))
+    dates = field_values(b"Date")
+    if dates:
+        try:
+            when = email.utils.parsedate_to_datetime(_unfold(dates[-1]).decode("ascii", "replace"))
+            # RFC 5256 2.2: compared in UTC; a date without a zone is taken as UTC
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=dt.UTC)
+            keys.sent = when.timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            keys.sent = None
+    ids = field_values(b"Message-ID")
+    if ids:
+        m = _MSG_ID.search(ids[0])
+        if m is not None:
+            keys.message_id = m.group(1).decode("utf-8", "replace")
+    refs = [
+        m.group(1).decode("utf-8", "replace")
+        for v in field_values(b"References")
+        for m in _MSG_ID.finditer(v)
+    ]
+    if not refs:
+        # RFC 5256 2.2 REFERENCES (1): without References, the first ID of In-Reply-To
+        for v in field_values(b"In-Reply-To"):
+            m = _MSG_ID.search(v)
+            if m is not None:
+                refs = [m.group(1).decode("utf-8", "replace")]
+                break
+    keys.references = tuple(refs)
+    return keys
+
+
+_PACKED = (
+    "subject",
+    "reply",
+    "from_",
+    "to",
+    "cc",
+    "display_from",
+    "display_to",
+    "sent",
+    "message_id",
+    "references",
+)
+
+
+def pack(keys: SortKeys) -> bytes:
+    """The keys as a blob for the store's per-message cache."""
+    return json.dumps([KEYS_VERSION, *(getattr(keys, n) for n in _PACKED)]).encode()
+
+
+def unpack(blob: bytes) -> SortKeys | None:
+    """Keys packed by `pack`, or None for a blob of another version or a damaged one."""
+    try:
+        items = json.loads(blob)
+        if not isinstance(items, list) or items[0] != KEYS_VERSION or len(items) != 11:
+            return None
+        values = dict(zip(_PACKED, items[1:], strict=True))
+        values["references"] = tuple(values["references"])
+        return SortKeys(**values)
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+# --- SORT (RFC 5256 3, RFC 5957) -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Item:
+    """One message to sort or thread: its sequence number, UID, index entry values and
+    keys."""
+
+    seq: int
+    uid: int
+    size: int
+    arrival: float
+    keys: SortKeys
+
+    @property
+    def sent(self) -> float:
+        # RFC 5256 2.2: the sent date, or the internal date when there is no usable Date
+        return self.arrival if self.keys.sent is None else self.keys.sent
+
+
+def _criterion_key(name: str) -> Callable[[Item], Any]:
+    if name == "ARRIVAL":
+        return lambda i: i.arrival
+    if name == "DATE":
+        return lambda i: i.sent
+    if name == "SIZE":
+        return lambda i: i.size
+    attr = {
+        "SUBJECT": "subject",
+        "FROM": "from_",
+        "TO": "to",
+        "CC": "cc",
+        "DISPLAYFROM": "display_from",
+        "DISPLAYTO": "display_to",
+    }[name]
+    return lambda i: i.keys.mapped(attr)
+
+
+def sort_items(items: Sequence[Item], criteria: Sequence[tuple[str, bool]]) -> list[Item]:
+    """`items` in the order `criteria` ((name, reverse) pairs) give, RFC 5256 3: each key
+    breaks the ties of the one before; messages equal on every key stay in sequence order,
+    even under REVERSE (the tie-break is not reversed)."""
+    out = sorted(items, key=lambda i: i.seq)
+    # stable sorts from the last key to the first: the first key decides first
+    for name, reverse in reversed(criteria):
+        out.sort(key=_criterion_key(name), reverse=reverse)
+    return out
+
+
+# --- THREAD (RFC 5256 2.2, 4) --------------------------------------------------------------
+
+
+class Node:
+    """A thread tree node: a message, or a dummy (item None) standing for a missing one."""
+
+    __slots__ = ("children", "item", "parent")
+
+    def __init__(self, item: Item | None = None, parent: Node | None = None) -> None:
+        self.item = item
+        self.parent = parent
+        self.children: list[Node] = []
+
+    def first_item(self) -> Item | None:
+        node: Node | None = self
+        while node is not None and node.item is None:
+            node = node.children[0] if node.children else None
+        return None if node is None else node.item
+
+
+def _date_key(node: Node) -> tuple[float, int]:
+    # RFC 5256 2.2: by sent date, ties by sequence number; a dummy by its first child
+    item = node.first_item()
+    return (0.0, 0) if item is None else (item.sent, item.seq)
+
+
+def thread_orderedsubject(items: Sequence[Item]) -> list[Node]:
+    """RFC 5256 2.1 ORDEREDSUBJECT: messages of one base subject are one thread, the first
+    by sent date the parent of the rest; threads in the sent date order of their first."""
+    ordered = sorted(items, key=lambda i: (i.keys.mapped("subject"), i.sent, i.seq))
+    roots: list[Node] = []
+    last: str | None = None
+    for item in ordered:
+        subject = item.keys.mapped("subject")
+        if roots and subject == last:
+            roots[-1].children.append(Node(item, roots[-1]))
+        else:
+            roots.append(Node(item))
+            last = subject
+    roots.sort(key=_date_key)
+    return roots
+
+
+def _is_ancestor(a: Node, b: Node) -> bool:
+    """True when `a` is `b` or one of its ancestors."""
+    node: Node | None = b
+    while node is not None:
+        if node is a:
+            return True
+        node = node.parent
+    return False
+
+
+def _link(parent: Node, child: Node) -> None:
+    if child.parent is not None:
+        child.parent.children.remove(child)
+    child.parent = parent
+    parent.children.append(child)
+
+
+def thread_references(items: Sequence[Item]) -> list[Node]:
+    """RFC 5256 2.2 REFERENCES, step by step; the threads in order."""
+    table: dict[str, Node] = {}
+    for item in sorted(items, key=lambda i: i.seq):
+        mid = item.keys.message_id
+        # (1)(A) a missing or duplicate Message-ID gets a unique one (lowest number keeps it)
+        if not mid or (mid in table and table[mid].item is not None):
+            mid = f"\0{item.seq}"
+        node = table.get(mid)
+        if node is None:
+            node = table[mid] = Node(item)
+        else:
+            node.item = item  # a dummy made by an earlier reference
+        prev: Node | None = None
+        for ref in item.keys.references:
+            ref_node = table.get(ref)
+            if ref_node is None:
+                ref_node = table[ref] = Node()
+            # a node that has a parent keeps it; no link may make a loop
+            # (only a node with children can be an ancestor: most checks end there)
+            loop = bool(ref_node.children) and prev is not None and _is_ancestor(ref_node, prev)
+            if prev is not None and ref_node.parent is None and not loop:
+                _link(prev, ref_node)
+            prev = ref_node
+        # (1)(B) the last reference is the parent, replacing any link a truncated
+        # References made, unless that makes a loop
+        loop = prev is node or (
+            bool(node.children) and prev is not None and _is_ancestor(node, prev)
+        )
+        if prev is not None and not loop:
+            _link(prev, node)
+        elif prev is None and node.parent is not None:
+            node.parent.children.remove(node)
+            node.parent = None
+    # (2) the root set
+    root = Node()
+    for node in table.values():
+        if node.parent is None:
+            root.children.append(node)
+            node.parent = root
+    # (3) prune dummies
+    _prune(root)
+    # (4) sort the top level by sent date; a dummy by its children's first
+    for node in root.children:
+        if node.item is None:
+            node.children.sort(key=_date_key)
+    root.children.sort(key=_date_key)
+    # (5) gather threads of one base subject
+    _gather_subjects(root)
+    # (6) sort every set of siblings, deepest first
+    _sort_tree(root)
+    return root.children
+
+
+def _prune(root: Node) -> None:
+    """RFC 5256 2.2 (3), children before parents; a loop, not recursion, since a thread
+    may be thousands of replies deep."""
+    order: list[Node] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        stack.extend(node.children)
+    for node in reversed(order):  # every node after all of its descendants
+        kept: list[Node] = []
+        for child in node.children:
+            if child.item is not None:
+                kept.append(child)
+            elif not child.children:
+                continue  # a dummy without children goes
+            elif node is not root or len(child.children) == 1:
+                # a dummy with children gives way to them, except that its children
+                # become roots only when there is one of them
+                for grandchild in child.children:
+                    grandchild.parent = node
+                    kept.append(grandchild)
+            else:
+                kept.append(child)
+        node.children = kept
+
+
+def _thread_subject(node: Node) -> tuple[str, bool]:
+    item = (
+        node.item if node.item is not None else (node.children[0].item if node.children else None)
+    )
+    if item is None:
+        return "", False
+    return item.keys.mapped("subject"), item.keys.reply
+
+
+def _gather_subjects(root: Node) -> None:
+    """RFC 5256 2.2 (5). The root's list is rebuilt once at the end, not edited in place,
+    so a folder of many threads costs no more than one pass."""
+    roots = root.children
+    table: dict[str, Node] = {}
+    for node in roots:  # (5)(B)
+        subject, reply = _thread_subject(node)
+        if not subject:
+            continue
+        known = table.get(subject)
+        if known is None:
+            table[subject] = node
+        elif known.item is not None and (
+            node.item is None or (_thread_subject(known)[1] and not reply)
+        ):
+            table[subject] = node
+    removed: set[int] = set()
+    replaced: dict[int, Node] = {}
+    for node in roots:  # (5)(C)
+        subject, reply = _thread_subject(node)
+        if not subject:
+            continue
+        known = table[subject]
+        if known is node:
+            continue
+        removed.add(id(node))
+        if known.item is None and node.item is None:
+            # both dummies: the children of both become siblings
+            for child in node.children:
+                child.parent = known
+                known.children.append(child)
+        elif known.item is None or (reply and not _thread_subject(known)[1]):
+            node.parent = known
+            known.children.append(node)
+        else:
+            # a new dummy takes the place of the table's message, with both under it
+            dummy = Node(parent=root)
+            replaced[id(known)] = dummy
+            for child in (known, node):
+                child.parent = dummy
+                dummy.children.append(child)
+            table[subject] = dummy
+    root.children = [replaced.get(id(n), n) for n in roots if id(n) not in removed]
+
+
+def _sort_tree(root: Node) -> None:
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        node.children.sort(key=_date_key)
+        stack.extend(node.children)
+
+
+def render_threads(roots: Sequence[Node], uid: bool) -> bytes:
+    """RFC 5256 4 thread-list: "(" thread-members / thread-nested ")" for each thread, where
+    thread-members = nz-number *(SP nz-number) [SP thread-nested]: a chain of only children
+    stays flat, two or more children are each a thread-list. Written with a stack, not
+    recursion, for deep threads."""
+
+    def number(node: Node) -> bytes:
+        assert node.item is not None
+        return b"%d" % (node.item.uid if uid else node.item.seq)
+
+    out = bytearray()
+    stack: list[Node | bytes] = []
+    for root in reversed(roots):
+        stack += [b")", root, b"("]
+    while stack:
+        top = stack.pop()
+        if isinstance(top, bytes):
+            out += top
+            continue
+        node = top
+        nums: list[bytes] = []
+        if node.item is not None:
+            nums.append(number(node))
+            while len(node.children) == 1 and node.children[0].item is not None:
+                node = node.children[0]
+                nums.append(number(node))
+        out += b" ".join(nums)
+        if node.children:
+            if nums:
+                out += b" "
+            for child in reversed(node.children):
+                stack += [b")", child, b"("]
+    return bytes(out)
