@@ -199,18 +199,23 @@ class Folder:
                 size = sum(m.size for m in msgs)
                 unseen = sum(1 for m in msgs if "\\Seen" not in m.flags)
                 recent = len(self._recent)
+                doomed = [m.size for m in msgs if "\\Deleted" in m.flags]
+                deleted, deleted_size = len(doomed), sum(doomed)
             else:
                 row = (
                     self._conn()
                     .execute(
                         "SELECT count(*), coalesce(sum(size), 0),"
                         " coalesce(sum(sub = 'new' OR uid >= ?), 0),"
-                        " coalesce(sum(instr(flags, 'S') = 0), 0) FROM msgs",
+                        " coalesce(sum(instr(flags, 'S') = 0), 0),"
+                        " coalesce(sum(instr(flags, 'T') > 0), 0),"
+                        " coalesce(sum(CASE WHEN instr(flags, 'T') > 0 THEN size END), 0)"
+                        " FROM msgs",
                         (self._recent_from,),
                     )
                     .fetchone()
                 )
-                count, size, recent, unseen = row
+                count, size, recent, unseen, deleted, deleted_size = row
             status = FolderStatus(
                 count,
                 recent,
@@ -219,9 +224,19 @@ class Folder:
                 self._uidvalidity,
                 size,
                 highest_modseq=self._modseq,
+                deleted=deleted,
+                deleted_size=deleted_size,
             )
             self._status = (self._modseq, status)
             return status
+
+    def usage(self) -> tuple[int, int]:
+        """(messages, octets) held, from the running totals the index keeps (one meta read,
+        no walk over the messages), after picking up changes on disk."""
+        self.sync()
+        with self._lock:
+            self._check_alive()
+            return self._index.totals()
 
     def read(self, uid: int) -> bytes:
         """The message's bytes exactly as stored; NoSuchMessage when it is gone."""

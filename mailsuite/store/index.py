@@ -44,6 +44,19 @@ CREATE TABLE cache (
 ) WITHOUT ROWID;
 """
 _JOURNAL_MAGIC = "mailsuite-uids 1"
+# The folder's running totals (RFC 9208 MESSAGE and STORAGE usage) are kept by triggers, so
+# every path that adds or removes a row (delivery, APPEND, COPY, EXPUNGE, a rescan, a
+# rebuild) keeps them right in the same transaction, and reading them costs one meta row.
+_TOTALS = (
+    "CREATE TRIGGER IF NOT EXISTS msgs_total_add AFTER INSERT ON msgs BEGIN"
+    " INSERT INTO meta (k, v) VALUES ('total_messages', 1)"
+    " ON CONFLICT(k) DO UPDATE SET v = v + 1;"
+    " INSERT INTO meta (k, v) VALUES ('total_bytes', new.size)"
+    " ON CONFLICT(k) DO UPDATE SET v = v + new.size; END",
+    "CREATE TRIGGER IF NOT EXISTS msgs_total_remove AFTER DELETE ON msgs BEGIN"
+    " UPDATE meta SET v = v - 1 WHERE k = 'total_messages';"
+    " UPDATE meta SET v = v - old.size WHERE k = 'total_bytes'; END",
+)
 
 
 class IndexDamaged(Exception):
@@ -89,11 +102,48 @@ class FolderIndex:
                     raise
             elif version != SCHEMA_VERSION:
                 raise IndexDamaged(f"unknown index version {version}")
+            self._ensure_totals(conn)
         except BaseException:
             conn.close()
             raise
         self.conn = conn
         self.inode = os.stat(self.path).st_ino
+
+    @staticmethod
+    def _ensure_totals(conn: sqlite3.Connection) -> None:
+        """Install the running-total triggers; an index made before them is counted once."""
+        if conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'msgs_total_remove'"
+        ).fetchone():
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if not conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'msgs_total_remove'"
+            ).fetchone():
+                count, size = conn.execute(
+                    "SELECT count(*), coalesce(sum(size), 0) FROM msgs"
+                ).fetchone()
+                conn.executemany(
+                    "INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)",
+                    [("total_messages", count), ("total_bytes", size)],
+                )
+                for statement in _TOTALS:
+                    conn.execute(statement)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def totals(self) -> tuple[int, int]:
+        """(messages, octets) in the folder, from the running totals."""
+        assert self.conn is not None
+        meta = dict(
+            self.conn.execute(
+                "SELECT k, v FROM meta WHERE k IN ('total_messages', 'total_bytes')"
+            ).fetchall()
+        )
+        return meta.get("total_messages", 0), meta.get("total_bytes", 0)
 
     def close(self) -> None:
         if self.conn is not None:

@@ -57,6 +57,20 @@ class Mailbox:
         names = [INBOX, *sorted(self._folder_dirs())]
         return [FolderInfo(name, self._special_use(name), name in subscribed) for name in names]
 
+    def usage(self) -> tuple[int, int]:
+        """(messages, octets) in every folder: what a quota counts (RFC 9208 MESSAGE and
+        STORAGE). Each folder's share is its index's running total; a folder deleted or
+        renamed meanwhile is skipped."""
+        messages = octets = 0
+        for name in [INBOX, *self._folder_dirs()]:
+            try:
+                count, size = self.folder(name).usage()
+            except NoSuchFolder:
+                continue
+            messages += count
+            octets += size
+        return messages, octets
+
     def create_folder(self, name: str, special_use: str | None = None) -> None:
         """Create an empty folder (parents are implied, as in Maildir++), with an RFC 6154
         special-use attribute if given: one of CREATABLE_USES that no other folder has
