@@ -30,7 +30,8 @@ from mailsuite.directory import Account, Directory, DirectoryError
 from mailsuite.i18n import LANGUAGES
 from mailsuite.passwords import hash_password_sync
 
-NO_LIMIT = "none"  # `--quota none`: the account has no quota
+NO_LIMIT = "none"  # `--quota none`: the account has no quota, whatever accounts.quota says
+DEFAULT_QUOTA = "default"  # `--quota default`: the account follows accounts.quota
 SITE_LANGUAGE = "site"  # `--language site`: the account speaks the site's language
 
 
@@ -53,22 +54,30 @@ def _password_args(
 
 
 def _quota(ctx: click.Context, param: click.Parameter, value: str | None) -> int | str | None:
-    """`--quota 2G` as bytes, `none` as no limit (returned as NO_LIMIT), absent as None."""
+    """`--quota 2G` as bytes, `none` as no limit (NO_LIMIT), `default` as the configured
+    default (DEFAULT_QUOTA), absent as None."""
     if value is None:
         return None
-    if value.strip().lower() == NO_LIMIT:
-        return NO_LIMIT
+    if value.strip().lower() in (NO_LIMIT, DEFAULT_QUOTA):
+        return value.strip().lower()
     try:
         return parse_size(value)
     except ValueError:
         raise click.BadParameter(
-            f"{value!r}: expected a size such as 500M or 2G, or none"
+            f"{value!r}: expected a size such as 500M or 2G, none or default"
         ) from None
+
+
+def _quota_text(settings: Settings, quota: int | None) -> str:
+    """An account's quota for `user show`: its own, or the default with where it comes from."""
+    if quota is not None or not settings.accounts.quota:
+        return _size_text(quota or None)
+    return f"{_size_text(settings.accounts.quota)} (accounts.quota)"
 
 
 def _size_text(size: int | None) -> str:
     """A quota as an admin writes it: `2G`, `500M`, `12345 bytes`; `none` for no limit."""
-    if size is None:
+    if not size:
         return NO_LIMIT
     for unit, factor in (("G", 1024**3), ("M", 1024**2), ("K", 1024)):
         if size and size % factor == 0:
@@ -115,7 +124,10 @@ def _hand_over(
     "With accounts.login_digits set, one is also generated.",
 )
 @click.option(
-    "--quota", callback=_quota, metavar="SIZE", help="Most mail the account may hold (e.g. 2G)."
+    "--quota",
+    callback=_quota,
+    metavar="SIZE",
+    help="Most mail the account may hold (e.g. 2G); none: no limit; default: accounts.quota.",
 )
 @click.option("--password-stdin", "stdin", is_flag=True, help="Read the password from stdin.")
 @click.option(
@@ -154,7 +166,7 @@ def user_add(
             legacy_login=legacy_login,
             login_names=logins,
             login_digits=settings.accounts.login_digits,
-            quota=quota if isinstance(quota, int) else None,
+            quota=quota if isinstance(quota, int) else (0 if quota == NO_LIMIT else None),
         )
         names = directory.login_names(account.address)
     except DirectoryError as exc:
@@ -291,7 +303,7 @@ def user_show(address: str, config: Path | None) -> None:
         ("login names", ", ".join(directory.login_names(a.address)) or "-"),
         ("legacy login", a.legacy_login or "-"),
         ("aliases", ", ".join(aliases) or "-"),
-        ("quota", _size_text(a.quota)),
+        ("quota", _quota_text(settings, a.quota)),
         ("created", when(a.created)),
         ("password changed", when(a.password_changed)),
         ("last login", when(a.last_login)),
@@ -324,7 +336,7 @@ def user_show(address: str, config: Path | None) -> None:
     "--quota",
     callback=_quota,
     metavar="SIZE",
-    help="Most mail the account may hold (e.g. 2G); none: no limit.",
+    help="Most mail the account may hold (e.g. 2G); none: no limit; default: accounts.quota.",
 )
 @config_option
 def user_edit(
@@ -353,7 +365,7 @@ def user_edit(
     if legacy_login is not None:
         fields["legacy_login"] = legacy_login.strip() or None
     if quota is not None:
-        fields["quota"] = None if quota == NO_LIMIT else quota
+        fields["quota"] = {NO_LIMIT: 0, DEFAULT_QUOTA: None}.get(quota, quota)  # type: ignore[arg-type]
     if not (fields or add_logins or remove_logins or generate_login):
         fail("nothing to change: give at least one option (see --help)")
     try:

@@ -247,6 +247,12 @@ class Accounts(Section):
         "login of this many random digits, usable beside the address everywhere and e-mailed "
         "once the password is set (seed 002: 6); 0: none (4 at least otherwise).",
     )
+    quota: Size = Field(
+        0,
+        description="Most mail (message octets, all folders) an account may hold unless "
+        "`user edit --quota` sets its own; 0: no limit. Enforced at SMTP delivery, APPEND, "
+        "COPY and MOVE, reported by IMAP QUOTA (RFC 9208).",
+    )
     bcrypt_rounds: int = Field(12, ge=4, le=16, description="bcrypt cost factor.")
     auth_workers: int = Field(
         4, ge=1, le=64, description="Threads that run bcrypt, so logins never block the loop."

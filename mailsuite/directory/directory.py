@@ -64,7 +64,7 @@ def token_digest(secret: str) -> str:
 
 
 def _quota(value: object) -> int | None:
-    """A quota as stored: whole bytes, or None for no limit."""
+    """A quota as stored: whole bytes (0: no limit), or None for the configured default."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -410,7 +410,7 @@ class Directory:
 
     def update_account(self, address: str, **fields: Any) -> Account:
         """Change profile fields: name, contact, legacy_login, terms_accepted, last_login,
-        language (None: the site's), quota (bytes; None: no limit)."""
+        language (None: the site's), quota (bytes; 0: no limit; None: `accounts.quota`)."""
         fields = self._profile_fields(fields)
         account = self.require_account(address)
         if not fields:

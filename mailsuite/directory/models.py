@@ -90,7 +90,7 @@ class Account:
     last_login: float | None
     terms_accepted: float | None
     language: str | None = None  # "pl", "en"; None: the site's language (`site.language`)
-    quota: int | None = None  # bytes the mailbox may hold; None: no limit
+    quota: int | None = None  # octets the mailbox may hold; 0: no limit; None: accounts.quota
 
     @property
     def active(self) -> bool:

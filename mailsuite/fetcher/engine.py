@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from mailsuite import quota
 from mailsuite.config import Settings
 from mailsuite.directory import Directory
 from mailsuite.directory import external as ext_db
@@ -327,6 +328,13 @@ class Fetcher:
                 **common,
             )
             return
+        # The owner's quota holds for fetched mail as for SMTP: a full mailbox stops the run
+        # before anything is recorded, the message stays on the other server and comes with
+        # a later run once there is room.
+        if quota.check(self.settings, self.directory, self.store, account.owner, len(data)) != (
+            quota.Verdict.FITS
+        ):
+            raise quota.OverQuota("the mailbox is over its quota")
         uidnext = self.store.mailbox(account.owner).folder(local).uidnext
         ext_db.mark(
             self.directory,

@@ -14,6 +14,8 @@ AUTH is mandatory. Rules:
 - NUL is refused in commands (the server) and in DATA; a non-ASCII address needs SMTPUTF8.
 - DATA is answered 250 only after `outgoing.dispatch` made the message durable for every
   recipient.
+- A mailbox over its quota is refused at RCPT, each recipient on its own (452 4.2.2 full,
+  552 5.2.2 never fits; `smtp.quota`), and DATA when no recipient can take the message.
 - The directory is read in I/O threads, never on the loop; when it cannot answer in time
   the command gets a temporary failure (451 4.3.0, AUTH 454 4.7.0), never a 5xx.
 
@@ -36,6 +38,7 @@ from mailsuite.directory import Account, DirectoryUnavailable
 from mailsuite.directory.external import external_senders
 from mailsuite.logs import ClientLog
 from mailsuite.smtp import authors, replies
+from mailsuite.smtp import quota as smtp_quota
 from mailsuite.smtp.message import (
     header_block,
     hop_count,
@@ -43,6 +46,7 @@ from mailsuite.smtp.message import (
     normalize_line_endings,
     protocol_keyword,
     received_header,
+    return_path,
 )
 from mailsuite.smtp.outgoing import Routing, dispatch, is_local_domain, local_targets
 from mailsuite.smtp.postmaster import is_postmaster, postmaster_targets
@@ -252,6 +256,14 @@ class Handler:
             if not targets:
                 self._clog(session).info("unknown recipient %s", address)
                 return await self._refused(session, replies.NO_SUCH_USER.format(address=address))
+            size = smtp_quota.declared_size(envelope.mail_options)
+            found = await self._look_up(session, smtp_quota.verdicts, self.ctx, targets, size)
+            if found is None:
+                return replies.DIRECTORY_BUSY
+            refusal = smtp_quota.rcpt_refusal(address, found)
+            if refusal is not None:
+                self._clog(session).info("%s refused: over quota", address)
+                return refusal
         elif self._account(session) is None:
             self._clog(session).info("relay to %s refused", address)
             return await self._refused(session, replies.RELAY_DENIED.format(address=address))
@@ -341,6 +353,15 @@ class Handler:
             recipient=envelope.rcpt_tos[0] if len(envelope.rcpt_tos) == 1 else None,
         )
         sender = envelope.mail_from if envelope.mail_from != "<>" else ""
+        if routing.local:
+            size = len(return_path(sender)) + len(trace) + len(data)  # as the store keeps it
+            found = await self._look_up(session, smtp_quota.verdicts, self.ctx, routing.local, size)
+            if found is None:
+                return replies.DIRECTORY_BUSY
+            refusal = smtp_quota.data_refusal(found, bool(routing.remote))
+            if refusal is not None:
+                self._clog(session).info("refused a message of %d bytes: over quota", size)
+                return refusal
         server.committing = True  # type: ignore[attr-defined]
         try:
             await dispatch(
