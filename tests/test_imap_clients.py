@@ -198,7 +198,7 @@ def test_thunderbird_start_up_sequence(suite, account, store):
     lines = c.cmd('select "INBOX"')
     assert b"* 3 EXISTS\r\n" in lines and reply(lines).startswith(b"OK [READ-WRITE]")
     lines = c.cmd('getquotaroot "INBOX"')
-    assert reply(lines).startswith(b"BAD")  # not advertised; Thunderbird copes
+    assert lines[0] == b'* QUOTAROOT "INBOX" ""\r\n' and reply(lines).startswith(b"OK")
     lines = c.cmd("UID fetch 1:* (FLAGS)")
     assert lines[:-1] == [b"* %d FETCH (UID %d FLAGS (\\Recent))\r\n" % (i, i) for i in (1, 2, 3)]
     lines = c.cmd(

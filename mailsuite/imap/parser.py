@@ -227,8 +227,11 @@ SORT_KEYS = frozenset(
 )  # RFC 5256 3, RFC 5957 3
 THREAD_ALGORITHMS = frozenset({"REFERENCES", "ORDEREDSUBJECT"})  # RFC 5256 3
 SAVED_RESULT = SequenceSet((), saved=True)
-# RFC 3501 6.3.10 status items, and RFC 8438 2 SIZE
-STATUS_ITEMS = frozenset({"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE"})
+# RFC 3501 6.3.10 status items, RFC 8438 2 SIZE, RFC 9051 6.3.11 DELETED and RFC 9208 4.2.1
+# DELETED-STORAGE
+STATUS_ITEMS = frozenset(
+    {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE", "DELETED", "DELETED-STORAGE"}
+)
 
 # --- commands -----------------------------------------------------------------------------
 
@@ -968,6 +971,49 @@ def _create_params(r: _Reader) -> tuple[str, ...]:
     return tuple(attrs)
 
 
+def _quota(r: _Reader, cmd: Command) -> None:
+    """RFC 9208 4.1.1 GETQUOTA SP quota-root, 4.1.3 SETQUOTA SP quota-root SP
+    setquota-list; the root goes to `cmd.words`, SETQUOTA's (resource, limit) pairs to
+    `cmd.params` (checked so that bad syntax is BAD, though SETQUOTA is refused)."""
+    r.sp()
+    cmd.words = (r.astring().decode("utf-8", "replace"),)  # quota-root = astring
+    if cmd.name == "GETQUOTA":
+        return
+    r.sp()
+    r.expect(b"(")  # setquota-list = "(" [setquota-resource *(SP setquota-resource)] ")"
+    pairs: list[tuple[str, str | None]] = []
+    while r.peek() != 0x29:
+        if pairs:
+            r.sp()
+        resource = r.word()  # resource-name = atom
+        r.sp()
+        limit = r.take(frozenset(b"0123456789"))  # resource-limit = number64
+        if not limit or int(limit) >= 2**63:
+            raise r.fail("expected a resource limit")
+        pairs.append((resource, limit.decode()))
+    r.pos += 1
+    cmd.params = tuple(pairs)
+
+
+def _create_params(r: _Reader) -> tuple[str, ...]:
+    """RFC 6154 6 with RFC 4466 2.2: create-params = "(" "USE" SP "(" [use-attr *(SP
+    use-attr)] ")" ")"; use-attr = "\\" atom (which ones exist is the store's business)."""
+    r.expect(b"(")
+    if r.word() != "USE":
+        raise r.fail("expected USE")
+    r.sp()
+    r.expect(b"(")
+    attrs: list[str] = []
+    while r.peek() != 0x29:
+        if attrs:
+            r.sp()
+        r.expect(b"\\")
+        attrs.append("\\" + r.atom())
+    r.pos += 1
+    r.expect(b")")
+    return tuple(attrs)
+
+
 def _lsub(r: _Reader, cmd: Command) -> None:
     """RFC 3501 6.3.9: LSUB reference mailbox-pattern (no extended forms)."""
     r.sp()
@@ -1026,7 +1072,9 @@ _NO_ARGS = frozenset(
         "UNSELECT",
     }
 )
-_ONE_MAILBOX = frozenset({"SELECT", "EXAMINE", "CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE"})
+_ONE_MAILBOX = frozenset(
+    {"SELECT", "EXAMINE", "CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE", "GETQUOTAROOT"}
+)  # RFC 9208 4.1.2: getquotaroot = "GETQUOTAROOT" SP mailbox
 _UID_VERBS = frozenset({"FETCH", "SEARCH", "STORE", "COPY", "MOVE", "EXPUNGE", "SORT", "THREAD"})
 
 
@@ -1156,6 +1204,9 @@ def _arguments(r: _Reader, cmd: Command) -> None:
     elif name == "ID":
         r.sp()
         cmd.params = _id_params(r)
+        r.end()
+    elif name in ("GETQUOTA", "SETQUOTA"):
+        _quota(r, cmd)
         r.end()
     elif name == "COMPRESS":
         r.sp()  # RFC 4978 3: COMPRESS SP algorithm

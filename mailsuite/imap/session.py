@@ -15,11 +15,13 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mailsuite import control, sasl
+from mailsuite import quota as quota_policy
 from mailsuite import store as store_pkg
 from mailsuite.auth import UNAVAILABLE_MESSAGE, AuthCode
 from mailsuite.connection import TooLong
 from mailsuite.directory import DirectoryUnavailable
 from mailsuite.imap import mailboxes, render, results, status
+from mailsuite.imap import quota as imap_quota
 from mailsuite.imap.appending import append_all, uid_set
 from mailsuite.imap.binary import UnknownCte
 from mailsuite.imap.catenate import BadUrl, TooBig, assemble
@@ -246,6 +248,8 @@ class Session:
                 "LIST-EXTENDED",
                 "LIST-STATUS",
                 "STATUS=SIZE",
+                "QUOTA",  # RFC 9208 3.1
+                "QUOTA=RES-STORAGE",  # RFC 9208 3.2; MESSAGE counts are not limited
                 "MULTIAPPEND",
                 "BINARY",
                 "CATENATE",
@@ -604,18 +608,7 @@ class Session:
         assert cmd.mailbox is not None
         folder = await self.folder(cmd.mailbox)
         st = await self.ctx.run_io(folder.status)
-        values = {
-            "MESSAGES": st.messages,
-            "RECENT": st.recent,
-            "UIDNEXT": st.uidnext,
-            "UIDVALIDITY": st.uidvalidity,
-            "UNSEEN": st.unseen,
-            "SIZE": st.size,  # RFC 8438 2
-        }
-        items = b" ".join(b"%s %d" % (i.encode(), values[i]) for i in cmd.status_items)
-        self.conn.write(
-            b"* STATUS " + render.astring_mailbox(cmd.mailbox) + b" (" + items + b")\r\n"
-        )
+        self.conn.write(status.status_line(cmd.mailbox, st, cmd.status_items))
         return None
 
     async def _catenated(self, messages: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -647,12 +640,52 @@ class Session:
             folder = await self.folder(cmd.mailbox)
         except store_pkg.NoSuchFolder:
             raise No("No such folder", "TRYCREATE") from None  # RFC 3501 6.3.11
+        await self._room_for(sum(len(m.data) for m in cmd.appends))  # RFC 9208 4.3
         # RFC 3502 3: every message or none
         uids = await self.ctx.run_io(append_all, folder, cmd.appends)
         if self.view is not None and self.view.folder is folder:
             self.view.pending.new.update(uids)
         # RFC 4315 3: APPENDUID, with a uid-set for several messages (RFC 3502 6)
         return f"[APPENDUID {folder.uidvalidity} {uid_set(uids)}] APPEND completed"
+
+    # --- QUOTA (RFC 9208) ------------------------------------------------------------
+
+    async def _usage(self) -> quota_policy.Usage:
+        """The account's quota usage and limit, read in an I/O thread."""
+        ctx = self.ctx
+        try:
+            return await ctx.run_io(
+                quota_policy.usage, ctx.settings, ctx.directory, ctx.store, self.address
+            )
+        except DirectoryUnavailable:
+            raise No(UNAVAILABLE_MESSAGE, "UNAVAILABLE") from None
+
+    async def _room_for(self, size: int) -> None:
+        """Refuse an APPEND or COPY that would take the account past its quota, with
+        RFC 9208 4.3's NO [OVERQUOTA] (also for a message larger than the whole quota: it is
+        the quota, not a size limit, that it exceeds). MOVE is not checked: its messages
+        stay under the same quota root, so usage does not grow."""
+        verdict = quota_policy.judge(await self._usage(), size)
+        if verdict is not quota_policy.Verdict.FITS:
+            raise No("Quota exceeded (mailbox is full)", imap_quota.OVERQUOTA)
+
+    async def do_getquotaroot(self, cmd: Command) -> str | None:
+        assert cmd.mailbox is not None
+        await self.folder(cmd.mailbox)  # RFC 9208 4.1.2: NO for a mailbox that does not exist
+        current = await self._usage()
+        # RFC 9208 4.1.2: QUOTAROOT, then a QUOTA response for each root
+        self.conn.write(imap_quota.quotaroot_line(cmd.mailbox) + imap_quota.quota_line(current))
+        return None
+
+    async def do_getquota(self, cmd: Command) -> str | None:
+        if cmd.words != (imap_quota.ROOT,):
+            raise No("No such quota root", "NONEXISTENT")  # RFC 9208 4.1.1
+        self.conn.write(imap_quota.quota_line(await self._usage()))
+        return None
+
+    async def do_setquota(self, cmd: Command) -> str | None:
+        # RFC 9208 4.1.3: QUOTASET is not advertised; limits are set by the administrator
+        raise No("Quota limits are set by the administrator", "NOPERM")
 
     async def do_idle(self, cmd: Command) -> str | None:
         # RFC 2177 3: untagged updates flow until the client sends DONE
@@ -779,6 +812,7 @@ class Session:
         uids = view.select(cmd.sequence, cmd.uid)
         if not uids:
             return None
+        await self._room_for(await self.ctx.run_io(_octets, view, uids))
         pairs = await self.ctx.run_io(view.folder.copy, uids, dest)
         if dest is view.folder:
             view.pending.new.update(dst for _, dst in pairs)
@@ -899,6 +933,11 @@ def _copyuid(dest: Any, pairs: list[tuple[int, int]]) -> str:
     return f"[COPYUID {dest.uidvalidity} {src} {dst}]"
 
 
+def _octets(view: View, uids: list[int]) -> int:
+    """The size of the messages `uids` (what a COPY adds to the quota usage); off the loop."""
+    return sum(e.size for e in map(view.entry, uids) if e is not None)
+
+
 def _deleted(view: View, chosen: set[int] | None) -> list[int]:
     """UIDs flagged \\Deleted (among `chosen` if given); off the loop."""
     return [
@@ -990,6 +1029,9 @@ Session.HANDLERS = {
     "NAMESPACE": (Session.do_namespace, _AUTHED),
     "STATUS": (Session.do_status, _AUTHED),
     "APPEND": (Session.do_append, _AUTHED),
+    "GETQUOTAROOT": (Session.do_getquotaroot, _AUTHED),
+    "GETQUOTA": (Session.do_getquota, _AUTHED),
+    "SETQUOTA": (Session.do_setquota, _AUTHED),
     "IDLE": (Session.do_idle, _AUTHED),
     "CHECK": (Session.do_check, _SELECTED),
     "CLOSE": (Session.do_close, _SELECTED),

@@ -12,6 +12,7 @@ from typing import Any
 from mailsuite import store as store_pkg
 from mailsuite.imap import render
 from mailsuite.imap.mailboxes import Listed
+from mailsuite.imap.quota import kib
 
 
 def values(st: Any) -> dict[str, int]:
@@ -23,6 +24,9 @@ def values(st: Any) -> dict[str, int]:
         "UIDVALIDITY": st.uidvalidity,
         "UNSEEN": st.unseen,
         "SIZE": st.size,  # RFC 8438 2: the octets of every message, as RFC822.SIZE counts
+        "DELETED": st.deleted,  # RFC 9051 6.3.11: messages with \\Deleted
+        # RFC 9208 4.2.1: what EXPUNGE would free, in the STORAGE unit of 1024 octets (5.1)
+        "DELETED-STORAGE": kib(st.deleted_size),
     }
 
 
