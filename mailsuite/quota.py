@@ -3,7 +3,7 @@
 One rule for every way mail comes in (SMTP delivery, IMAP APPEND and COPY), so that they
 agree. The limit is the account's own (`user edit --quota`, in the directory) or else
 `accounts.quota`; 0 means none. Usage is the store's running totals over every folder of
-the mailbox (one quota root holds them all, RFC 9208 3), never a walk over messages.
+the mailbox (one quota root holds them all), never a walk over messages.
 This module decides and counts; it neither writes mail nor speaks any protocol.
 
 All functions read the directory and the store: call them in an I/O thread.

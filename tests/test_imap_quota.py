@@ -32,7 +32,7 @@ def quota_of(c: Raw) -> bytes:
 
 
 def test_capabilities_offer_quota_with_the_storage_resource_only(suite):
-    """RFC 9208 3.2: each resource offered is advertised as QUOTA=RES-<name>; MESSAGE is not
+    """RFC 9208 5.1: a resource offered is advertised as QUOTA=RES-<name>; MESSAGE is not
     enforced, so it is not offered, nor QUOTASET, since SETQUOTA is refused."""
     address = quota_user(suite, None)
     caps = session(suite, address, select=None).ok("CAPABILITY")[0].split()
@@ -83,7 +83,7 @@ def test_setquota_is_refused(suite):
 
 
 def test_append_over_quota_is_refused_with_overquota(suite, store):
-    """RFC 9208 4.3: an APPEND that would take usage past the limit fails with NO
+    """RFC 9208 4.3.1: an APPEND that would take usage past the limit fails with NO
     [OVERQUOTA], and nothing is added."""
     address = quota_user(suite, 5 * KIB)
     c = session(suite, address)
@@ -97,7 +97,7 @@ def test_append_over_quota_is_refused_with_overquota(suite, store):
 
 
 def test_copy_over_quota_is_refused_and_move_is_not(suite, store):
-    """RFC 9208 4.3: COPY past the limit is NO [OVERQUOTA] and copies nothing; MOVE keeps the
+    """RFC 9208 4.3.1: COPY past the limit is NO [OVERQUOTA] and copies nothing; MOVE keeps the
     messages under the same quota root, so it does not grow usage and is allowed."""
     address = quota_user(suite, 7 * KIB)
     deliver(store, address, BIG, BIG)

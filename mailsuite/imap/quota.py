@@ -1,6 +1,6 @@
 """IMAP QUOTA (RFC 9208): the responses for GETQUOTA and GETQUOTAROOT.
 
-Every folder of an account is under one quota root, named "" (RFC 9208 3: a root is
+Every folder of an account is under one quota root, named "" (RFC 9208: a root name is
 implementation-defined). Its one resource is STORAGE, in units of 1024 octets (RFC 9208 5.1),
 from `mailsuite.quota`, which reads the store's running totals; the MESSAGE resource is not
 offered, since no message-count limit is enforced (RFC 9208 5.2). Builds response bytes only:
@@ -13,8 +13,7 @@ from mailsuite.imap import render
 from mailsuite.quota import Usage
 
 ROOT = ""
-RESOURCES = ("STORAGE",)  # advertised as QUOTA=RES-STORAGE (RFC 9208 3.2)
-OVERQUOTA = "OVERQUOTA"  # RFC 9208 4.3 / RFC 5530 3 response code
+OVERQUOTA = "OVERQUOTA"  # RFC 9208 4.3.1 response code; STORAGE is the one resource (5.1)
 
 
 def kib(octets: int) -> int:
@@ -25,7 +24,7 @@ def kib(octets: int) -> int:
 
 def quota_line(current: Usage) -> bytes:
     """``* QUOTA "" (STORAGE used limit)``; with no limit the resource list is empty, which
-    RFC 9208 4.2.2's quota-list allows ("(" [quota-resource ...] ")")."""
+    RFC 9208 4.2.1 and 7 quota-list allows ("(" [quota-resource ...] ")")."""
     resources = b""
     if current.limit is not None:
         # RFC 9208 5.1: STORAGE usage and limit in units of 1024 octets; the limit rounded
@@ -35,5 +34,5 @@ def quota_line(current: Usage) -> bytes:
 
 
 def quotaroot_line(mailbox: str) -> bytes:
-    """RFC 9208 4.2.3: ``* QUOTAROOT mailbox root``; every mailbox has the one root."""
+    """RFC 9208 4.2.2: ``* QUOTAROOT mailbox root``; every mailbox has the one root."""
     return b"* QUOTAROOT " + render.astring_mailbox(mailbox) + b" " + render.string(ROOT) + b"\r\n"

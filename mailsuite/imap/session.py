@@ -248,8 +248,8 @@ class Session:
                 "LIST-EXTENDED",
                 "LIST-STATUS",
                 "STATUS=SIZE",
-                "QUOTA",  # RFC 9208 3.1
-                "QUOTA=RES-STORAGE",  # RFC 9208 3.2; MESSAGE counts are not limited
+                "QUOTA",  # RFC 9208
+                "QUOTA=RES-STORAGE",  # RFC 9208 5.1; MESSAGE counts are not limited
                 "MULTIAPPEND",
                 "BINARY",
                 "CATENATE",
@@ -640,7 +640,7 @@ class Session:
             folder = await self.folder(cmd.mailbox)
         except store_pkg.NoSuchFolder:
             raise No("No such folder", "TRYCREATE") from None  # RFC 3501 6.3.11
-        await self._room_for(sum(len(m.data) for m in cmd.appends))  # RFC 9208 4.3
+        await self._room_for(sum(len(m.data) for m in cmd.appends))  # RFC 9208 4.3.1
         # RFC 3502 3: every message or none
         uids = await self.ctx.run_io(append_all, folder, cmd.appends)
         if self.view is not None and self.view.folder is folder:
@@ -662,7 +662,7 @@ class Session:
 
     async def _room_for(self, size: int) -> None:
         """Refuse an APPEND or COPY that would take the account past its quota, with
-        RFC 9208 4.3's NO [OVERQUOTA] (also for a message larger than the whole quota: it is
+        RFC 9208 4.3.1's NO [OVERQUOTA] (also for a message larger than the whole quota: it is
         the quota, not a size limit, that it exceeds). MOVE is not checked: its messages
         stay under the same quota root, so usage does not grow."""
         verdict = quota_policy.judge(await self._usage(), size)

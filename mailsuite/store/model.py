@@ -45,7 +45,7 @@ class FolderStatus(NamedTuple):
     size: int
     highest_modseq: int = 0  # RFC 7162 3.1.2.1, for STATUS HIGHESTMODSEQ
     deleted: int = 0  # messages flagged \\Deleted (RFC 9051 6.3.11 STATUS DELETED)
-    deleted_size: int = 0  # their octets (RFC 9208 4.2.1 STATUS DELETED-STORAGE)
+    deleted_size: int = 0  # their octets (RFC 9208 4.1.4 STATUS DELETED-STORAGE)
 
 
 class Change(NamedTuple):
