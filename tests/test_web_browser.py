@@ -20,9 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from .conftest import Suite
+from .conftest import ROOT, Suite
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -46,8 +47,11 @@ SEED_000 = {
 
 @pytest.fixture(scope="module")
 def bank(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
-    """The suite configured like seed 000's bank."""
-    suite = Suite(tmp_path_factory.mktemp("bank"), {"password_policy": SEED_000})
+    """The suite configured like seed 000's bank: its password rules, and its site's name,
+    organisation and help line as config/examples/seed-000-bank.yaml gives them."""
+    example = yaml.safe_load((ROOT / "config" / "examples" / "seed-000-bank.yaml").read_text())
+    config = {"password_policy": SEED_000, "site": example["site"]}
+    suite = Suite(tmp_path_factory.mktemp("bank"), config)
     suite.start()
     suite.add_user(CONTACT, "Kontakt123")
     yield suite
