@@ -136,8 +136,10 @@ class LoopLag:
     loop thread), and once the loop is back the stall is logged at WARNING and counted
     (`stalls`, `report()`, /metrics). A stall still going after a second is logged at once,
     and every ten seconds after, so one that never ends is seen too. C code that keeps the
-    GIL holds this thread as well as the loop; the heartbeat is then late from when it was
-    due, and the thread looks at the loop as soon as it runs again. The figure may be up to
+    GIL holds this thread as well as the loop: such a stall shows as this thread waking long
+    after it last ran while the loop thread spent that time on the CPU (its thread CPU
+    clock), and is named after the command running or ended meanwhile. A machine so busy
+    that the watchdog is not scheduled is not mistaken for a stall. The figure may be up to
     `heartbeat` short of the truth.
     """
 
@@ -236,18 +238,18 @@ class LoopLag:
         assert loop is not None
         ran = threading.Event()
         ran_at = [0.0]
+        loop_cpu = _thread_cpu_clock(self._loop_thread)
 
         def beat() -> None:
             ran_at[0] = time.monotonic()
             ran.set()
 
-        due = time.monotonic()  # when the next heartbeat should run on a free loop
+        # The last moment this thread ran freely, and the loop thread's CPU time then.
+        mark = (time.monotonic(), loop_cpu())
         while not self._stop.is_set():
+            mark = self._held_gil(mark, loop_cpu)
+            posted = mark[0]
             seen: Stall | None = None
-            if time.monotonic() - due >= self.threshold / 2:
-                # This thread was held too, so something kept the GIL (C code on the loop
-                # does): the loop thread is most likely still where it was held.
-                seen = self._sample()
             ran.clear()
             try:
                 loop.call_soon_threadsafe(beat)
@@ -257,7 +259,7 @@ class LoopLag:
             while not ran.wait(0.01):
                 if self._stop.is_set():
                     return
-                late = time.monotonic() - due
+                late = time.monotonic() - posted
                 if seen is None and late >= self.threshold / 2:
                     seen = self._sample()
                 if seen is not None and late >= next_alarm:
@@ -267,21 +269,35 @@ class LoopLag:
                         seen.describe(),
                     )
                     next_alarm = next_alarm + 10 if next_alarm >= 10 else 10.0
-            woke = time.monotonic()
-            late = max(0.0, ran_at[0] - due)
+            # Measured on the loop's side: how long the heartbeat waited to run. A delay of
+            # this thread before it posted (the OS running something else) is not counted.
+            late = max(0.0, ran_at[0] - posted)
             self.last = late
             self.worst = max(self.worst, late)
-            # Past the heartbeat, this thread was kept from running: something held the GIL,
-            # and with it the loop, after the heartbeat ran.
-            held = woke - ran_at[0]
-            if held > self.threshold and held > late:
-                self.worst = max(self.worst, held)
-                self._record(held, seen or self._sample(since=ran_at[0]))
-            elif late > self.threshold:
-                self._record(late, seen or self._sample(since=due))
+            if late > self.threshold:
+                self._record(late, seen or self._sample(since=posted))
+                mark = (time.monotonic(), loop_cpu())
             self.beats += 1
-            due = time.monotonic() + self.heartbeat
             self._stop.wait(self.heartbeat)
+
+    def _held_gil(
+        self, mark: tuple[float, float], loop_cpu: Callable[[], float]
+    ) -> tuple[float, float]:
+        """Count a stall by C code that kept the GIL while this thread could not run.
+
+        Such code holds this thread as well as the loop, so no heartbeat is late: what shows
+        is that this thread woke long after `mark` while the loop thread spent that time on
+        the CPU. (When the whole process was merely not scheduled, the loop thread's CPU time
+        hardly grew, and nothing is counted.) Returns the new mark.
+        """
+        now, cpu = time.monotonic(), loop_cpu()
+        held, busy = now - mark[0], cpu - mark[1]
+        # On a loaded machine the loop thread gets only part of a core while it holds the
+        # GIL, so half the threshold of CPU time is proof enough; the stall is the wall time.
+        if held > self.threshold and busy > self.threshold / 2:
+            self.worst = max(self.worst, held)
+            self._record(held, self._sample(since=mark[0]))
+        return now, cpu
 
     def _sample(self, since: float | None = None) -> Stall:
         """What the loop thread is running now (called from the watchdog thread), or, when
@@ -310,6 +326,17 @@ class LoopLag:
                 self._worst_stall = stall
             self._last_stall = stall
         log.warning("event loop stalled for %d ms by %s", round(seconds * 1000), stall.describe())
+
+
+def _thread_cpu_clock(thread_id: int) -> Callable[[], float]:
+    """The CPU time of another thread, where the platform tells it (Linux does); elsewhere
+    a clock that never moves, so GIL stalls go uncounted rather than guessed."""
+    try:
+        clock = time.pthread_getcpuclockid(thread_id)
+        time.clock_gettime(clock)
+    except (AttributeError, OSError):
+        return lambda: 0.0
+    return lambda: time.clock_gettime(clock)
 
 
 def _where(frame: FrameType | None) -> str:
