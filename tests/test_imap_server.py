@@ -319,7 +319,7 @@ def test_id_namespace_enable(suite, user):
     c = session(suite, user, select=None)
     assert c.cmd('ID ("name" "test")')[0] == b'* ID ("name" "mailsuite" "vendor" "mailsuite")\r\n'
     assert c.cmd("NAMESPACE")[0] == b'* NAMESPACE (("" "/")) NIL NIL\r\n'
-    assert c.cmd("ENABLE CONDSTORE")[0] == b"* ENABLED\r\n"
+    assert c.cmd("ENABLE X-UNKNOWN")[0] == b"* ENABLED\r\n"  # RFC 5161 3.1: nothing enabled
 
 
 # --- folders ----------------------------------------------------------------------------

@@ -189,6 +189,7 @@ _SIMPLE_FETCH = frozenset(
         "BODY",
         "BODYSTRUCTURE",
         "UID",
+        "MODSEQ",  # RFC 7162 3.1.4.1
     }
 )
 
@@ -232,6 +233,8 @@ SAVED_RESULT = SequenceSet((), saved=True)
 STATUS_ITEMS = frozenset(
     {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE", "DELETED", "DELETED-STORAGE"}
 )
+
+STATUS_ITEMS |= {"HIGHESTMODSEQ"}  # RFC 7162 3.1.6
 
 # --- commands -----------------------------------------------------------------------------
 
@@ -282,6 +285,13 @@ class Command:
     # a mailbox argument is a valid astring but not modified UTF-7 (RFC 3501 5.1.3): the
     # session answers NO; the argument holds "" and must not be used
     bad_name: bool = False
+    # RFC 7162: FETCH (CHANGEDSINCE n [VANISHED]), STORE (UNCHANGEDSINCE n), SELECT
+    # (CONDSTORE) or (QRESYNC (uidvalidity modseq [known-uids [(seqs uids)]]))
+    changed_since: int | None = None
+    vanished: bool = False
+    unchanged_since: int | None = None
+    condstore: bool = False
+    qresync: QresyncParams | None = None
     # SEARCH/SORT RETURN (RFC 4731 3.1, RFC 5267 3, RFC 5182 2): given at all, and the options
     esearch: bool = False
     result_opts: tuple[str, ...] = ()
@@ -290,6 +300,16 @@ class Command:
     # APPEND: every message (RFC 3502 MULTIAPPEND); `flags`, `date` and `data` hold the first
     appends: tuple[AppendMessage, ...] = ()
     use_attrs: tuple[str, ...] = ()  # CREATE ... (USE (\\Drafts)), RFC 6154 3
+
+
+@dataclass(frozen=True)
+class QresyncParams:
+    """RFC 7162 3.2.5: what a client remembers of a folder it resyncs."""
+
+    uidvalidity: int
+    modseq: int
+    known_uids: SequenceSet | None = None
+    seq_match: tuple[SequenceSet, SequenceSet] | None = None
 
 
 class _Reader:
@@ -697,6 +717,17 @@ def _search_key(r: _Reader, charset: str | None, depth: int) -> SearchKey:
     if word == "UID":
         r.sp()
         return ("UID", r.sequence_set())
+    if word == "MODSEQ":
+        # RFC 7162 3.1.5: MODSEQ [entry-name entry-type-req] mod-sequence-valzer; the
+        # entry only narrows which flag's modseq counts, and we keep one per message
+        r.sp()
+        if r.peek() == 0x22:
+            r.quoted()
+            r.sp()
+            if r.word() not in ("PRIV", "SHARED", "ALL"):
+                raise r.fail("bad MODSEQ entry type")
+            r.sp()
+        return ("MODSEQ", _mod_sequence(r, zero=True))
     if word == "NOT":
         r.sp()
         return ("NOT", _search_key(r, charset, depth + 1))
@@ -806,10 +837,94 @@ def _thread(r: _Reader, cmd: Command) -> None:
     cmd.search = _search_keys(r, cmd.charset)
 
 
+def _mod_sequence(r: _Reader, *, zero: bool = False) -> int:
+    """RFC 7162 7: mod-sequence-value, 1*DIGIT up to 2^63-1 (mod-sequence-valzer allows 0)."""
+    raw = r.take(frozenset(b"0123456789"))
+    if not raw or len(raw) > 19 or int(raw) >= 2**63 or (not zero and int(raw) == 0):
+        raise r.fail("expected a mod-sequence value")
+    return int(raw)
+
+
+def _select_params(r: _Reader, cmd: Command) -> None:
+    """RFC 4466 2.1 select-params: ``(CONDSTORE)`` (RFC 7162 3.1.8) and ``(QRESYNC
+    (uidvalidity modseq [known-uids [(known-seqs known-uids)]]))`` (RFC 7162 3.2.5)."""
+    r.expect(b"(")
+    first = True
+    while r.peek() != 0x29:
+        if not first:
+            r.sp()
+        first = False
+        word = r.word()
+        if word == "CONDSTORE":
+            cmd.condstore = True
+        elif word == "QRESYNC":
+            r.sp()
+            r.expect(b"(")
+            uidvalidity = r.number(nonzero=True)
+            r.sp()
+            modseq = _mod_sequence(r)
+            known = match = None
+            if r.maybe_sp():
+                if r.peek() != 0x28:
+                    if r.peek() == 0x24:  # RFC 7162 7: known-uids are UIDs, never "$"
+                        raise r.fail("known-uids cannot be $")
+                    known = r.sequence_set()
+                    if known.uses_star():
+                        raise r.fail("known-uids cannot use *")  # RFC 7162 7
+                    r.maybe_sp()
+                if r.peek() == 0x28:
+                    r.pos += 1
+                    seqs = r.sequence_set()
+                    r.sp()
+                    uids = r.sequence_set()
+                    r.expect(b")")
+                    match = (seqs, uids)
+            r.expect(b")")
+            cmd.qresync = QresyncParams(uidvalidity, modseq, known, match)
+        else:
+            raise r.fail(f"unknown select parameter {word}")
+    r.pos += 1
+
+
+def _fetch_modifiers(r: _Reader, cmd: Command) -> None:
+    """RFC 4466 2.4 fetch-modifiers: ``(CHANGEDSINCE n)`` (RFC 7162 3.1.4.1) and, in
+    UID FETCH, ``VANISHED`` (RFC 7162 3.2.6)."""
+    start = r.pos
+    if not r.maybe_sp() or r.peek() != 0x28:
+        r.pos = start
+        return
+    r.pos += 1
+    first = True
+    while r.peek() != 0x29:
+        if not first:
+            r.sp()
+        first = False
+        word = r.word()
+        if word == "CHANGEDSINCE":
+            r.sp()
+            cmd.changed_since = _mod_sequence(r)
+        elif word == "VANISHED":
+            cmd.vanished = True
+        else:
+            raise r.fail(f"unknown fetch modifier {word}")
+    r.pos += 1
+    if cmd.vanished and (not cmd.uid or cmd.changed_since is None):
+        # RFC 7162 3.2.6: VANISHED only in UID FETCH, and only with CHANGEDSINCE
+        raise r.fail("VANISHED needs UID FETCH and CHANGEDSINCE")
+
+
 def _store(r: _Reader, cmd: Command) -> None:
     r.sp()
     cmd.sequence = r.sequence_set()
     r.sp()
+    if r.peek() == 0x28:  # RFC 4466 2.5 store-modifiers; RFC 7162 3.1.3 UNCHANGEDSINCE
+        r.pos += 1
+        if r.word() != "UNCHANGEDSINCE":
+            raise r.fail("unknown store modifier")
+        r.sp()
+        cmd.unchanged_since = _mod_sequence(r, zero=True)
+        r.expect(b")")
+        r.sp()
     item = r.word()
     modes = {"FLAGS": "replace", "+FLAGS": "add", "-FLAGS": "remove"}
     base, _, suffix = item.partition(".")
@@ -1124,8 +1239,7 @@ def _arguments(r: _Reader, cmd: Command) -> None:
         r.sp()
         cmd.mailbox = r.mailbox()
         if name in ("SELECT", "EXAMINE") and r.maybe_sp() and not r.at_end():
-            # RFC 4466 2.1: select parameters; we accept (CONDSTORE) and ignore the rest
-            cmd.select_opts = r.atom_list()
+            _select_params(r, cmd)
         if name == "CREATE" and r.maybe_sp() and not r.at_end():
             cmd.use_attrs = _create_params(r)
         r.end()
@@ -1183,6 +1297,7 @@ def _arguments(r: _Reader, cmd: Command) -> None:
         cmd.sequence = r.sequence_set()
         r.sp()
         cmd.fetch = _fetch_items(r)
+        _fetch_modifiers(r, cmd)
         r.end()
     elif name == "STORE":
         _store(r, cmd)

@@ -282,7 +282,9 @@ def body_structure(part: Part, extended: bool) -> bytes:
 
 def needs_body(items: Iterable[FetchItem]) -> bool:
     """Whether any item needs the message file (everything else comes from the index)."""
-    return any(i.name not in ("FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE") for i in items)
+    return any(
+        i.name not in ("FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE", "MODSEQ") for i in items
+    )
 
 
 def body_literal(chunk: bytes) -> bytes:
@@ -323,6 +325,7 @@ _INDEX_FORMATS = {
     "UID": b"UID %d",
     "FLAGS": b"FLAGS %s",
     "RFC822.SIZE": b"RFC822.SIZE %d",
+    "MODSEQ": b"MODSEQ (%d)",  # RFC 7162 3.1.4.1: the per-message mod-sequence
     "INTERNALDATE": b"INTERNALDATE %s",
 }
 
@@ -341,6 +344,8 @@ def index_lines(entries: Iterable[tuple[int, Any]], names: list[str], recent: se
             getters.append(lambda m: m.uid)
         elif n == "RFC822.SIZE":
             getters.append(lambda m: m.size)
+        elif n == "MODSEQ":
+            getters.append(lambda m: m.modseq)
         elif n == "FLAGS":
 
             def get_flags(m: Any) -> bytes:
@@ -387,6 +392,7 @@ def fetch_line(
     when: dt.datetime | float,
     data: bytes | None,
     known: dict[str, bytes] | None = None,
+    modseq: int = 0,
 ) -> bytes:
     """A whole ``* n FETCH (...)`` line (with CRLF).
 
@@ -403,6 +409,8 @@ def fetch_line(
             out.append(b"FLAGS " + flags(flag_names))
         elif name == "RFC822.SIZE":
             out.append(b"RFC822.SIZE %d" % size)
+        elif name == "MODSEQ":
+            out.append(b"MODSEQ (%d)" % modseq)  # RFC 7162 3.1.4.1
         elif name == "INTERNALDATE":
             out.append(b"INTERNALDATE " + internal_date(when))
         elif known and item.section is None and name in known:

@@ -177,6 +177,9 @@ def compile_key(key: SearchKey, largest_seq: int, largest_uid: int) -> Predicate
     if name == "SMALLER":
         n = key[1]
         return lambda c: c.entry.size < n
+    if name == "MODSEQ":
+        n = key[1]
+        return lambda c: c.entry.modseq >= n  # RFC 7162 3.1.5: at least n
     if name in ("OLDER", "YOUNGER"):
         index_pred = compile_index_key(key, largest_seq, largest_uid, set())
         return lambda c: index_pred(c.seq, c.entry)
@@ -277,6 +280,9 @@ def compile_index_key(
     if name == "SMALLER":
         n = key[1]
         return lambda i, e: e.size < n
+    if name == "MODSEQ":
+        n = key[1]
+        return lambda i, e: e.modseq >= n  # RFC 7162 3.1.5: at least n
     if name in ("OLDER", "YOUNGER"):
         # RFC 5032 3: the interval is counted back from the server's time now
         edge = time.time() - key[1]

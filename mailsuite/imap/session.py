@@ -20,7 +20,7 @@ from mailsuite import store as store_pkg
 from mailsuite.auth import UNAVAILABLE_MESSAGE, AuthCode
 from mailsuite.connection import TooLong
 from mailsuite.directory import DirectoryUnavailable
-from mailsuite.imap import mailboxes, render, results, status
+from mailsuite.imap import condstore, mailboxes, render, results, status
 from mailsuite.imap import quota as imap_quota
 from mailsuite.imap.appending import append_all, uid_set
 from mailsuite.imap.binary import UnknownCte
@@ -107,6 +107,7 @@ class Session:
         self.watch: Any = None
         self.early: list[Any] = []
         self.keywords: set[str] = set()  # keywords the client was told of (FLAGS)
+        self.modseqs = condstore.Modseqs()  # RFC 7162: CONDSTORE / QRESYNC enabled
         self.saved_uids: list[int] = []  # RFC 5182: the saved search result, "$"
         self.idle_wakeup = asyncio.Event()
         self.message_size = ctx.settings.limits.message_size
@@ -198,6 +199,8 @@ class Session:
                 # RFC 3501 5.1.3: a valid astring, but no mailbox can have that name
                 raise No("Mailbox name is not valid modified UTF-7", "CANNOT")
             results.resolve_saved(self, cmd)  # RFC 5182 2.1: "$" as the command starts
+            if not self.modseqs.condstore and condstore.uses_modseq(cmd):
+                self._enable_condstore(cmd)
             text = await handler(self, cmd)
         except Bad as exc:
             return b"BAD " + self._coded(exc)
@@ -246,6 +249,8 @@ class Session:
                 "CHILDREN",
                 "SPECIAL-USE",
                 "LIST-EXTENDED",
+                "CONDSTORE",  # RFC 7162 3.1
+                "QRESYNC",  # RFC 7162 3.2
                 "LIST-STATUS",
                 "STATUS=SIZE",
                 "QUOTA",  # RFC 9208
@@ -375,9 +380,24 @@ class Session:
         return None
 
     async def do_enable(self, cmd: Command) -> str | None:
-        # RFC 5161 3.1: nothing here needs enabling; the reply lists what was enabled
-        self.conn.write(b"* ENABLED\r\n")
+        # RFC 5161 3.1: the reply lists what this command enabled
+        enabled = condstore.enable(self.modseqs, cmd.words)
+        self._modseqs_changed()
+        self.conn.write(b"* ENABLED" + b"".join(b" " + w.encode() for w in enabled) + b"\r\n")
         return None
+
+    def _enable_condstore(self, cmd: Command) -> None:
+        """RFC 7162 3.1: a CONDSTORE enabling command turns CONDSTORE on; in a selected
+        folder the client learns its HIGHESTMODSEQ with it (SELECT says it itself)."""
+        self.modseqs.condstore = True
+        if self.view is not None and cmd.name not in ("SELECT", "EXAMINE"):
+            self.conn.write(condstore.highestmodseq_line(self.view.folder.highest_modseq()))
+        self._modseqs_changed()
+
+    def _modseqs_changed(self) -> None:
+        if self.view is not None:
+            self.view.with_modseq = self.modseqs.condstore
+            self.view.vanished = self.modseqs.qresync
 
     # --- not authenticated ---------------------------------------------------------------
 
@@ -463,6 +483,10 @@ class Session:
         return await self.ctx.run_io(self.mailbox.folder, name)
 
     async def do_select(self, cmd: Command) -> str | None:
+        if cmd.qresync is not None and not self.modseqs.qresync:
+            raise Bad("QRESYNC is not enabled")  # RFC 7162 3.2.5: MUST be BAD
+        if self.view is not None and self.modseqs.qresync:
+            self.conn.write(condstore.CLOSED_LINE)  # RFC 7162 3.2.11
         self.deselect()
         try:
             return await self._select(cmd)
@@ -483,6 +507,8 @@ class Session:
         # listing then has the new UIDs, and the client learns the new UIDVALIDITY here.
         await self.ctx.run_io(folder.sync)
         recent = set() if readonly else await self.ctx.run_io(folder.claim_recent)
+        # read before the listing: a change after it has a higher modseq and is seen again
+        highest = await self.ctx.run_io(folder.highest_modseq)
         uidvalidity, snap = await self.ctx.run_io(_listing, snapshots_of(self.ctx).take, folder)
         if readonly:
             recent = await self.ctx.run_io(folder.recent)
@@ -499,7 +525,12 @@ class Session:
         w(b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % uidvalidity)
         w(b"* OK [UIDNEXT %d] Predicted next UID\r\n" % folder.uidnext)
         w(permanent)
+        if self.modseqs.condstore:
+            w(condstore.highestmodseq_line(highest))  # RFC 7162 3.1.1
+        if cmd.qresync is not None:
+            w(await self.ctx.run_io(condstore.resync, folder, view, cmd.qresync, set(recent)))
         self.view = view
+        self._modseqs_changed()
         self.state = SELECTED
         for change in self.early:
             self._note(view, change)
@@ -761,7 +792,10 @@ class Session:
         uids = await self.ctx.run_io(_deleted, view, chosen)
         if uids:
             removed = await self.ctx.run_io(view.folder.expunge, uids)
-            self.conn.write(b"".join(b"* %d EXPUNGE\r\n" % s for s in view.remove(removed)))
+            self.conn.write(view.expunged_lines(removed))
+        if self.modseqs.condstore:
+            # RFC 7162 3.1.10: the tagged OK of EXPUNGE tells the new HIGHESTMODSEQ
+            return f"[HIGHESTMODSEQ {view.folder.highest_modseq()}] EXPUNGE completed"
         return None
 
     async def do_search(self, cmd: Command) -> str | None:
@@ -771,7 +805,12 @@ class Session:
         assert cmd.search is not None
         result = await self.ctx.run_io(_search_view, view, cmd.search, set(view.recent))
         found = result.uids if cmd.uid else result.seqs
-        self.conn.write(b"* SEARCH" + b"".join(b" %d" % n for n in found) + b"\r\n")
+        extra = b""
+        if result.uids and condstore.search_uses_modseq(cmd.search):
+            # RFC 7162 3.1.5: the highest modseq of the messages found
+            top = max(m.modseq for m in map(view.entry, result.uids) if m is not None)
+            extra = b" (MODSEQ %d)" % top
+        self.conn.write(b"* SEARCH" + b"".join(b" %d" % n for n in found) + extra + b"\r\n")
         return None
 
     async def do_store(self, cmd: Command) -> str | None:
@@ -781,15 +820,34 @@ class Session:
         uids = view.select(cmd.sequence, cmd.uid)
         if not uids:
             return None
-        infos = await self.ctx.run_io(
-            view.folder.store_flags, uids, list(cmd.flags), cmd.store_mode
-        )
+        modified: list[int] = []
+        if cmd.unchanged_since is not None:
+            # RFC 7162 3.1.3: only messages unchanged since the client's modseq
+            infos, modified = await self.ctx.run_io(
+                view.folder.store_flags_unchanged_since,
+                uids,
+                list(cmd.flags),
+                cmd.store_mode,
+                cmd.unchanged_since,
+            )
+        else:
+            infos = await self.ctx.run_io(
+                view.folder.store_flags, uids, list(cmd.flags), cmd.store_mode
+            )
         if infos and cmd.store_mode != "remove":
             self._announce_keywords(cmd.flags)  # before the FETCHes, even .SILENT ones
         out = []
         for info in infos:
+            before = view.entry(info.uid)
             view.update(info)
-            if not cmd.silent:
+            if self.modseqs.condstore:
+                # RFC 7162 3.1: UID and MODSEQ in every FETCH; 3.1.3: with .SILENT, still a
+                # FETCH with the new MODSEQ of each message the STORE changed
+                if not cmd.silent or before is None or before.modseq != info.modseq:
+                    seq = view.seq_of(info.uid) or 0
+                    names = view.flags_of(info)
+                    out.append(condstore.flag_fetch(seq, info, names, with_flags=not cmd.silent))
+            elif not cmd.silent:
                 seq = view.seq_of(info.uid)
                 extra = b" UID %d" % info.uid if cmd.uid else b""
                 out.append(
@@ -797,6 +855,11 @@ class Session:
                 )
         view.pending.flags.difference_update(i.uid for i in infos)
         self.conn.write(b"".join(out))
+        if modified:
+            # RFC 7162 3.1.3: the messages that failed the test, as UIDs for UID STORE
+            numbers = modified if cmd.uid else [view.seq_of(u) or 0 for u in modified]
+            code = condstore.uid_set(numbers).decode()
+            return f"[MODIFIED {code}] Conditional STORE failed"
         return None
 
     async def _dest(self, name: str) -> Any:
@@ -830,8 +893,7 @@ class Session:
         pairs = await self.ctx.run_io(view.folder.move, uids, dest)
         # RFC 6851 4.3: COPYUID comes untagged, before the EXPUNGEs
         self.conn.write(b"* OK " + _copyuid(dest, pairs).encode() + b" Moved\r\n")
-        seqs = view.remove([src for src, _ in pairs])
-        self.conn.write(b"".join(b"* %d EXPUNGE\r\n" % s for s in seqs))
+        self.conn.write(view.expunged_lines([src for src, _ in pairs]))
         if dest is view.folder:
             view.pending.new.update(dst for _, dst in pairs)
         return None
@@ -841,12 +903,29 @@ class Session:
         items = list(cmd.fetch)
         if cmd.uid and not any(i.name == "UID" for i in items):
             items.insert(0, FetchItem("UID"))  # RFC 3501 6.4.8
+        since = cmd.changed_since
+        if since is not None and not any(i.name == "MODSEQ" for i in items):
+            items.append(FetchItem("MODSEQ"))  # RFC 7162 3.1.4.1: CHANGEDSINCE implies MODSEQ
+        if cmd.vanished and since is not None:
+            # RFC 7162 3.2.6: the UIDs of the set expunged since, before the FETCHes
+            largest = max(view.folder.uidnext - 1, view.last_uid())
+            gone = await self.ctx.run_io(
+                condstore.earlier_vanished, view.folder, view, since, cmd.sequence, largest
+            )
+            self.conn.write(condstore.vanished_lines(gone, earlier=True))
         entries = view.select_entries(cmd.sequence, cmd.uid)
+        if since is not None:
+            entries = [(seq, m) for seq, m in entries if m.modseq > since]
         if not entries:
             return None
         if not view.readonly and any(i.sets_seen for i in items):
             unseen = [m.uid for _, m in entries if "\\Seen" not in m.flags]
             if unseen:
+                if self.modseqs.condstore:
+                    # RFC 7162 3.1: a FETCH that sets \Seen reports UID and MODSEQ too
+                    for name in ("UID", "MODSEQ"):
+                        if not any(i.name == name for i in items):
+                            items.append(FetchItem(name))
                 # RFC 3501 6.4.5: fetching the body sets \Seen; the new flags are reported
                 infos = await self.ctx.run_io(view.folder.store_flags, unseen, ["\\Seen"], "add")
                 for info in infos:
@@ -854,7 +933,12 @@ class Session:
                 view.pending.flags.difference_update(unseen)
                 if not any(i.name == "FLAGS" for i in items):
                     items.append(FetchItem("FLAGS"))
-                entries = view.select_entries(cmd.sequence, cmd.uid)
+                chosen = {m.uid for _, m in entries}
+                entries = [
+                    (seq, m)
+                    for seq, m in view.select_entries(cmd.sequence, cmd.uid)
+                    if m.uid in chosen
+                ]
         recent = set(view.recent)
         if not render.needs_body(items):
             for start in range(0, len(entries), FETCH_CHUNK_INDEX):
@@ -1003,6 +1087,7 @@ def _render_body_chunk(
                 when=m.internal_date,
                 data=data,
                 known=known,
+                modseq=m.modseq,
             )
         )
     return b"".join(out)

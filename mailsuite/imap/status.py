@@ -24,6 +24,7 @@ def values(st: Any) -> dict[str, int]:
         "UIDVALIDITY": st.uidvalidity,
         "UNSEEN": st.unseen,
         "SIZE": st.size,  # RFC 8438 2: the octets of every message, as RFC822.SIZE counts
+        "HIGHESTMODSEQ": st.highest_modseq,  # RFC 7162 3.1.6
         "DELETED": st.deleted,  # RFC 9051 6.3.11: messages with \\Deleted
         # RFC 9208 4.1.4: what EXPUNGE would free, in the STORAGE unit of 1024 octets (5.1)
         "DELETED-STORAGE": kib(st.deleted_size),

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mailsuite.context import Context, Part
-from mailsuite.imap import render
+from mailsuite.imap import condstore, render
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,10 @@ class View:
         self.recent = recent
         self.pending = Pending()
         self.uidvalidity: int = folder.uidvalidity
+        # RFC 7162 3.1: untagged FETCHes carry UID and MODSEQ once CONDSTORE is on; 3.2.10:
+        # expunges are VANISHED once QRESYNC is on (the session sets these)
+        self.with_modseq = False
+        self.vanished = False
 
     def __len__(self) -> int:
         return len(self.base) + len(self.tail)
@@ -266,12 +270,14 @@ class View:
         out: list[bytes] = []
         p = self.pending
         if allow_expunge and p.expunged:
-            # RFC 3501 7.4.1: each EXPUNGE renumbers, so descending numbers stay valid
-            out.extend(b"* %d EXPUNGE\r\n" % s for s in self.remove(p.expunged))
+            out.append(self.expunged_lines(p.expunged))
             p.expunged = set()
         for uid in sorted(changed):
             info = changed[uid]
             if info is not None and self.update(info):
+                if self.with_modseq:
+                    out.append(condstore.flag_fetch(self.seq_of(uid), info, self.flags_of(info)))
+                    continue
                 extra = b" UID %d" % uid if with_uid else b""
                 out.append(
                     b"* %d FETCH (FLAGS %s%s)\r\n"
@@ -283,6 +289,16 @@ class View:
                 out.append(b"* %d EXISTS\r\n" % len(self))
                 out.append(b"* %d RECENT\r\n" % len(self.recent))
         return b"".join(out)
+
+    def expunged_lines(self, uids: Iterable[int]) -> bytes:
+        """Drop expunged messages and say so: ``* n EXPUNGE`` lines (RFC 3501 7.4.1: each
+        renumbers, so descending numbers stay valid), or one ``* VANISHED`` with their UIDs
+        once QRESYNC is on (RFC 7162 3.2.10)."""
+        if self.vanished:
+            known = [u for u in set(uids) if self._index(u) is not None]
+            self.remove(known)
+            return condstore.vanished_lines(known, earlier=False)
+        return b"".join(b"* %d EXPUNGE\r\n" % s for s in self.remove(uids))
 
     def flags_of(self, info: Any) -> list[str]:
         if info.uid in self.recent:
