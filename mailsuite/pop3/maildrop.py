@@ -175,4 +175,3 @@ POP3: Part[Pop3State] = Part("pop3", lambda ctx: Pop3State())
 def pop3_state(ctx: Context) -> Pop3State:
     """The POP3 state of the server `ctx` belongs to, made on first use."""
     return ctx.part(POP3)
-
