@@ -135,3 +135,32 @@ def test_literal8_announcements_are_framed_like_literals():
 
     assert literal_at_end(b"a APPEND INBOX ~{5}") == (5, False)
     assert literal_at_end(b"a APPEND INBOX ~{5+}") == (5, True)
+
+
+@pytest.mark.parametrize(
+    "body, encoding, decoded",
+    [
+        (b"aGVsbG8=\r\n", b"BASE64", b"hello"),
+        (b"aGVs\r\nbG8=", b"BASE64", b"hello"),
+        (b"aGVsbG8", b"BASE64", b"hello"),  # padding missing
+        (b"aGV*sbG8=", b"BASE64", b"hello"),  # RFC 2045 6.8: other characters are ignored
+        (b"aGVsbG8=AAAA", b"BASE64", b"hello"),  # nothing after the pad counts
+        (b"", b"BASE64", b""),
+        (b"a=3Db=\r\nc", b"QUOTED-PRINTABLE", b"a=bc"),
+        (b"x\0y", b"BINARY", b"x\0y"),
+        (b"plain", b"7BIT", b"plain"),
+        (b"8\xc3\xb3", b"8BIT", b"8\xc3\xb3"),
+    ],
+)
+def test_decoding_table(body, encoding, decoded):
+    from mailsuite.imap.binary import decode
+
+    assert decode(body, encoding) == decoded
+
+
+def test_unknown_encodings_raise():
+    from mailsuite.imap.binary import UnknownCte, decode
+
+    for encoding in (b"X-UUENCODE", b"BINHEX", b""):
+        with pytest.raises(UnknownCte):
+            decode(b"x", encoding)

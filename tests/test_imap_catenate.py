@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.test_imap_server import Raw, deliver, reply, session, store, user
 
 __all__ = ["store", "user"]  # fixtures, imported so pytest finds them here
@@ -163,3 +165,42 @@ def test_bad_catenate_syntax_is_bad(suite, user):
     c = session(suite, user, select=None)
     for text in (b"CATENATE ()", b"CATENATE (FOO {1+}\r\nx)", b'CATENATE (TEXT "quoted")'):
         assert reply(append(c, b"APPEND INBOX " + text)).startswith(b"BAD"), text
+
+
+def test_url_table():
+    """RFC 5092 3: the URL forms CATENATE reads, and what each names."""
+    from mailsuite.imap.catenate import BadUrl, parse_url
+    from mailsuite.imap.parser import Section
+
+    me = "me@example.test"
+    good = {
+        b"/INBOX/;UID=5": ("INBOX", None, 5, None, None),
+        b"/inbox;UIDVALIDITY=7/;UID=5": ("INBOX", 7, 5, None, None),
+        b"/A%20B/C/;UID=1/;SECTION=1.MIME": ("A B/C", None, 1, Section((1,), "MIME"), None),
+        b"/Entw%C3%BCrfe/;UID=2/;PARTIAL=3": ("Entwürfe", None, 2, None, (3, None)),
+        b"IMAP://me%40example.test@host:143/X/;uid=9/;section=HEADER.FIELDS%20(FROM)": (
+            "X",
+            None,
+            9,
+            Section((), "HEADER.FIELDS", ("FROM",)),
+            None,
+        ),
+        b"imap://host/X/;UID=9/;PARTIAL=0.10": ("X", None, 9, None, (0, 10)),
+        b";UID=4/;SECTION=TEXT": ("Sel", None, 4, Section((), "TEXT"), None),
+    }
+    for url, want in good.items():
+        got = parse_url(url, me, "Sel")
+        assert (got.mailbox, got.uidvalidity, got.uid, got.section, got.partial) == want, url
+    for url in (
+        b"/X",
+        b"/X/;UID=0",
+        b"/X/;UID=1/;SECTION=BOGUS",
+        b"/%FF/;UID=1",
+        b"imap://other%40example.test@host/X/;UID=1",
+        b"imap://host",
+        b"/X/;UID=1/;URLAUTH=anonymous",
+    ):
+        with pytest.raises(BadUrl):
+            parse_url(url, me, "Sel")
+    with pytest.raises(BadUrl):
+        parse_url(b";UID=1", me, None)  # relative, nothing selected
