@@ -428,3 +428,16 @@ def test_capabilities_after_login(suite, user):
         b"THREAD=ORDEREDSUBJECT",
     ):
         assert name in caps
+
+
+def test_store_cache_in_batches(tmp_path):
+    """Many cache entries are read and written in few queries, for the UIDs asked for and
+    the messages that still exist."""
+    from mailsuite.store import Store
+
+    folder = Store(tmp_path, fsync=False).mailbox("a@example.org").folder("INBOX")
+    uids = [folder.append(message(f"s{i}", "a@x")) for i in range(1200)]
+    folder.cache_put_many("k", [(u, b"v%d" % u) for u in uids] + [(99999, b"gone")])
+    got = folder.cache_get_many([*uids[::2], 99999], "k")
+    assert got == {u: b"v%d" % u for u in uids[::2]}
+    assert folder.cache_get_many(uids[:3], "other") == {}

@@ -38,6 +38,7 @@ CAPABILITIES = (
 )
 CACHE_NAME = f"sort{sort.KEYS_VERSION}.keys"  # the store cache entry of `sort.pack`
 _HEADER_KEYS = frozenset(sort.CRITERIA) - {"ARRIVAL", "SIZE"}
+LOAD_BATCH = 2000  # messages whose keys are looked up and stored together
 
 
 # --- per-message sort keys ------------------------------------------------------------------
@@ -69,10 +70,8 @@ class SortKeyCache:
                 self._by_folder[folder] = (known[0], table)
             out = {u: table[u] for u in uids if u in table}
         missing = [u for u in uids if u not in out]
-        found: dict[int, sort.SortKeys] = {}
-        for uid in missing:
-            found[uid] = _load(folder, uid)
-        if found:
+        for start in range(0, len(missing), LOAD_BATCH):
+            found = _load(folder, missing[start : start + LOAD_BATCH])
             with self._lock:
                 table.update(found)
             out.update(found)
@@ -91,26 +90,35 @@ def sort_keys_of(ctx: Context) -> SortKeyCache:
     return ctx.part(SORT_KEYS)
 
 
-def _load(folder: Any, uid: int) -> sort.SortKeys:
-    blob = folder.cache_get(uid, CACHE_NAME)
-    if blob is not None:
+def _load(folder: Any, uids: list[int]) -> dict[int, sort.SortKeys]:
+    """Keys from the store's cache, in one query per few hundred; the rest from their
+    files' headers, put in the cache in one transaction."""
+    out: dict[int, sort.SortKeys] = {}
+    for uid, blob in folder.cache_get_many(uids, CACHE_NAME).items():
         keys = sort.unpack(blob)
         if keys is not None:
-            return keys
-    try:
-        data = folder.read(uid)
-    except store_pkg.NoSuchMessage:
-        return sort.SortKeys()
-    end = data.find(b"\r\n\r\n")
-    if end < 0:
-        end = data.find(b"\n\n")
-    header = data if end < 0 else data[: end + 4]
-    keys = sort.keys_of(parse_message(header).field_values)
-    try:
-        folder.cache_put(uid, CACHE_NAME, sort.pack(keys))
-    except store_pkg.StoreError:
-        pass  # gone or too large to keep: worked out again next time
-    return keys
+            out[uid] = keys
+    new: list[tuple[int, bytes]] = []
+    for uid in uids:
+        if uid in out:
+            continue
+        try:
+            data = folder.read(uid)
+        except store_pkg.NoSuchMessage:
+            out[uid] = sort.SortKeys()  # gone: its EXPUNGE comes later
+            continue
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            end = data.find(b"\n\n")
+        header = data if end < 0 else data[: end + 4]
+        out[uid] = keys = sort.keys_of(parse_message(header).field_values)
+        new.append((uid, sort.pack(keys)))
+    if new:
+        try:
+            folder.cache_put_many(CACHE_NAME, new)
+        except store_pkg.StoreError:
+            pass  # the folder went away: worked out again next time
+    return out
 
 
 # --- answers -------------------------------------------------------------------------------

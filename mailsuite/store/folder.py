@@ -33,6 +33,7 @@ from .names import LETTER_FLAGS, letters_of, parse_flags
 MAX_MESSAGE_SIZE = 200 * 1024 * 1024
 MAX_CACHE_BLOB = 1 << 20
 MAX_CACHE_NAME = 64
+_CACHE_BATCH = 500  # UIDs per cache query (SQLite allows 999 variables at least)
 MAX_UIDS_PER_CALL = 1_000_000
 _CHUNK = 500  # SQLite host parameters per IN (...) query
 _DIRTY_WINDOW_NS = 2_000_000_000  # a scan trusts directory mtimes only once they are older
@@ -286,6 +287,50 @@ class Folder:
                     " SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM msgs WHERE uid = ?)",
                     (uid, name, bytes(value), uid),
                 )
+            finally:
+                self._index.set_durable(True)
+
+    def cache_get_many(self, uids: Sequence[int], name: str) -> dict[int, bytes]:
+        """The blobs stored under `name` for those of `uids` that have one, a few hundred
+        UIDs per query: a SORT over 100,000 messages makes 200 queries, not 100,000."""
+        out: dict[int, bytes] = {}
+        with self._lock:
+            self._check_alive()
+            conn = self._conn()
+            for start in range(0, len(uids), _CACHE_BATCH):
+                chunk = list(uids[start : start + _CACHE_BATCH])
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"SELECT uid, value FROM cache WHERE name = ? AND uid IN ({marks})",
+                    (name, *chunk),
+                )
+                out.update((uid, bytes(value)) for uid, value in rows)
+        return out
+
+    def cache_put_many(self, name: str, items: Sequence[tuple[int, bytes]]) -> None:
+        """Keep many blobs under `name` in one transaction (as `cache_put`, not fsynced);
+        values too large to keep and UIDs no longer in the folder are left out."""
+        if not name or len(name) > MAX_CACHE_NAME:
+            raise TooLarge("cache entry too large")
+        rows = [(uid, name, bytes(v), uid) for uid, v in items if len(v) <= MAX_CACHE_BLOB]
+        if not rows:
+            return
+        with self._lock:
+            self._check_alive()
+            conn = self._conn()
+            self._index.set_durable(False)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany(
+                        "INSERT OR REPLACE INTO cache (uid, name, value)"
+                        " SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM msgs WHERE uid = ?)",
+                        rows,
+                    )
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
             finally:
                 self._index.set_durable(True)
 
