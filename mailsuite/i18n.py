@@ -11,7 +11,7 @@ code.
 
 Every catalogue text is a %-format string (`%(name)s`, `%%` for a percent sign), formatted
 even when no values are given, as Jinja2's i18n extension does with templates. Maintenance
-(extract, update, compile) is `python3 scripts/catalogues.py`.
+(extract, update, compile) is `python3 -m mailsuite.catalogues`.
 
 This module owns the catalogues and nothing else; it imports nothing of mailsuite, so the
 directory, the policy, the login path, the e-mails and the web site may all use it.
