@@ -368,3 +368,50 @@ def test_modseq_grammar_in_odd_case_and_forms():
         (("MODSEQ", 3), ("NOFLAG", "\\Seen")),
     )
     assert parse_command(b"a STATUS x (highestmodseq)").status_items == ("HIGHESTMODSEQ",)
+
+
+def test_esearch_with_modseq_ends_with_the_highest_modseq(suite, user, store):
+    """RFC 7162 3.1.5 with RFC 4731: ESEARCH for a MODSEQ search reports MODSEQ, the highest
+    of the messages it returns (only MIN's and MAX's when only they are asked for)."""
+    deliver(store, user, simple(1), simple(2), simple(3))
+    c = session(suite, user, select=None)
+    c.ok("SELECT INBOX (CONDSTORE)")
+    (two,) = untagged(c.ok("STORE 2 +FLAGS (\\Flagged)"))
+    (three,) = untagged(c.ok("STORE 3 +FLAGS (\\Flagged)"))
+    lines = c.ok("SEARCH RETURN (ALL) MODSEQ 1")
+    assert lines[0].endswith(b" ALL 1:3 MODSEQ %d\r\n" % modseq_of(three))
+    lines = c.ok(f"SEARCH RETURN (MIN) MODSEQ {modseq_of(two)}")
+    assert lines[0].endswith(b" MIN 2 MODSEQ %d\r\n" % modseq_of(two))
+    lines = c.ok(f"SEARCH RETURN (ALL) MODSEQ {modseq_of(three) + 1}")
+    assert b"MODSEQ" not in lines[0]
+
+
+def test_resync_after_the_index_was_lost_never_misses_a_change(suite_factory):
+    """RFC 7162 3.1.2.1: with UIDVALIDITY kept, a rebuilt index gives modseqs above any a
+    client holds, so a QRESYNC after it reports every message again and every UID it may have
+    missed as vanished (RFC 7162 3.2.5.1 allows more than were expunged), never nothing."""
+    suite = suite_factory()
+    address = "rebuild@example.test"
+    suite.add_user(address, PASSWORD)
+    uids = deliver(Store(suite.config["paths"]["maildirs"]), address, simple(1), simple(2))
+    c = session(suite, address, select=None)
+    c.ok("ENABLE QRESYNC")
+    lines = c.ok("SELECT INBOX")
+    validity, mark = uidvalidity(lines), highest(lines)
+    c.ok(f"UID STORE {uids[0]} +FLAGS.SILENT (\\Deleted)")
+    c.ok("EXPUNGE")
+    c.ok("LOGOUT")
+    suite.stop()
+    inbox = suite.maildir(address)
+    assert (inbox / INDEX_FILE).exists()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{inbox / INDEX_FILE}{suffix}").unlink(missing_ok=True)
+    suite.start()
+    c = session(suite, address, select=None)
+    c.ok("ENABLE QRESYNC")
+    lines = c.ok(f"SELECT INBOX (QRESYNC ({validity} {mark}))")
+    assert uidvalidity(lines) == validity and highest(lines) > mark
+    assert highest(lines) > 10**15  # continued from the clock, not from 1
+    assert b"* VANISHED (EARLIER) %d\r\n" % uids[0] in lines
+    fetch = next(ln for ln in lines if b" FETCH " in ln)
+    assert fetch.startswith(b"* 1 FETCH (UID %d " % uids[1])

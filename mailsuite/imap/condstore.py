@@ -73,6 +73,21 @@ def search_uses_modseq(key: Any) -> bool:
     return False
 
 
+def esearch_modseq(
+    view: Any, cmd: Any, uids: Sequence[int], opts: set[str], *, ordered: bool = False
+) -> int:
+    """The MODSEQ an ESEARCH response ends with when the search has a MODSEQ criterion
+    (RFC 7162 3.1.5): the highest modseq of the messages it reports, which are only the MIN
+    and MAX ones when nothing else is asked for; 0 (none) when nothing matched."""
+    if view is None or not uids or cmd.search is None or not search_uses_modseq(cmd.search):
+        return 0
+    chosen: Iterable[int] = uids
+    if not opts & {"ALL", "COUNT"} and opts & {"MIN", "MAX"}:
+        low, high = (uids[0], uids[-1]) if ordered else (min(uids), max(uids))
+        chosen = [u for u, o in ((low, "MIN"), (high, "MAX")) if o in opts]
+    return max((m.modseq for m in map(view.entry, chosen) if m is not None), default=0)
+
+
 def highestmodseq_line(value: int) -> bytes:
     # RFC 7162 3.1.1: every folder here has mod-sequences, so never NOMODSEQ (3.1.2)
     return b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % value

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailsuite import store as store_pkg
 from mailsuite.context import Context, Part
-from mailsuite.imap import render, sort
+from mailsuite.imap import condstore, render, sort
 from mailsuite.imap.message import parse as parse_message
 from mailsuite.imap.parser import Command, SearchKey, SequenceSet
 from mailsuite.imap.search import search
@@ -185,7 +185,11 @@ def _answer(
         opts.discard("SAVE")
         if not opts:
             return  # RFC 5182 2.1: SAVE alone gets no ESEARCH response
-    session.conn.write(esearch_line(cmd, uids if cmd.uid else seqs, ordered=ordered))
+    line = esearch_line(cmd, uids if cmd.uid else seqs, ordered=ordered)
+    top = condstore.esearch_modseq(session.view, cmd, uids, opts, ordered=ordered)
+    if top:
+        line = line[:-2] + b" MODSEQ %d\r\n" % top  # RFC 7162 3.1.5 with RFC 4731
+    session.conn.write(line)
 
 
 async def do_esearch(session: Session, cmd: Command) -> str | None:
