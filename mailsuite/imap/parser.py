@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mailsuite import mutf7
+from mailsuite.imap.objectid import OBJECTID
 
 MAX_NUMBER = 4294967295  # RFC 3501 9: number is an unsigned 32-bit integer
 MAX_NESTING = 50  # search programs deeper than this are refused, not recursed into
@@ -189,6 +190,8 @@ _SIMPLE_FETCH = frozenset(
         "BODY",
         "BODYSTRUCTURE",
         "UID",
+        "EMAILID",  # RFC 8474 5.1
+        "THREADID",  # RFC 8474 5.2
         "MODSEQ",  # RFC 7162 3.1.4.1
     }
 )
@@ -235,6 +238,7 @@ STATUS_ITEMS = frozenset(
 )
 
 STATUS_ITEMS |= {"HIGHESTMODSEQ"}  # RFC 7162 3.1.6
+STATUS_ITEMS |= {"MAILBOXID"}  # RFC 8474 4
 
 # --- commands -----------------------------------------------------------------------------
 
@@ -708,6 +712,12 @@ def _search_key(r: _Reader, charset: str | None, depth: int) -> SearchKey:
     if word in ("BODY", "TEXT"):
         r.sp()
         return (word, _search_string(r, charset))
+    if word in ("EMAILID", "THREADID"):
+        r.sp()  # RFC 8474 6: search-key =/ "EMAILID" SP objectid / "THREADID" SP objectid
+        raw = r.astring()
+        if not OBJECTID.fullmatch(raw):
+            raise r.fail("expected an object id")
+        return (word, raw.decode("ascii"))
     if word in ("LARGER", "SMALLER"):
         r.sp()
         return (word, r.number())

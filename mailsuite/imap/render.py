@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from mailsuite import mutf7
-from mailsuite.imap import binary
+from mailsuite.imap import binary, objectid
 from mailsuite.imap.message import MESSAGE, MULTIPART, Part, parse, section_bytes
 from mailsuite.imap.parser import FetchItem
 from mailsuite.message import addresses, mime
@@ -298,6 +298,8 @@ def fetch_item(item: FetchItem, data: bytes, root: Part) -> bytes:
     name = item.name
     if name in ("BINARY", "BINARY.SIZE"):
         return binary.fetch_item(item, root)  # RFC 3516 4.2, 4.3
+    if name == "EMAILID":
+        return b"EMAILID " + objectid.fetch_value(data)  # RFC 8474 5.1
     if item.section is not None:
         sec = item.section
         chunk = section_bytes(root, sec.part, sec.text, sec.fields)
@@ -372,13 +374,15 @@ def index_lines(entries: Iterable[tuple[int, Any]], names: list[str], recent: se
     return b"".join(template % (seq, *[g(m) for g in getters]) for seq, m in entries)
 
 
-CACHEABLE = ("ENVELOPE", "BODYSTRUCTURE", "BODY")
+CACHEABLE = ("ENVELOPE", "BODYSTRUCTURE", "BODY", "EMAILID")
 
 
 def cacheable_value(name: str, root: Part) -> bytes:
-    """The value of ENVELOPE, BODYSTRUCTURE or BODY, fit to keep with the message."""
+    """The value of ENVELOPE, BODYSTRUCTURE, BODY or EMAILID, fit to keep with the message."""
     if name == "ENVELOPE":
         return envelope(root)
+    if name == "EMAILID":
+        return objectid.fetch_value(root.data)  # RFC 8474 5.1
     return body_structure(root, name == "BODYSTRUCTURE")
 
 
@@ -413,6 +417,8 @@ def fetch_line(
             out.append(b"MODSEQ (%d)" % modseq)  # RFC 7162 3.1.4.1
         elif name == "INTERNALDATE":
             out.append(b"INTERNALDATE " + internal_date(when))
+        elif name == "THREADID":
+            out.append(b"THREADID NIL")  # RFC 8474 5.2: the server keeps no threads
         elif known and item.section is None and name in known:
             out.append(name.encode() + b" " + known[name])
         else:

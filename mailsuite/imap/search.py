@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from mailsuite.imap.message import Part, parse
+from mailsuite.imap.objectid import email_id
 from mailsuite.imap.parser import SearchKey
 from mailsuite.message import addresses
 from mailsuite.store import NoSuchMessage
 
-_FILE_KEYS = frozenset({"HEADER", "BODY", "TEXT", "SENTBEFORE", "SENTON", "SENTSINCE"})
+_FILE_KEYS = frozenset({"HEADER", "BODY", "TEXT", "SENTBEFORE", "SENTON", "SENTSINCE", "EMAILID"})
 # The parser gives SEARCH FROM x and SEARCH HEADER FROM x the same key; both look at the
 # field's text and at its addresses as ENVELOPE parses them.
 _ADDRESS_KEYS = frozenset({b"FROM", b"TO", b"CC", b"BCC"})
@@ -171,6 +172,11 @@ def compile_key(key: SearchKey, largest_seq: int, largest_uid: int) -> Predicate
     if name == "UID":
         bounds = key[1].bounds(largest_uid)
         return lambda c: any(lo <= c.entry.uid <= hi for lo, hi in bounds)
+    if name == "EMAILID":
+        wanted = key[1]
+        return lambda c: email_id(c.data) == wanted  # RFC 8474 6
+    if name == "THREADID":
+        return lambda c: False  # RFC 8474 6: no message is in a thread (THREADID is NIL)
     if name == "LARGER":
         n = key[1]
         return lambda c: c.entry.size > n
@@ -274,6 +280,8 @@ def compile_index_key(
         if name == "SEQ":
             return lambda i, e: any(lo <= i <= hi for lo, hi in bounds)
         return lambda i, e: any(lo <= e.uid <= hi for lo, hi in bounds)
+    if name == "THREADID":
+        return lambda i, e: False  # RFC 8474 6: no message is in a thread (THREADID is NIL)
     if name == "LARGER":
         n = key[1]
         return lambda i, e: e.size > n

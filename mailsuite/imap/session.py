@@ -26,6 +26,7 @@ from mailsuite.imap.appending import append_all, uid_set
 from mailsuite.imap.binary import UnknownCte
 from mailsuite.imap.catenate import BadUrl, TooBig, assemble
 from mailsuite.imap.message import parse as parse_message
+from mailsuite.imap.objectid import mailbox_code
 from mailsuite.imap.parser import Command, FetchItem, ParseError, parse_command, parse_tag
 from mailsuite.imap.search import search
 from mailsuite.imap.view import View, snapshots_of
@@ -259,6 +260,7 @@ class Session:
                 "BINARY",
                 "CATENATE",
                 "CREATE-SPECIAL-USE",
+                "OBJECTID",
                 *results.CAPABILITIES,
                 f"APPENDLIMIT={self.message_size}",
             ]
@@ -513,6 +515,7 @@ class Session:
         if readonly:
             recent = await self.ctx.run_io(folder.recent)
         first_unseen = snap.first_unseen
+        mailbox_id = await self.ctx.run_io(self.mailbox.folder_id, folder.name)
         view = View(folder.name, folder, readonly, snap, recent)
         view.uidvalidity = uidvalidity
         self.keywords = set(snap.keywords)
@@ -524,6 +527,7 @@ class Session:
             w(b"* OK [UNSEEN %d] First unseen message\r\n" % first_unseen)
         w(b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % uidvalidity)
         w(b"* OK [UIDNEXT %d] Predicted next UID\r\n" % folder.uidnext)
+        w(b"* OK [%s] Ok\r\n" % mailbox_code(mailbox_id).encode())  # RFC 8474 4
         w(permanent)
         if self.modseqs.condstore:
             w(condstore.highestmodseq_line(highest))  # RFC 7162 3.1.1
@@ -553,7 +557,8 @@ class Session:
         except SpecialUseRefused:
             # RFC 6154 3: not a use we keep, or another folder has it
             raise No("That special use cannot be given to this folder", "USEATTR") from None
-        return None
+        mailbox_id = await self.ctx.run_io(self.mailbox.folder_id, name)
+        return f"[{mailbox_code(mailbox_id)}] CREATE completed"  # RFC 8474 4
 
     async def do_delete(self, cmd: Command) -> str | None:
         if (cmd.mailbox or "") == "INBOX":
@@ -617,12 +622,14 @@ class Session:
         )
         if "STATUS" in returns and not lsub:
             # RFC 5819 2: each selectable name's STATUS follows its LIST line
-            found = await self.ctx.run_io(status.list_statuses, self.mailbox, items)
+            with_ids = "MAILBOXID" in cmd.status_items
+            found = await self.ctx.run_io(status.list_statuses, self.mailbox, items, with_ids)
             out = []
             for i in items:
                 out.append(mailboxes.list_line(cmd.name, i))
                 if i.name in found:
-                    out.append(status.status_line(i.name, found[i.name], cmd.status_items))
+                    st, mailbox_id = found[i.name]
+                    out.append(status.status_line(i.name, st, cmd.status_items, mailbox_id))
             self.conn.write(b"".join(out))
             return None
         self.conn.write(b"".join(mailboxes.list_line(cmd.name, i) for i in items))
@@ -639,7 +646,10 @@ class Session:
         assert cmd.mailbox is not None
         folder = await self.folder(cmd.mailbox)
         st = await self.ctx.run_io(folder.status)
-        self.conn.write(status.status_line(cmd.mailbox, st, cmd.status_items))
+        mailbox_id = None
+        if "MAILBOXID" in cmd.status_items:
+            mailbox_id = await self.ctx.run_io(self.mailbox.folder_id, folder.name)
+        self.conn.write(status.status_line(cmd.mailbox, st, cmd.status_items, mailbox_id))
         return None
 
     async def _catenated(self, messages: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -31,10 +31,17 @@ def values(st: Any) -> dict[str, int]:
     }
 
 
-def status_line(name: str, st: Any, items: Iterable[str]) -> bytes:
-    """One ``* STATUS name (item value ...)`` response, items in the order asked."""
+def status_line(name: str, st: Any, items: Iterable[str], mailbox_id: str | None = None) -> bytes:
+    """One ``* STATUS name (item value ...)`` response, items in the order asked;
+    `mailbox_id` is the folder's id when MAILBOXID is asked for."""
     known = values(st)
-    data = b" ".join(b"%s %d" % (i.encode(), known[i]) for i in items)
+    data = b" ".join(
+        # RFC 8474 4: "MAILBOXID" SP "(" objectid ")"
+        b"MAILBOXID (%s)" % (mailbox_id or "").encode()
+        if i == "MAILBOXID"
+        else b"%s %d" % (i.encode(), known[i])
+        for i in items
+    )
     return b"* STATUS " + render.astring_mailbox(name) + b" (" + data + b")\r\n"
 
 
@@ -43,15 +50,19 @@ def selectable(item: Listed) -> bool:
     return not {a.upper() for a in item.attributes} & {"\\NOSELECT", "\\NONEXISTENT"}
 
 
-def list_statuses(mailbox: Any, items: list[Listed]) -> dict[str, Any]:
-    """The `FolderStatus` of each selectable listed folder; off the loop. RFC 5819 2: a
-    folder whose status cannot be read (deleted meanwhile) is left out, not an error."""
-    out: dict[str, Any] = {}
+def list_statuses(
+    mailbox: Any, items: list[Listed], with_ids: bool = False
+) -> dict[str, tuple[Any, str | None]]:
+    """The `FolderStatus` of each selectable listed folder, and its MAILBOXID when
+    `with_ids`; off the loop. RFC 5819 2: a folder whose status cannot be read (deleted
+    meanwhile) is left out, not an error."""
+    out: dict[str, tuple[Any, str | None]] = {}
     for item in items:
         if not selectable(item):
             continue
         try:
-            out[item.name] = mailbox.folder(item.name).status()
+            st = mailbox.folder(item.name).status()
+            out[item.name] = (st, mailbox.folder_id(item.name) if with_ids else None)
         except store_pkg.StoreError:
             continue
     return out

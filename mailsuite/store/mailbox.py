@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
+import secrets
 import shutil
 import time
 from collections.abc import Iterator
@@ -36,6 +38,8 @@ MAX_FOLDERS = 1000
 # of other folders, which the store does not keep
 CREATABLE_USES = frozenset({"\\Archive", "\\Drafts", "\\Junk", "\\Sent", "\\Trash"})
 SPECIAL_USE_FILE = "mailsuite-special-use"  # inside the folder's directory: moves with it
+FOLDER_ID_FILE = "mailsuite-folder-id"  # the same: RFC 8474 MAILBOXID follows renames
+_FOLDER_ID = re.compile(r"F[0-9a-f]{24}")
 MAX_SUBSCRIPTIONS = 1000
 
 
@@ -187,6 +191,31 @@ class Mailbox:
                 if name is not None and name != INBOX and entry.is_dir(follow_symlinks=False):
                     names.add(name)
         return names
+
+    def folder_id(self, name: str) -> str:
+        """The folder's RFC 8474 MAILBOXID: made the first time it is asked for and kept in
+        the folder's directory, so it stays across sessions and renames, and a folder
+        deleted and made again under the same name gets a new one (RFC 8474 4).
+        NoSuchFolder when the folder does not exist."""
+        canonical = canonical_folder(name)
+        path = self._folder_path(canonical)
+        try:
+            kept = (path / FOLDER_ID_FILE).read_text("ascii").strip()
+        except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
+            kept = ""
+        if _FOLDER_ID.fullmatch(kept):
+            return kept
+        with self._locked():
+            if not (path / "cur").is_dir():
+                raise NoSuchFolder(canonical)
+            try:
+                kept = (path / FOLDER_ID_FILE).read_text("ascii").strip()
+            except (FileNotFoundError, UnicodeDecodeError):
+                kept = ""
+            if not _FOLDER_ID.fullmatch(kept):
+                kept = "F" + secrets.token_hex(12)
+                maildir.write_private(path / FOLDER_ID_FILE, kept + "\n")
+            return kept
 
     def _special_use(self, canonical: str) -> str | None:
         """The folder's RFC 6154 attribute: the one it was created with, else the one its
