@@ -1120,25 +1120,6 @@ def _quota(r: _Reader, cmd: Command) -> None:
     cmd.params = tuple(pairs)
 
 
-def _create_params(r: _Reader) -> tuple[str, ...]:
-    """RFC 6154 6 with RFC 4466 2.2: create-params = "(" "USE" SP "(" [use-attr *(SP
-    use-attr)] ")" ")"; use-attr = "\\" atom (which ones exist is the store's business)."""
-    r.expect(b"(")
-    if r.word() != "USE":
-        raise r.fail("expected USE")
-    r.sp()
-    r.expect(b"(")
-    attrs: list[str] = []
-    while r.peek() != 0x29:
-        if attrs:
-            r.sp()
-        r.expect(b"\\")
-        attrs.append("\\" + r.atom())
-    r.pos += 1
-    r.expect(b")")
-    return tuple(attrs)
-
-
 def _lsub(r: _Reader, cmd: Command) -> None:
     """RFC 3501 6.3.9: LSUB reference mailbox-pattern (no extended forms)."""
     r.sp()
