@@ -125,9 +125,10 @@ def base_subject(subject: str) -> tuple[str, bool]:
 _MSG_ID = re.compile(rb"<([^<>\s]+)>")
 
 
-@dataclass
+@dataclass(slots=True)
 class SortKeys:
-    """What one message sorts and threads by; strings are decoded but not case-mapped."""
+    """What one message sorts and threads by; strings are decoded but not case-mapped.
+    Slotted, since a server keeps one per message of every folder it sorts."""
 
     subject: str = ""  # the base subject
     reply: bool = False  # the subject was a reply or forward (RFC 5256 2.1)
@@ -139,10 +140,12 @@ class SortKeys:
     sent: float | None = None  # the Date field in POSIX seconds, None when unreadable
     message_id: str = ""
     references: tuple[str, ...] = ()
-    _mapped: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    _mapped: dict[str, str] | None = field(default=None, compare=False, repr=False)
 
     def mapped(self, name: str) -> str:
         """The casemap key of one string attribute, worked out once."""
+        if self._mapped is None:
+            self._mapped = {}
         value = self._mapped.get(name)
         if value is None:
             value = self._mapped[name] = casemap(getattr(self, name))
