@@ -89,7 +89,11 @@ def _profile(ctx: Context, account: Account) -> dict[str, Any]:
 
 
 def _client(ctx: Context, account: Account) -> dict[str, Any]:
-    return {"endpoints": client_endpoints(ctx), "mobileconfig": MOBILECONFIG_PATH}
+    return {
+        "endpoints": client_endpoints(ctx),
+        "mobileconfig": MOBILECONFIG_PATH,
+        "logins": ctx.directory.login_names(account.address),
+    }
 
 
 def _password(ctx: Context, account: Account) -> dict[str, Any]:
