@@ -251,9 +251,9 @@ def _lsub(
     return out
 
 
-def list_line(verb: str, item: Listed) -> bytes:
+def list_line(verb: str, item: Listed, utf8: bool = False) -> bytes:
     """One untagged LIST/LSUB response (RFC 3501 7.2.2), with RFC 5258 3.5's CHILDINFO
-    extended data when the item carries it."""
+    extended data when the item carries it; `utf8` once UTF8=ACCEPT is enabled."""
     extra = b""
     if item.childinfo:
         opts = b" ".join(b'"' + o.encode() + b'"' for o in item.childinfo)
@@ -264,7 +264,7 @@ def list_line(verb: str, item: Listed) -> bytes:
         + b" ("
         + " ".join(item.attributes).encode()
         + b') "/" '
-        + render.astring_mailbox(item.name)
+        + render.astring_mailbox(item.name, utf8)
         + extra
         + b"\r\n"
     )

@@ -319,10 +319,11 @@ class QresyncParams:
 class _Reader:
     """A cursor over one command's bytes."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, utf8: bool = False) -> None:
         self.data = data
         self.pos = 0
         self.bad_name = False
+        self.utf8 = utf8  # RFC 6855 3: UTF8=ACCEPT is enabled; names are UTF-8
 
     def fail(self, message: str) -> ParseError:
         return ParseError(message)
@@ -445,7 +446,7 @@ class _Reader:
         is not a grammar error: `bad_name` is set and "" returned, which no folder has."""
         raw = self.astring()
         try:
-            return decode_mailbox(raw)
+            return decode_mailbox(raw, self.utf8)
         except ParseError:
             self.bad_name = True
             return ""
@@ -456,7 +457,7 @@ class _Reader:
         c = self.peek()
         raw = self.string() if c in (0x22, 0x7B) else self.take(_LIST_CHARS)
         try:
-            return mutf7.decode(raw)
+            return name_text(raw, self.utf8)
         except mutf7.MailboxNameError:
             return None
 
@@ -525,10 +526,22 @@ class _Reader:
             raise self.fail("no such date") from exc
 
 
-def decode_mailbox(raw: bytes) -> str:
+def name_text(raw: bytes, utf8: bool = False) -> str:
+    """A wire mailbox name or pattern as Unicode: modified UTF-7 (RFC 3501 5.1.3), or, once
+    UTF8=ACCEPT is enabled, UTF-8 taken as it is, "&" included (RFC 6855 3).
+    mutf7.MailboxNameError when it is neither."""
+    if not utf8:
+        return mutf7.decode(raw)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise mutf7.MailboxNameError("mailbox name is not UTF-8") from None
+
+
+def decode_mailbox(raw: bytes, utf8: bool = False) -> str:
     """Wire mailbox name to Unicode; ``INBOX`` in any case is INBOX (RFC 3501 5.1)."""
     try:
-        name = mutf7.decode(raw)
+        name = name_text(raw, utf8)
     except mutf7.MailboxNameError as exc:
         raise ParseError(str(exc)) from exc
     if name.upper() == "INBOX":
@@ -755,6 +768,9 @@ def _search_program(r: _Reader) -> tuple[str | None, SearchKey]:
     r.sp()
     start = r.pos
     if r.take(_ATOM_CHARS).upper() == b"CHARSET":
+        if r.utf8:
+            # RFC 6855 3 (erratum 4029): after ENABLE UTF8=ACCEPT a charset conflicts
+            raise r.fail("no CHARSET after ENABLE UTF8=ACCEPT")
         r.sp()
         charset = r.astring().decode("ascii", "replace").upper()
         if charset not in _CHARSETS:
@@ -982,6 +998,16 @@ def _append_message(r: _Reader) -> AppendMessage:
     if r.peek() == 0x22:
         date = parse_date_time(r.quoted())
         r.sp()
+    if r.data[r.pos : r.pos + 5].upper() == b"UTF8 ":
+        # RFC 6855 4: append-data =/ "UTF8" SP "(" literal8 ")", only once enabled
+        if not r.utf8:
+            raise r.fail("UTF8 APPEND needs ENABLE UTF8=ACCEPT first")
+        r.pos += 5
+        r.expect(b"(")
+        r.expect(b"~")
+        data = r.literal()
+        r.expect(b")")
+        return AppendMessage(flags, date, data)
     if r.data[r.pos : r.pos + 8].upper() == b"CATENATE":
         r.pos += 8
         return AppendMessage(flags, date, parts=_cat_parts(r))
@@ -1132,7 +1158,7 @@ def _reference(r: _Reader) -> str | None:
     """The LIST/LSUB reference (RFC 3501 9: mailbox), decoded; None when not modified
     UTF-7."""
     try:
-        return mutf7.decode(r.astring())
+        return name_text(r.astring(), r.utf8)
     except mutf7.MailboxNameError:
         return None
 
@@ -1193,9 +1219,10 @@ def parse_tag(data: bytes) -> str | None:
     return raw.decode("ascii", "replace")
 
 
-def parse_command(data: bytes) -> Command:
-    """Parse one complete command (see the module docstring for the framing)."""
-    r = _Reader(data)
+def parse_command(data: bytes, utf8: bool = False) -> Command:
+    """Parse one complete command (see the module docstring for the framing); `utf8` when
+    the session enabled UTF8=ACCEPT (RFC 6855)."""
+    r = _Reader(data, utf8)
     raw_tag = r.take(_TAG_CHARS)
     if not raw_tag:
         raise ParseError("missing tag")

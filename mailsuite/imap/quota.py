@@ -33,6 +33,8 @@ def quota_line(current: Usage) -> bytes:
     return b"* QUOTA " + render.string(ROOT) + b" (" + resources + b")\r\n"
 
 
-def quotaroot_line(mailbox: str) -> bytes:
-    """RFC 9208 4.2.2: ``* QUOTAROOT mailbox root``; every mailbox has the one root."""
-    return b"* QUOTAROOT " + render.astring_mailbox(mailbox) + b" " + render.string(ROOT) + b"\r\n"
+def quotaroot_line(mailbox: str, utf8: bool = False) -> bytes:
+    """RFC 9208 4.2.2: ``* QUOTAROOT mailbox root``; every mailbox has the one root; the
+    name in UTF-8 once UTF8=ACCEPT is enabled (RFC 6855 3)."""
+    name = render.astring_mailbox(mailbox, utf8)
+    return b"* QUOTAROOT " + name + b" " + render.string(ROOT) + b"\r\n"

@@ -43,9 +43,15 @@ def nstring(data: bytes | str | None) -> bytes:
     return b"NIL" if data is None else string(data)
 
 
-def astring_mailbox(name: str) -> bytes:
-    """A mailbox name on the wire: modified UTF-7, always quoted."""
-    return string(mutf7.encode(name))
+def astring_mailbox(name: str, utf8: bool = False) -> bytes:
+    """A mailbox name on the wire: modified UTF-7, always quoted; once UTF8=ACCEPT is
+    enabled the name itself, quoted UTF-8 (RFC 6855 3: no modified UTF-7 then)."""
+    if not utf8:
+        return string(mutf7.encode(name))
+    data = name.encode("utf-8")
+    if len(data) > _QUOTE_MAX or any(b in data for b in (b"\r", b"\n", b"\0")):
+        return literal(data)
+    return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
 
 
 def plist(items: Iterable[bytes]) -> bytes:

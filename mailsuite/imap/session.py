@@ -108,6 +108,7 @@ class Session:
         self.watch: Any = None
         self.early: list[Any] = []
         self.keywords: set[str] = set()  # keywords the client was told of (FLAGS)
+        self.utf8 = False  # RFC 6855 3: ENABLE UTF8=ACCEPT; mailbox names are UTF-8 then
         self.modseqs = condstore.Modseqs()  # RFC 7162: CONDSTORE / QRESYNC enabled
         self.saved_uids: list[int] = []  # RFC 5182: the saved search result, "$"
         self.idle_wakeup = asyncio.Event()
@@ -158,7 +159,7 @@ class Session:
     async def _dispatch(self, data: bytes, doing: control.Activity) -> None:
         conn = self.conn
         try:
-            cmd = parse_command(data)
+            cmd = parse_command(data, self.utf8)
         except ParseError as exc:
             tag = exc.tag or parse_tag(data) or "*"
             kind = b"NO" if exc.code == "BADCHARSET" else b"BAD"
@@ -261,6 +262,7 @@ class Session:
                 "CATENATE",
                 "CREATE-SPECIAL-USE",
                 "OBJECTID",
+                "UTF8=ACCEPT",
                 *results.CAPABILITIES,
                 f"APPENDLIMIT={self.message_size}",
             ]
@@ -384,6 +386,9 @@ class Session:
     async def do_enable(self, cmd: Command) -> str | None:
         # RFC 5161 3.1: the reply lists what this command enabled
         enabled = condstore.enable(self.modseqs, cmd.words)
+        if "UTF8=ACCEPT" in (w.upper() for w in cmd.words) and not self.utf8:
+            self.utf8 = True  # RFC 6855 3
+            enabled.append("UTF8=ACCEPT")
         self._modseqs_changed()
         self.conn.write(b"* ENABLED" + b"".join(b" " + w.encode() for w in enabled) + b"\r\n")
         return None
@@ -626,13 +631,14 @@ class Session:
             found = await self.ctx.run_io(status.list_statuses, self.mailbox, items, with_ids)
             out = []
             for i in items:
-                out.append(mailboxes.list_line(cmd.name, i))
+                out.append(mailboxes.list_line(cmd.name, i, self.utf8))
                 if i.name in found:
                     st, mailbox_id = found[i.name]
-                    out.append(status.status_line(i.name, st, cmd.status_items, mailbox_id))
+                    line = status.status_line(i.name, st, cmd.status_items, mailbox_id, self.utf8)
+                    out.append(line)
             self.conn.write(b"".join(out))
             return None
-        self.conn.write(b"".join(mailboxes.list_line(cmd.name, i) for i in items))
+        self.conn.write(b"".join(mailboxes.list_line(cmd.name, i, self.utf8) for i in items))
         return None
 
     do_lsub = do_list
@@ -649,7 +655,8 @@ class Session:
         mailbox_id = None
         if "MAILBOXID" in cmd.status_items:
             mailbox_id = await self.ctx.run_io(self.mailbox.folder_id, folder.name)
-        self.conn.write(status.status_line(cmd.mailbox, st, cmd.status_items, mailbox_id))
+        line = status.status_line(cmd.mailbox, st, cmd.status_items, mailbox_id, self.utf8)
+        self.conn.write(line)
         return None
 
     async def _catenated(self, messages: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -715,7 +722,8 @@ class Session:
         await self.folder(cmd.mailbox)  # RFC 9208 4.1.2: NO for a mailbox that does not exist
         current = await self._usage()
         # RFC 9208 4.1.2: QUOTAROOT, then a QUOTA response for each root
-        self.conn.write(imap_quota.quotaroot_line(cmd.mailbox) + imap_quota.quota_line(current))
+        root = imap_quota.quotaroot_line(cmd.mailbox, self.utf8)
+        self.conn.write(root + imap_quota.quota_line(current))
         return None
 
     async def do_getquota(self, cmd: Command) -> str | None:

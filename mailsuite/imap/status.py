@@ -31,9 +31,12 @@ def values(st: Any) -> dict[str, int]:
     }
 
 
-def status_line(name: str, st: Any, items: Iterable[str], mailbox_id: str | None = None) -> bytes:
+def status_line(
+    name: str, st: Any, items: Iterable[str], mailbox_id: str | None = None, utf8: bool = False
+) -> bytes:
     """One ``* STATUS name (item value ...)`` response, items in the order asked;
-    `mailbox_id` is the folder's id when MAILBOXID is asked for."""
+    `mailbox_id` is the folder's id when MAILBOXID is asked for, `utf8` once UTF8=ACCEPT
+    is enabled (RFC 6855 3)."""
     known = values(st)
     data = b" ".join(
         # RFC 8474 4: "MAILBOXID" SP "(" objectid ")"
@@ -42,7 +45,7 @@ def status_line(name: str, st: Any, items: Iterable[str], mailbox_id: str | None
         else b"%s %d" % (i.encode(), known[i])
         for i in items
     )
-    return b"* STATUS " + render.astring_mailbox(name) + b" (" + data + b")\r\n"
+    return b"* STATUS " + render.astring_mailbox(name, utf8) + b" (" + data + b")\r\n"
 
 
 def selectable(item: Listed) -> bool:
