@@ -95,6 +95,7 @@ class LineConnection(protocol.Protocol):
         self.tls = implicit_tls
         self.buffer = bytearray()
         self.command = bytearray()  # the command being assembled (a line plus its literals)
+        self.literal_total = 0  # bytes of the literals accepted into `command` so far
         self.literal_left = 0
         self.discard_left = 0  # bytes of a refused non-synchronising literal still to skip
         self.discarding_line = False  # inside an over-long line: skip to its end
@@ -272,7 +273,7 @@ class LineConnection(protocol.Protocol):
             announced = self.literal_announced(line)
             if announced is None:
                 self._queue(bytes(self.command))
-                self.command.clear()
+                self._reset_command()
                 continue
             size, nonsync = announced
             refusal = self.literal_refusal(bytes(self.command), size)
@@ -282,12 +283,13 @@ class LineConnection(protocol.Protocol):
                     # that command line, then answer
                     self.discard_left = size
                     self.discarding_line = True
-                self.command.clear()
+                self._reset_command()
                 self.write(refusal)
                 self.flush()
                 continue
             self.command += b"\r\n"
             self.literal_left = size
+            self.literal_total += size
             if not nonsync:
                 self.write(self.literal_go_ahead())
                 self.flush()
@@ -295,8 +297,12 @@ class LineConnection(protocol.Protocol):
             self.reading_paused = True
             self.transport.pauseProducing()
 
-    def _too_long(self, start: bytes) -> None:
+    def _reset_command(self) -> None:
         self.command.clear()
+        self.literal_total = 0
+
+    def _too_long(self, start: bytes) -> None:
+        self._reset_command()
         self._queue(TooLong(start[:200]))
 
     def _queue(self, command: Command) -> None:
@@ -360,7 +366,7 @@ class LineConnection(protocol.Protocol):
         """RFC 3501 6.2.1, RFC 2595 4: TLS right after the OK; anything pipelined is dropped."""
         self.buffer.clear()
         self.queue.clear()
-        self.command.clear()
+        self._reset_command()
         self.literal_left = self.discard_left = 0
         self.discarding_line = False
         self.flush()

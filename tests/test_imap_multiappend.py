@@ -116,3 +116,14 @@ def test_a_trailing_garbage_after_the_last_message_is_bad(suite, user, store):
     lines = send_append(c, b"APPEND INBOX " + lit(A) + b" junk")
     assert reply(lines).startswith(b"BAD")
     assert store.mailbox(user).folder("INBOX").messages() == []
+
+
+def test_big_messages_in_one_multiappend(suite, user, store):
+    """The messages before the last are not held against the command-line limit: three
+    1 MB messages arrive in one APPEND (RFC 3502 3), each within APPENDLIMIT."""
+    big = [b"Subject: big %d\r\n\r\n" % i + b"y" * 1_000_000 + b"\r\n" for i in range(3)]
+    c = session(suite, user, select=None)
+    lines = send_append(c, b"APPEND INBOX " + b" ".join(lit(m) for m in big))
+    assert lines[-1].startswith(b"m1 OK"), lines[-1][:200]
+    folder = store.mailbox(user).folder("INBOX")
+    assert [folder.read(x.uid) for x in folder.messages()] == big

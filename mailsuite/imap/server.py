@@ -24,6 +24,7 @@ log = logging.getLogger("mailsuite.imap")
 
 _VERB = re.compile(rb"^\S+ +(?:UID +)?([A-Za-z]+)")
 NON_APPEND_LITERAL = 64 * 1024  # literals of other commands (login, search strings)
+MULTIAPPEND_FACTOR = 2  # one MULTIAPPEND may carry up to twice the APPENDLIMIT in all
 PRE_AUTH_LITERAL = 8 * 1024  # before login literals carry credentials and ID values: small ones
 POLL_INTERVAL = 2.0  # seconds between syncs of watched folders for outside changes
 
@@ -80,11 +81,18 @@ class Connection(LineConnection):
             # so an anonymous connection never makes us hold more than one long line.
             return tag + b" BAD [LIMIT] Literal too large before login\r\n"
         if verb == b"APPEND":
-            if size > limit or len(command) > NON_APPEND_LITERAL * 4:
+            if size > limit:
                 # RFC 7889 / RFC 4469: refuse before the data is sent
                 return tag + b" NO [TOOBIG] Message larger than the APPENDLIMIT of %d bytes\r\n" % (
                     limit
                 )
+            if self.literal_total + size > limit * MULTIAPPEND_FACTOR:
+                # RFC 3502: the messages of one APPEND are held until all have arrived
+                return tag + b" NO [TOOBIG] The messages of one APPEND exceed %d bytes\r\n" % (
+                    limit * MULTIAPPEND_FACTOR
+                )
+            if len(command) - self.literal_total > NON_APPEND_LITERAL * 4:
+                return tag + b" BAD [LIMIT] Command too long\r\n"
             return None
         if size > NON_APPEND_LITERAL or len(command) + size > NON_APPEND_LITERAL * 4:
             return tag + b" BAD [LIMIT] Literal too large for this command\r\n"
