@@ -12,7 +12,6 @@ confirming. With MAILSUITE_SCREENSHOTS set to a folder, the pages are saved ther
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,23 +19,14 @@ from typing import Any
 
 import pytest
 import yaml
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
+from tests.browser import chromium, errors, open_page, shot, status
 from tests.conftest import ROOT, Suite
 from tests.dovecot import PASSWORD, Dovecot, message
 
 pytestmark = pytest.mark.timeout(240)
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 EXAMPLE = ROOT / "config" / "examples" / "seed-001-hosting.yaml"
 REMOTE_USERS = ("pl1280", "pl390", "en1280", "en390")
 
@@ -129,24 +119,7 @@ def hosting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
-
-
-def shot(page: Page, name: str, tmp_path: Path) -> None:
-    folder = Path(os.environ.get("MAILSUITE_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
-
-
-def errors(page: Page) -> list[str]:
-    return [e.strip() for e in page.locator(".errors li").all_inner_texts()]
-
-
-def status(page: Page) -> str:
-    return page.get_by_role("status").inner_text().strip()
+    yield from chromium()
 
 
 def signed_in(suite: Suite, address: str) -> str:
@@ -177,16 +150,8 @@ def test_the_wizard_without_javascript_from_provider_to_delete(
     address = f"{remote}@hosting.example.pl"
     web = f"http://127.0.0.1:{hosting.port('web')}"
     phone = width < 600
-    context = browser.new_context(
-        java_script_enabled=False,
-        locale=w["locale"],
-        viewport={"width": width, "height": 900 if not phone else 844},
-        is_mobile=phone,
-        has_touch=phone,
-    )
+    context, page = open_page(browser, w["locale"], width, java_script_enabled=False)
     context.add_cookies([{"name": "sesja", "value": signed_in(hosting, address), "url": web}])
-    page = context.new_page()
-    page.set_default_timeout(15_000)
     screenshots = lang == "pl"
     suffix = "-telefon" if phone else ""
     try:

@@ -39,16 +39,16 @@ from typing import Any
 
 import pytest
 import yaml
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from mailsuite.accounts import ACTIVATION
 from mailsuite.directory import Directory
 
+from .browser import chromium, errors, open_page, shot, status
 from .conftest import ROOT, Suite, merge
 from .dovecot import PASSWORD, Dovecot
 from .test_external_browser import signed_in
 from .test_i18n import ENGLISH, POLISH, untranslated_keys, visible_words
-from .test_web_browser import ARGS, CHROMIUM, errors, shot
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -270,26 +270,10 @@ def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
+    yield from chromium()
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def open_page(browser: Browser, lang: str, width: int) -> tuple[BrowserContext, Page]:
-    phone = width < 600
-    context = browser.new_context(
-        locale=LOCALES[lang],
-        viewport={"width": width, "height": 844 if phone else 900},
-        is_mobile=phone,
-        has_touch=phone,
-    )
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    return context, page
 
 
 def web(suite: Suite) -> str:
@@ -331,10 +315,6 @@ def title(page: Page) -> str:
 
 def heading(page: Page) -> str:
     return page.get_by_role("heading", level=1).inner_text().strip()
-
-
-def status(page: Page) -> str:
-    return page.get_by_role("status").inner_text().strip()
 
 
 def mails(suite: Suite, address: str) -> list[EmailMessage]:
@@ -427,7 +407,7 @@ def test_seed_000_the_banks_site_then_the_initial_password_changed_and_pop3(
         bank.directory.update_account(address, language="en")
     # POP3 names the page in the account's language (ASCII, as POP3 replies are).
     assert w["must_change"] in pop3_login(bank, address, initial)
-    context, page = open_page(browser, lang, width)
+    context, page = open_page(browser, LOCALES[lang], width)
     try:
         page.goto(web(bank))
         # The site named once, by its own name and the bank's.
@@ -509,7 +489,7 @@ def test_seed_002_activation_link_six_digit_login_pasted_code_terms_then_imap(
     assert w["mail_link"] in body(invitation)
     link = re.search(r"https?://\S+(/aktywuj/\S+)", body(invitation)).group(1)  # type: ignore[union-attr]
 
-    context, page = open_page(browser, lang, width)
+    context, page = open_page(browser, LOCALES[lang], width)
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=web(portal))
     try:
         page.goto(web(portal) + link)
@@ -612,7 +592,7 @@ def test_seed_003_registered_by_the_admin_letters_and_digits_then_forgotten(
     temporary = re.search(r"Hasło tymczasowe: (\S+)", registered).group(1)  # type: ignore[union-attr]
     assert f"Login: {address}" in registered and organisation in registered
 
-    context, page = open_page(browser, lang, width)
+    context, page = open_page(browser, LOCALES[lang], width)
     try:
         page.goto(f"{web(kartuzy)}/zmien-haslo")
         form_title = f"{w['change_title']} — iBOK · {organisation}"
@@ -679,7 +659,7 @@ def test_seed_004_temporary_password_first_then_the_code_and_the_utilitys_terms(
     if lang == "en":
         wpwik.directory.update_account(address, language="en")
 
-    context, page = open_page(browser, lang, width)
+    context, page = open_page(browser, LOCALES[lang], width)
     try:
         page.goto(f"{web(wpwik)}/konto")
         assert page.locator("footer .support").inner_text() == w["help"].format(support)
@@ -734,7 +714,7 @@ def test_seed_001_enter_saves_the_external_account_and_the_footer_ends_once(
     w = WORDS[lang]
     remote = f"{lang}{width}"
     address = f"{remote}@{domain(hosting)}"
-    context, page = open_page(browser, lang, width)
+    context, page = open_page(browser, LOCALES[lang], width)
     # Signed in as after the password and the code (both walked through by seed 002's test).
     session = signed_in(hosting, address)
     context.add_cookies([{"name": "sesja", "value": session, "url": web(hosting)}])

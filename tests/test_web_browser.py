@@ -12,7 +12,6 @@ from __future__ import annotations
 import email
 import email.policy
 import imaplib
-import os
 import re
 import ssl
 import urllib.request
@@ -21,20 +20,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
+from .browser import chromium, errors, open_page, shot
 from .conftest import ROOT, Suite
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TEMP = "Tymczas0wy1"
 CONTACT = "kontakt@example.org"
 SEED_000 = {
@@ -60,29 +50,14 @@ def bank(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
+    yield from chromium()
 
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(locale="pl-PL", viewport={"width": 1000, "height": 900})
-    p = context.new_page()
-    p.set_default_timeout(10_000)
+    context, p = open_page(browser, "pl-PL", 1000, timeout=10_000)
     yield p
     context.close()
-
-
-def shot(page: Page, name: str, tmp_path: Path) -> None:
-    folder = Path(os.environ.get("MAILSUITE_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
-
-
-def errors(page: Page) -> list[str]:
-    return [e.strip() for e in page.locator(".errors li").all_inner_texts()]
 
 
 def fill_change(page: Page, login: str, current: str, new: str, repeat: str) -> None:

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
+from .browser import chromium, open_page, shot
 from .conftest import Suite
-from .test_web_browser import ARGS, CHROMIUM, CONTACT, last_body, mails, shot
+from .test_web_browser import CONTACT, last_body, mails
 
 PHONE = {"width": 390, "height": 844}
 PASSWORD = "Telefon123"
@@ -37,12 +38,7 @@ def phone_suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
+    yield from chromium()
 
 
 def sign_in(page: Page, suite: Suite, lang: str, address: str) -> None:
@@ -77,10 +73,8 @@ def test_the_server_table_reads_on_a_phone(
 ) -> None:
     address = f"telefon-{lang}@example.test"
     phone_suite.add_user(address, PASSWORD, contact=CONTACT)
-    context = browser.new_context(locale="pl-PL", viewport=PHONE, is_mobile=True, has_touch=True)
+    context, page = open_page(browser, "pl-PL", PHONE["width"], timeout=10_000)
     try:
-        page = context.new_page()
-        page.set_default_timeout(10_000)
         sign_in(page, phone_suite, lang, address)
         assert page.locator("html").get_attribute("lang") == lang
         page.locator("#program").scroll_into_view_if_needed()
@@ -108,10 +102,8 @@ def test_the_server_table_reads_on_a_phone(
 def test_the_e_mail_field_looks_like_the_other_fields(browser: Browser, phone_suite: Suite) -> None:
     address = "pole@example.test"
     phone_suite.add_user(address, PASSWORD, contact=CONTACT)
-    context = browser.new_context(locale="pl-PL", viewport=PHONE, is_mobile=True, has_touch=True)
+    context, page = open_page(browser, "pl-PL", PHONE["width"], timeout=10_000)
     try:
-        page = context.new_page()
-        page.set_default_timeout(10_000)
         sign_in(page, phone_suite, "pl", address)
         page.goto(f"http://127.0.0.1:{phone_suite.port('web')}/konto/zewnetrzne/dodaj")
         style = (
