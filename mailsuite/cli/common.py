@@ -30,6 +30,17 @@ CONTEXT: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_w
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def option_group(*options: Callable[[F], F]) -> Callable[[F], F]:
+    """Several click options applied as one decorator; `--help` lists them in this order."""
+
+    def apply(func: F) -> F:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return apply
+
+
 def config_option(func: F) -> F:
     return click.option(
         "--config",

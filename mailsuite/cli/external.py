@@ -6,9 +6,8 @@ first, removing never touches the remote server.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,6 +17,7 @@ from mailsuite.cli.common import (
     fail,
     load_settings,
     open_directory,
+    option_group,
     stdin_line,
     when,
 )
@@ -27,8 +27,6 @@ from mailsuite.directory import DirectoryError
 if TYPE_CHECKING:
     from mailsuite.directory.external import ExternalAccount
     from mailsuite.fetcher.engine import Fetcher
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group(context_settings=CONTEXT)
@@ -59,26 +57,22 @@ def _remote_password(stdin: bool) -> str:
     return password
 
 
-def _server_options(func: F) -> F:
-    options = [
-        click.option("--protocol", type=click.Choice(["imap", "pop3"]), help="IMAP or POP3."),
-        click.option("--host", help="Server (default: the provider's, from the address)."),
-        click.option("--port", type=int, help="Port (default: 993 IMAP, 995 POP3 with TLS)."),
-        click.option(
-            "--security",
-            type=click.Choice(["tls", "starttls", "plain"]),
-            help="tls: implicit TLS; starttls: STARTTLS/STLS; plain: none.",
-        ),
-        click.option(
-            "--accept-self-signed/--verify-certificate",
-            "accept_self_signed",
-            default=None,
-            help="Accept a certificate nobody vouches for (off by default).",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+_server_options = option_group(
+    click.option("--protocol", type=click.Choice(["imap", "pop3"]), help="IMAP or POP3."),
+    click.option("--host", help="Server (default: the provider's, from the address)."),
+    click.option("--port", type=int, help="Port (default: 993 IMAP, 995 POP3 with TLS)."),
+    click.option(
+        "--security",
+        type=click.Choice(["tls", "starttls", "plain"]),
+        help="tls: implicit TLS; starttls: STARTTLS/STLS; plain: none.",
+    ),
+    click.option(
+        "--accept-self-signed/--verify-certificate",
+        "accept_self_signed",
+        default=None,
+        help="Accept a certificate nobody vouches for (off by default).",
+    ),
+)
 
 
 def _print_external(info: dict[str, Any]) -> None:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -25,6 +24,7 @@ from mailsuite.cli.common import (
     fail,
     load_settings,
     open_directory,
+    option_group,
     stdin_line,
     when,
 )
@@ -35,9 +35,6 @@ from mailsuite.passwords import hash_password_sync
 if TYPE_CHECKING:
     from mailsuite.migrate.importer import Summary
     from mailsuite.migrate.plan import PasswordFile, PlanRow
-
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group(context_settings=CONTEXT)
@@ -52,24 +49,25 @@ def _day(ctx: click.Context, param: click.Parameter, value: str) -> date:
         raise click.BadParameter(f"{value!r} is not a date YYYY-MM-DD") from None
 
 
-def _filter_options(func: F) -> F:
-    """`--from-domain` and `--header-match`: which messages of the source are wanted."""
-    func = click.option(
-        "--header-match",
-        "header_matches",
-        multiple=True,
-        metavar="FIELD:REGEX",
-        help="Copy only messages whose header FIELD matches REGEX (case-insensitive), e.g. "
-        "'Subject:statement'; repeat to require several.",
-    )(func)
-    return click.option(
+# `--from-domain` and `--header-match`: which messages of the source are wanted.
+_filter_options = option_group(
+    click.option(
         "--from-domain",
         "from_domains",
         multiple=True,
         metavar="DOMAIN",
         help="Copy only messages from an address in DOMAIN or its subdomains; repeat for "
         "more domains.",
-    )(func)
+    ),
+    click.option(
+        "--header-match",
+        "header_matches",
+        multiple=True,
+        metavar="FIELD:REGEX",
+        help="Copy only messages whose header FIELD matches REGEX (case-insensitive), e.g. "
+        "'Subject:statement'; repeat to require several.",
+    ),
+)
 
 
 def _wanted(from_domains: tuple[str, ...], header_matches: tuple[str, ...]) -> Filter | None:
