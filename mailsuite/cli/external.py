@@ -6,6 +6,8 @@ first, removing never touches the remote server.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +77,24 @@ _server_options = option_group(
 )
 
 
+@contextmanager
+def _saving() -> Iterator[None]:
+    """A refused save ends the command with one line: the remote server's answer when the
+    connection test failed, else the directory's reason."""
+    from mailsuite.remote import RemoteError
+
+    try:
+        yield
+    except RemoteError as exc:
+        fail(f"not saved: {exc}")
+    except DirectoryError as exc:
+        fail(str(exc))
+
+
+def _server(account: ExternalAccount) -> str:
+    return f"{account.protocol} {account.host}:{account.port} {account.security}"
+
+
 def _print_external(info: dict[str, Any]) -> None:
     rows = [
         ("label (Dostawca)", info["label"]),
@@ -125,7 +145,6 @@ def external_add(
 ) -> None:
     """Add an external account for the user ADDRESS; the connection is tested first."""
     from mailsuite.fetcher import accounts
-    from mailsuite.remote import RemoteError
 
     settings = load_settings(config)
     fetcher = _fetcher(settings)
@@ -137,7 +156,7 @@ def external_add(
         accept_self_signed=bool(accept_self_signed),
     )
     password = _remote_password(stdin)
-    try:
+    with _saving():
         created = accounts.create(
             fetcher,
             address,
@@ -149,14 +168,7 @@ def external_add(
             login=login,
             test=not no_test,
         )
-    except RemoteError as exc:
-        fail(f"not saved: {exc}")
-    except DirectoryError as exc:
-        fail(str(exc))
-    click.echo(
-        f"added {created.label} ({created.email}) for {created.owner}: {created.protocol} "
-        f"{created.host}:{created.port} {created.security}"
-    )
+    click.echo(f"added {created.label} ({created.email}) for {created.owner}: {_server(created)}")
 
 
 @external.command("edit")
@@ -188,7 +200,6 @@ def external_edit(
 ) -> None:
     """Change the external account LABEL of ADDRESS, its protocol included."""
     from mailsuite.fetcher import accounts, providers
-    from mailsuite.remote import RemoteError
 
     fetcher = _fetcher(load_settings(config))
     account = _external_account(fetcher, address, label)
@@ -228,16 +239,9 @@ def external_edit(
             (fields.get("protocol", account.protocol), fields.get("security", account.security))
         ]
     password = _remote_password(True) if stdin else None
-    try:
+    with _saving():
         updated = accounts.edit(fetcher, account, password=password, test=not no_test, **fields)
-    except RemoteError as exc:
-        fail(f"not saved: {exc}")
-    except DirectoryError as exc:
-        fail(str(exc))
-    click.echo(
-        f"changed {updated.label} of {updated.owner}: {updated.protocol} "
-        f"{updated.host}:{updated.port} {updated.security}"
-    )
+    click.echo(f"changed {updated.label} of {updated.owner}: {_server(updated)}")
 
 
 @external.command("list")
