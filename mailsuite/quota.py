@@ -77,5 +77,10 @@ def check(
 
     The check and the write that follows are not one atomic step: two deliveries at once
     may both fit and together pass the limit by at most one message each, as with
-    Dovecot's quota; the next one is refused."""
-    return judge(usage(settings, directory, store, address), size)
+    Dovecot's quota; the next one is refused. An account without a limit costs one directory
+    read: the store is not asked what the mailbox holds."""
+    limit = limit_of(settings, directory.get_account(address))
+    if limit is None:
+        return Verdict.FITS
+    messages, octets = store.mailbox(address).usage()
+    return judge(Usage(messages, octets, limit), size)
