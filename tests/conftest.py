@@ -75,6 +75,27 @@ def make_config(tmp: Path, overrides: dict[str, Any] | None = None) -> dict[str,
     return merge(base, overrides or {})
 
 
+class Admin:
+    """The `mailsuite` command over a config file of its own, with no server running."""
+
+    def __init__(self, tmp: Path, overrides: dict[str, Any] | None = None) -> None:
+        self.config = make_config(tmp, overrides)
+        self.path = tmp / "mailsuite.yaml"
+        self.path.write_text(yaml.safe_dump(self.config))
+
+    def __call__(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mailsuite", *args, "--config", str(self.path)],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def directory(self) -> Directory:
+        return Directory(Path(self.config["paths"]["database"]), self.config["domains"])
+
+
 def in_process_context(tmp: Path, data: dict[str, Any], clock: Any = time.time) -> Context:
     """The parts `serve` would hand its services, built over files in `tmp`, for tests that
     drive an app in-process (aiohttp's test client). `data` is the config; its paths are

@@ -11,8 +11,6 @@ import imaplib
 import poplib
 import re
 import smtplib
-import subprocess
-import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
@@ -20,35 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from mailsuite.directory import Directory
 from mailsuite.passwords import verify_password_sync
 
-from .conftest import make_config
+from .conftest import Admin
 
 CONTACT = "kontakt@example.test"
-
-
-class Admin:
-    """The `mailsuite` command over a config file of its own, with no server running."""
-
-    def __init__(self, tmp: Path, overrides: dict[str, Any] | None = None) -> None:
-        self.config = make_config(tmp, overrides)
-        self.path = tmp / "mailsuite.yaml"
-        self.path.write_text(yaml.safe_dump(self.config))
-
-    def __call__(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "mailsuite", *args, "--config", str(self.path)],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    def directory(self) -> Directory:
-        return Directory(Path(self.config["paths"]["database"]), self.config["domains"])
 
 
 @pytest.mark.parametrize(

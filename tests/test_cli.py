@@ -7,12 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from mailsuite.directory import Directory
 from mailsuite.passwords import verify_password_sync
 
-from .conftest import make_config
+from .conftest import Admin
 
 COMMANDS = [
     [],
@@ -36,25 +34,6 @@ COMMANDS = [
     ["alias", "del"],
     ["alias", "list"],
 ]
-
-
-class Admin:
-    def __init__(self, tmp: Path) -> None:
-        self.config = make_config(tmp)
-        self.path = tmp / "mailsuite.yaml"
-        self.path.write_text(yaml.safe_dump(self.config))
-
-    def __call__(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "mailsuite", *args, "--config", str(self.path)],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    def directory(self) -> Directory:
-        return Directory(Path(self.config["paths"]["database"]), self.config["domains"])
 
 
 @pytest.fixture
