@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
+from abc import ABCMeta, abstractmethod
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -78,7 +79,7 @@ class TooLong:
 Command = bytes | TooLong
 
 
-class LineConnection(protocol.Protocol):
+class LineConnection(protocol.Protocol, metaclass=ABCMeta):
     """A client connection: framing, queue, timer, output and close for a protocol session.
 
     Subclasses set `protocol_name` (for counters and logs), implement `limits_from`,
@@ -121,20 +122,21 @@ class LineConnection(protocol.Protocol):
     # --- what a protocol provides ----------------------------------------------------------
 
     @staticmethod
+    @abstractmethod
     def limits_from(settings: Any) -> Limits:
-        raise NotImplementedError
+        """This protocol's limits under `settings`."""
 
+    @abstractmethod
     def refusal(self, reason: str) -> bytes:
         """The line that turns a connection away ("total" or "ip" limit reached)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def farewell(self) -> bytes | None:
         """The line sent when the inactivity timer fires; None: do not close now."""
-        raise NotImplementedError
 
+    @abstractmethod
     def start_session(self) -> asyncio.Future[None]:
         """Start the protocol's session task (the greeting is its first write)."""
-        raise NotImplementedError
 
     def close_for_shutdown(self) -> asyncio.Future[None] | None:
         """Serve is stopping: say so and close, or return the task to wait for."""

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from mailsuite.store import Store
+from tests.test_pop3_clients import _deliver_script
 
 from .conftest import Suite
 
@@ -337,16 +338,6 @@ def test_curl_finishes_over_tls(suite: Suite, mailbox: tuple[str, list[bytes]], 
     assert result.stdout == bodies[0]
 
 
-def _mda(tmp: Path) -> tuple[Path, Path]:
-    """A delivery script that writes each message it is given to a file in `out/`."""
-    out = tmp / "out"
-    out.mkdir()
-    script = tmp / "deliver.sh"
-    script.write_text(f'#!/bin/sh\nexec cat > "$(mktemp {out}/msg.XXXXXX)"\n')
-    script.chmod(0o755)
-    return script, out
-
-
 @pytest.mark.parametrize("mode", ["stls", "pop3s"])
 def test_fetchmail_finishes_over_tls(
     suite: Suite, mailbox: tuple[str, list[bytes]], tmp_path: Path, mode: str
@@ -354,7 +345,8 @@ def test_fetchmail_finishes_over_tls(
     """fetchmail fetches the INBOX over STLS and over POP3S, checking the certificate, and
     exits."""
     address, bodies = mailbox
-    script, out = _mda(tmp_path)
+    script = _deliver_script(tmp_path)
+    out = tmp_path / "out"
     port = suite.port("pop3s" if mode == "pop3s" else "pop3")
     tls = "ssl" if mode == "pop3s" else "sslproto 'tls1.2+'"  # without `ssl`: STLS, required
     rc = tmp_path / "fetchmailrc"
@@ -382,7 +374,8 @@ def test_getmail_finishes_over_pop3s(
     """getmail6 fetches the INBOX over POP3S, checking the certificate, and exits. (getmail6
     speaks POP3 in plaintext or over implicit TLS only; it has no STLS.)"""
     address, bodies = mailbox
-    script, out = _mda(tmp_path)
+    script = _deliver_script(tmp_path)
+    out = tmp_path / "out"
     rc = tmp_path / "getmailrc"
     rc.write_text(
         "[retriever]\n"
