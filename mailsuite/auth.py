@@ -20,6 +20,10 @@ Throttling, with `throttle.*` settings; a client's network is its address masked
 - over `global_failures_per_minute` failures across the server, every failed login waits
   `global_delay` (counted as `auth.throttle.global`). A right password never waits.
 
+A password bcrypt accepted is remembered for `accounts.credential_cache_lifetime` as a keyed
+hash (`credential_cache`), so webmail and phones logging in again and again pay for bcrypt
+once; the throttle is still checked first and the account still read afresh on every login.
+
 The directory is only touched from a small worker pool, never from the loop; when it cannot
 answer in time (another process holds its lock) the result is UNAVAILABLE, which each
 protocol answers with its "try again later".
@@ -41,6 +45,7 @@ from typing import Any, TypeVar
 from mailsuite import i18n
 from mailsuite.config import Settings
 from mailsuite.config.schema import Throttle
+from mailsuite.credential_cache import CredentialCache
 from mailsuite.directory import Account, Directory, DirectoryUnavailable, legacy_login_used
 from mailsuite.events import Events
 from mailsuite.passwords import Hasher
@@ -151,6 +156,7 @@ class Authenticator:
         self.hasher = hasher
         self.events = events or Events()
         self.sleep = sleep
+        self.credentials = CredentialCache(clock=directory.clock)
         self._pool: ThreadPoolExecutor | None = None
         self._next_prune = 0.0
 
@@ -273,14 +279,34 @@ class Authenticator:
         if attempt is None:
             log.warning("%s login throttled for %r from %s", protocol, login, remote_ip)
             return AuthResult(AuthCode.THROTTLED, self._say(None, "auth.throttled"))
-        account = attempt.account
-        valid = await self.hasher.verify(password, account.password_hash if account else None)
+        valid = await self._verify(attempt.account, password)
         outcome = await self.run_io(
             self._conclude, attempt, login, password, valid, protocol, remote_ip, allow_temporary
         )
         if outcome.delay > 0:
             await self.sleep(outcome.delay)
         return outcome.result
+
+    async def _verify(self, account: Account | None, password: str) -> bool:
+        """Whether `password` is the account's: from the credential cache when bcrypt proved
+        it against the same stored hash a moment ago, else by bcrypt (counted as
+        `auth.bcrypt.verify`), whose yes is then remembered. Only active accounts are cached;
+        a login that names nobody still costs a bcrypt of the dummy hash."""
+        stored = account.password_hash if account is not None else None
+        if account is None or stored is None:
+            self.events.inc("auth.bcrypt.verify")
+            return await self.hasher.verify(password, stored)
+        lifetime = self.settings.accounts.credential_cache_lifetime
+        if not account.active:
+            self.credentials.forget(account.id)
+        elif lifetime > 0 and self.credentials.matches(account.id, stored, password, lifetime):
+            self.events.inc("auth.credential_cache.hit")
+            return True
+        self.events.inc("auth.bcrypt.verify")
+        valid = await self.hasher.verify(password, stored)
+        if valid and account.active:
+            self.credentials.remember(account.id, stored, password, lifetime)
+        return valid
 
     def _begin(self, login: str, network: str) -> _Attempt | None:
         """Resolve the login and reserve the attempt, or None when it is refused."""

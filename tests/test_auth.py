@@ -240,3 +240,33 @@ async def test_failures_are_audited_without_the_password(auth: Authenticator) ->
     rows = auth.directory.audit_log("ala@example.test")
     assert rows[0]["event"] == "login.fail"
     assert all("MySecretGuess" not in str(r) for r in rows)
+
+
+async def test_a_cached_password_lasts_the_configured_lifetime(
+    auth: Authenticator, clock: Clock
+) -> None:
+    """accounts.credential_cache_lifetime (default 5 min), on the clock the throttle uses."""
+
+    def bcrypts() -> int:
+        return auth.events.snapshot().get("auth.bcrypt.verify", 0)
+
+    assert auth.settings.accounts.credential_cache_lifetime == 300
+    assert (await login(auth, "ala@example.test")).ok
+    clock.now += 299
+    assert (await login(auth, "ala@example.test")).ok
+    assert bcrypts() == 1
+    clock.now += 1
+    assert (await login(auth, "ala@example.test")).ok
+    assert bcrypts() == 2
+
+
+async def test_a_cached_password_still_goes_through_every_account_check(
+    auth: Authenticator,
+) -> None:
+    """The cache stands in for bcrypt only: a temporary password stays to be changed, and a
+    an alias reaches the same entry as the address."""
+    for _ in range(2):
+        assert (await login(auth, "tmp@example.test")).code is AuthCode.MUST_CHANGE
+    assert (await login(auth, "ala@example.test")).ok
+    assert (await login(auth, "biuro@example.test")).ok
+    assert auth.events.snapshot()["auth.credential_cache.hit"] == 2

@@ -257,6 +257,12 @@ class Accounts(Section):
     auth_workers: int = Field(
         4, ge=1, le=64, description="Threads that run bcrypt, so logins never block the loop."
     )
+    credential_cache_lifetime: Duration = Field(
+        300,
+        description="After bcrypt accepts a password, the same password for the same account "
+        "is accepted without bcrypt for this long (a keyed hash kept in memory only, void as "
+        "soon as the password changes); 0: every login runs bcrypt.",
+    )
 
     @field_validator("login_digits")
     @classmethod
