@@ -171,7 +171,10 @@ def test_search_program_normalises_keys():
             (
                 "OR",
                 ("FLAG", "\\Seen"),
-                ("NOT", ("AND", (("HEADER", "FROM", "x"), ("SEQ", SequenceSet(((1, 1), (3, 5))))))),
+                (
+                    "NOT",
+                    ("AND", (("ADDRESS", "FROM", "x"), ("SEQ", SequenceSet(((1, 1), (3, 5)))))),
+                ),
             ),
             ("SINCE", dt.date(2026, 2, 1)),
             ("AND", (("FLAG", "\\Recent"), ("NOFLAG", "\\Seen"))),
@@ -194,11 +197,12 @@ def test_search_program_normalises_keys():
         (b"UNANSWERED", ("NOFLAG", "\\Answered")),
         (b"KEYWORD $Junk", ("FLAG", "$Junk")),
         (b"UNKEYWORD work", ("NOFLAG", "work")),
-        (b"BCC b", ("HEADER", "BCC", "b")),
-        (b"CC c", ("HEADER", "CC", "c")),
-        (b"TO t", ("HEADER", "TO", "t")),
+        (b"BCC b", ("ADDRESS", "BCC", "b")),
+        (b"CC c", ("ADDRESS", "CC", "c")),
+        (b"TO t", ("ADDRESS", "TO", "t")),
         (b"SUBJECT {4}\r\nh\xc3\xa9j", ("HEADER", "SUBJECT", "h\u00e9j")),
         (b'HEADER x-spam "yes"', ("HEADER", "X-SPAM", "yes")),
+        (b"HEADER from x", ("HEADER", "FROM", "x")),  # the field's text, not FROM's addresses
         (b"BODY word", ("BODY", "word")),
         (b"TEXT word", ("TEXT", "word")),
         (b"LARGER 100", ("LARGER", 100)),

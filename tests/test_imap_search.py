@@ -187,3 +187,28 @@ def test_address_keys_match_the_addresses_as_envelope_parses_them(program, uids)
     cmd = parse_command(b"a UID SEARCH " + program.encode())
     found = search(cmd.search, ADDRESS_ENTRIES, set(), ADDRESS_FILES.__getitem__).uids
     assert found == uids
+
+
+@pytest.mark.parametrize(
+    "program, uids",
+    [
+        # RFC 3501 / RFC 9051 6.4.4: FROM matches the envelope's FROM, HEADER FROM the text
+        # after the colon; a comment is in the text and in no address structure
+        ("FROM comment", []),
+        ("HEADER FROM comment", [20]),
+        ("HEADER FROM user-from@domain.org", []),
+        ("FROM user-from@domain.org", [20]),
+        ('HEADER FROM "(comment)@ (comment)"', [20]),
+        ('TO "friends: a@x"', []),
+        ('HEADER TO "friends: a@x"', [20]),
+        ('HEADER TO "=?utf-8?q?"', []),  # HEADER text is RFC 2047 decoded
+        ("HEADER TO {7}\r\nłukasz", [20]),
+        ('HEADER CC ""', [20]),  # an empty string matches every message with the field
+        ('CC ""', [20]),
+        ('BCC ""', []),
+    ],
+)
+def test_address_keys_and_header_keys_differ(program, uids):
+    cmd = parse_command(b"a UID SEARCH " + program.encode())
+    found = search(cmd.search, ADDRESS_ENTRIES, set(), ADDRESS_FILES.__getitem__).uids
+    assert found == uids

@@ -222,7 +222,7 @@ _FLAG_KEYS = {
     "ALL": ("ALL",),
 }
 _DATE_KEYS = frozenset({"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"})
-_HEADER_KEYS = frozenset({"BCC", "CC", "FROM", "SUBJECT", "TO"})
+_ADDRESS_KEYS = frozenset({"BCC", "CC", "FROM", "TO"})
 _CHARSETS = frozenset({"UTF-8", "US-ASCII"})
 SEARCH_RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})  # RFC 4731, 5182
 ESORT_OPTIONS = SEARCH_RETURN_OPTIONS  # RFC 5267 3: the same for SORT
@@ -714,7 +714,11 @@ def _search_key(r: _Reader, charset: str | None, depth: int) -> SearchKey:
     if word in _DATE_KEYS:
         r.sp()
         return (word, r.date())
-    if word in _HEADER_KEYS:
+    if word in _ADDRESS_KEYS:
+        r.sp()
+        # RFC 3501 / RFC 9051 6.4.4: the envelope's addresses, not HEADER's field text
+        return ("ADDRESS", word, _search_string(r, charset))
+    if word == "SUBJECT":
         r.sp()
         return ("HEADER", word, _search_string(r, charset))
     if word == "HEADER":

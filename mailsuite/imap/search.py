@@ -26,10 +26,9 @@ from mailsuite.imap.parser import SearchKey
 from mailsuite.message import addresses
 from mailsuite.store import NoSuchMessage
 
-_FILE_KEYS = frozenset({"HEADER", "BODY", "TEXT", "SENTBEFORE", "SENTON", "SENTSINCE", "EMAILID"})
-# The parser gives SEARCH FROM x and SEARCH HEADER FROM x the same key; both look at the
-# field's text and at its addresses as ENVELOPE parses them.
-_ADDRESS_KEYS = frozenset({b"FROM", b"TO", b"CC", b"BCC"})
+_FILE_KEYS = frozenset(
+    {"HEADER", "ADDRESS", "BODY", "TEXT", "SENTBEFORE", "SENTON", "SENTSINCE", "EMAILID"}
+)
 
 
 class MessageEntry(Protocol):
@@ -194,9 +193,9 @@ def compile_key(key: SearchKey, largest_seq: int, largest_uid: int) -> Predicate
         return _date_predicate(name, key[1], lambda c: _date_of(c.entry.internal_date))
     if name in ("SENTBEFORE", "SENTON", "SENTSINCE"):
         return _date_predicate(name[4:], key[1], _sent_date)
-    if name == "HEADER":
+    if name in ("HEADER", "ADDRESS"):
         field, needle = key[1].encode("ascii", "replace"), key[2].casefold()
-        by_address = field in _ADDRESS_KEYS
+        by_address = name == "ADDRESS"
 
         def header(c: Candidate) -> bool:
             for fname, raw in c.root.fields():
@@ -204,12 +203,13 @@ def compile_key(key: SearchKey, largest_seq: int, largest_uid: int) -> Predicate
                     if not needle:  # RFC 3501 6.4.4: empty string matches any such header
                         return True
                     value = raw.split(b":", 1)[1].replace(b"\r\n", b"").replace(b"\n", b"")
-                    if needle in _decode_header(value.strip()).casefold():
-                        return True
-                    # RFC 3501 6.4.4: FROM/TO/CC/BCC search the envelope's addresses, so
-                    # "a@b" is found however the field spells it (comments, spaces, routes)
-                    if by_address and any(needle in t for t in _address_texts(value)):
-                        return True
+                    if by_address:
+                        # RFC 3501 6.4.4: FROM/TO/CC/BCC search the envelope's addresses,
+                        # so "a@b" is found however the field spells it (comments, routes)
+                        if any(needle in t for t in _address_texts(value)):
+                            return True
+                    elif needle in _decode_header(value.strip()).casefold():
+                        return True  # HEADER: the field's text after the colon
             return False
 
         return header
