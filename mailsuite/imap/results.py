@@ -20,6 +20,7 @@ from mailsuite.imap import condstore, render, sort
 from mailsuite.imap.message import parse as parse_message
 from mailsuite.imap.parser import Command, SearchKey, SequenceSet
 from mailsuite.imap.search import search
+from mailsuite.store import headers as store_headers
 
 if TYPE_CHECKING:
     from mailsuite.imap.session import Session
@@ -91,27 +92,23 @@ def sort_keys_of(ctx: Context) -> SortKeyCache:
 
 
 def _load(folder: Any, uids: list[int]) -> dict[int, sort.SortKeys]:
-    """Keys from the store's cache, in one query per few hundred; the rest from their
-    files' headers, put in the cache in one transaction."""
+    """Keys from the store's cache, in one query per few hundred; the rest from the header
+    blocks the store keeps (never the bodies), put in the cache in one transaction."""
     out: dict[int, sort.SortKeys] = {}
     for uid, blob in folder.cache_get_many(uids, CACHE_NAME).items():
         keys = sort.unpack(blob)
         if keys is not None:
             out[uid] = keys
     new: list[tuple[int, bytes]] = []
+    blocks = store_headers.blocks(folder, [uid for uid in uids if uid not in out])
     for uid in uids:
         if uid in out:
             continue
-        try:
-            data = folder.read(uid)
-        except store_pkg.NoSuchMessage:
+        block = blocks.get(uid)
+        if block is None:
             out[uid] = sort.SortKeys()  # gone: its EXPUNGE comes later
             continue
-        end = data.find(b"\r\n\r\n")
-        if end < 0:
-            end = data.find(b"\n\n")
-        header = data if end < 0 else data[: end + 4]
-        out[uid] = keys = sort.keys_of(parse_message(header).field_values)
+        out[uid] = keys = sort.keys_of(parse_message(block).field_values)
         new.append((uid, sort.pack(keys)))
     if new:
         try:

@@ -30,6 +30,7 @@ from mailsuite.imap.objectid import mailbox_code
 from mailsuite.imap.parser import Command, FetchItem, ParseError, parse_command, parse_tag
 from mailsuite.imap.search import search
 from mailsuite.imap.view import View, snapshots_of
+from mailsuite.store import headers as store_headers
 from mailsuite.store.errors import SpecialUseRefused
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 FETCH_CHUNK_INDEX = 20000  # messages rendered per trip to the I/O pool, index-only items
 FETCH_CHUNK_BYTES = 4 << 20  # message bytes read per trip for body items
 FETCH_CHUNK_FILES = 200
+FETCH_CHUNK_HEADERS = 1000  # messages per trip when only their kept header blocks are needed
 CACHE_PREFIX = "imap2."  # bump when the rendering of cached values changes
 SERVER_ID = (("name", "mailsuite"), ("vendor", "mailsuite"))
 MAX_ERROR_TEXT = 200  # bytes of a grammar error's text in the BAD reply
@@ -966,11 +968,14 @@ class Session:
                 await self.conn.drain()
             return None
         start = 0
+        from_header = header_only(items)  # no file is read: only the count bounds a chunk
         while start < len(entries):
             chunk = []
             size = 0
-            while (
-                start < len(entries) and len(chunk) < FETCH_CHUNK_FILES and size < FETCH_CHUNK_BYTES
+            while start < len(entries) and (
+                len(chunk) < FETCH_CHUNK_HEADERS
+                if from_header
+                else len(chunk) < FETCH_CHUNK_FILES and size < FETCH_CHUNK_BYTES
             ):
                 chunk.append(entries[start])
                 size += entries[start][1].size
@@ -1063,27 +1068,49 @@ def _render_index_chunk(
     return render.index_lines(chunk, [i.name for i in items], recent)
 
 
+_HEADER_TEXTS = frozenset({"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT"})
+_INDEX_ITEMS = frozenset({"FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE", "MODSEQ", "THREADID"})
+
+
+def header_only(items: list[FetchItem]) -> bool:
+    """Whether every item comes from the index or the message's own header block (BODY[HEADER],
+    BODY[HEADER.FIELDS (...)], RFC822.HEADER, ENVELOPE), which the store keeps: then no
+    message file is read."""
+    for i in items:
+        if i.section is not None:
+            if i.name != "BODY" or i.section.part or i.section.text not in _HEADER_TEXTS:
+                return False
+        elif i.name not in _INDEX_ITEMS and i.name not in ("RFC822.HEADER", "ENVELOPE"):
+            return False
+    return True
+
+
 def _render_body_chunk(
     folder: Any, chunk: list[tuple[int, Any]], items: list[FetchItem], recent: set[int]
 ) -> bytes:
     """FETCH lines that need more than the index: ENVELOPE and BODYSTRUCTURE come from the
-    store's per-message cache when there, and are put there when computed; the file is read
-    only when something else needs it."""
+    store's per-message cache when there, and are put there when computed; header items from
+    the header blocks the store keeps; the file is read only when something else needs it."""
     wanted = [n for n in render.CACHEABLE if any(i.name == n and i.section is None for i in items)]
     others = any(
         i.section is not None or i.name in ("RFC822", "RFC822.HEADER", "RFC822.TEXT") for i in items
     )
+    uids = [m.uid for _, m in chunk]
+    known_by_uid: dict[int, dict[str, bytes]] = {}
+    for name in wanted:
+        for uid, value in folder.cache_get_many(uids, CACHE_PREFIX + name).items():
+            known_by_uid.setdefault(uid, {})[name] = value
+    need = [u for u in uids if others or len(known_by_uid.get(u, ())) < len(wanted)]
+    blocks = store_headers.blocks(folder, need) if need and header_only(items) else {}
     out = []
     for seq, m in chunk:
-        known: dict[str, bytes] = {}
-        for name in wanted:
-            value = folder.cache_get(m.uid, CACHE_PREFIX + name)
-            if value is not None:
-                known[name] = value
+        known = known_by_uid.get(m.uid, {})
         data = None
         if others or len(known) < len(wanted):
+            data = blocks.get(m.uid)
             try:
-                data = folder.read(m.uid)
+                if data is None:
+                    data = folder.read(m.uid)
             except store_pkg.NoSuchMessage:
                 continue  # expunged by another session meanwhile; its EXPUNGE comes later
             missing = [n for n in wanted if n not in known]

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from . import maildir
+from . import headers, maildir
 from .errors import NoSuchFolder, NoSuchMessage, NotAllowed, StoreError, TooLarge, UidInUse
 from .index import FolderIndex, IndexDamaged
 from .model import Change, FolderStatus, MessageInfo, NewMessage
@@ -239,8 +239,9 @@ class Folder:
             self._check_alive()
             return self._index.totals()
 
-    def read(self, uid: int) -> bytes:
-        """The message's bytes exactly as stored; NoSuchMessage when it is gone."""
+    def read(self, uid: int, *, head: bool = False) -> bytes:
+        """The message's bytes exactly as stored; NoSuchMessage when it is gone. With `head`
+        only its header block, read no further than the blank line (headers.read_block)."""
         for attempt in range(2):
             with self._lock:
                 self._check_alive()
@@ -253,7 +254,7 @@ class Folder:
                 break
             try:
                 with open(self.path / row[0] / row[1], "rb") as f:
-                    return f.read()
+                    return headers.read_block(f) if head else f.read()
             except FileNotFoundError:
                 if attempt == 0:
                     self.sync()  # renamed by another process's flag change
@@ -567,7 +568,8 @@ class Folder:
                 for sub in sorted({p.parent.name for p in linked}):
                     maildir.fsync_dir(self.path / sub)
             for n, *row in placed:
-                results[n] = self._insert_row(txn, *row, uid=wanted[n])
+                results[n] = uid = self._insert_row(txn, *row, uid=wanted[n])
+                headers.keep(self._conn(), uid, self.path / row[1] / row[2])
             return results
 
         try:
@@ -1142,6 +1144,7 @@ class Folder:
                     maildir.link_or_copy(moved, target, fsync=self._fsync)
                 touched.add(new_sub)
                 uid = self._insert_row(txn, new_key, new_sub, new_name, size, idate, letters, kw)
+                headers.keep(self._conn(), uid, target)
                 pairs.append((src_uid, uid))
             if self._fsync:
                 for sub in touched:
