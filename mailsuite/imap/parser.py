@@ -319,11 +319,13 @@ class QresyncParams:
 class _Reader:
     """A cursor over one command's bytes."""
 
-    def __init__(self, data: bytes, utf8: bool = False) -> None:
+    def __init__(self, data: bytes, utf8: bool = False, rev2: bool = False) -> None:
         self.data = data
         self.pos = 0
         self.bad_name = False
         self.utf8 = utf8  # RFC 6855 3: UTF8=ACCEPT is enabled; names are UTF-8
+        # RFC 9051 5.1: IMAP4rev2 names are UTF-8 too, but SEARCH keeps its CHARSET (6.4.4)
+        self.names_utf8 = utf8 or rev2
 
     def fail(self, message: str) -> ParseError:
         return ParseError(message)
@@ -446,7 +448,7 @@ class _Reader:
         is not a grammar error: `bad_name` is set and "" returned, which no folder has."""
         raw = self.astring()
         try:
-            return decode_mailbox(raw, self.utf8)
+            return decode_mailbox(raw, self.names_utf8)
         except ParseError:
             self.bad_name = True
             return ""
@@ -457,7 +459,7 @@ class _Reader:
         c = self.peek()
         raw = self.string() if c in (0x22, 0x7B) else self.take(_LIST_CHARS)
         try:
-            return name_text(raw, self.utf8)
+            return name_text(raw, self.names_utf8)
         except mutf7.MailboxNameError:
             return None
 
@@ -1162,7 +1164,7 @@ def _reference(r: _Reader) -> str | None:
     """The LIST/LSUB reference (RFC 3501 9: mailbox), decoded; None when not modified
     UTF-7."""
     try:
-        return name_text(r.astring(), r.utf8)
+        return name_text(r.astring(), r.names_utf8)
     except mutf7.MailboxNameError:
         return None
 
@@ -1223,10 +1225,10 @@ def parse_tag(data: bytes) -> str | None:
     return raw.decode("ascii", "replace")
 
 
-def parse_command(data: bytes, utf8: bool = False) -> Command:
+def parse_command(data: bytes, utf8: bool = False, rev2: bool = False) -> Command:
     """Parse one complete command (see the module docstring for the framing); `utf8` when
-    the session enabled UTF8=ACCEPT (RFC 6855)."""
-    r = _Reader(data, utf8)
+    the session enabled UTF8=ACCEPT (RFC 6855), `rev2` when it enabled IMAP4rev2."""
+    r = _Reader(data, utf8, rev2)
     raw_tag = r.take(_TAG_CHARS)
     if not raw_tag:
         raise ParseError("missing tag")

@@ -20,7 +20,7 @@ from mailsuite import store as store_pkg
 from mailsuite.auth import UNAVAILABLE_MESSAGE, AuthCode
 from mailsuite.connection import TooLong
 from mailsuite.directory import DirectoryUnavailable
-from mailsuite.imap import condstore, mailboxes, render, results, status
+from mailsuite.imap import condstore, mailboxes, render, results, rev2, status
 from mailsuite.imap import quota as imap_quota
 from mailsuite.imap.appending import append_all, uid_set
 from mailsuite.imap.binary import UnknownCte
@@ -111,6 +111,7 @@ class Session:
         self.early: list[Any] = []
         self.keywords: set[str] = set()  # keywords the client was told of (FLAGS)
         self.utf8 = False  # RFC 6855 3: ENABLE UTF8=ACCEPT; mailbox names are UTF-8 then
+        self.rev2 = False  # RFC 9051 6.3.1: ENABLE IMAP4rev2 (what it changes: imap/rev2.py)
         self.modseqs = condstore.Modseqs()  # RFC 7162: CONDSTORE / QRESYNC enabled
         self.saved_uids: list[int] = []  # RFC 5182: the saved search result, "$"
         self.idle_wakeup = asyncio.Event()
@@ -161,7 +162,7 @@ class Session:
     async def _dispatch(self, data: bytes, doing: control.Activity) -> None:
         conn = self.conn
         try:
-            cmd = parse_command(data, self.utf8)
+            cmd = parse_command(data, self.utf8, self.rev2)
         except ParseError as exc:
             tag = exc.tag or parse_tag(data) or "*"
             kind = b"NO" if exc.code == "BADCHARSET" else b"BAD"
@@ -236,7 +237,7 @@ class Session:
         return self.ctx.settings.tls.allow_plaintext_auth_on_loopback and self.conn.is_loopback()
 
     def capabilities(self) -> bytes:
-        caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE"]
+        caps = ["IMAP4rev1", rev2.CAPABILITY, "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE"]
         if self.state == NOT_AUTH:
             if not self.conn.tls:
                 caps.append("STARTTLS")
@@ -326,12 +327,13 @@ class Session:
         if pending.flags or pending.new:
             new_uids = {u for u in pending.new if u > view.last_uid()}
             pending.new.clear()
-            claim = bool(new_uids) and not view.readonly
+            claim = bool(new_uids) and not view.readonly and not self.rev2
             changed, new, recent = await self.ctx.run_io(
                 _collect, view.folder, set(pending.flags), new_uids, claim
             )
             view.recent |= recent
-        with_uid = cmd is not None and cmd.uid
+        # RFC 9051 7.5.2: in IMAP4rev2 every FETCH the server sends on its own has the UID
+        with_uid = (cmd is not None and cmd.uid) or self.rev2
         self._announce_keywords(f for m in (*changed.values(), *new) if m for f in m.flags)
         out = view.apply(changed, new, allow_expunge, with_uid)
         if out:
@@ -391,6 +393,12 @@ class Session:
         if "UTF8=ACCEPT" in (w.upper() for w in cmd.words) and not self.utf8:
             self.utf8 = True  # RFC 6855 3
             enabled.append("UTF8=ACCEPT")
+        if rev2.CAPABILITY.upper() in (w.upper() for w in cmd.words) and not self.rev2:
+            self.rev2 = True
+            enabled.append(rev2.CAPABILITY)
+            if self.view is not None:
+                self.view.recent.clear()  # RFC 9051 2.3.2: no \Recent from now on
+                self.view.recent_responses = False
         self._modseqs_changed()
         self.conn.write(b"* ENABLED" + b"".join(b" " + w.encode() for w in enabled) + b"\r\n")
         return None
@@ -402,6 +410,11 @@ class Session:
         if self.view is not None and cmd.name not in ("SELECT", "EXAMINE"):
             self.conn.write(condstore.highestmodseq_line(self.view.folder.highest_modseq()))
         self._modseqs_changed()
+
+    @property
+    def names_utf8(self) -> bool:
+        """Whether mailbox names go out as UTF-8: RFC 6855 3 UTF8=ACCEPT, RFC 9051 5.1."""
+        return self.utf8 or self.rev2
 
     def _modseqs_changed(self) -> None:
         if self.view is not None:
@@ -494,8 +507,9 @@ class Session:
     async def do_select(self, cmd: Command) -> str | None:
         if cmd.qresync is not None and not self.modseqs.qresync:
             raise Bad("QRESYNC is not enabled")  # RFC 7162 3.2.5: MUST be BAD
-        if self.view is not None and self.modseqs.qresync:
-            self.conn.write(condstore.CLOSED_LINE)  # RFC 7162 3.2.11
+        if self.view is not None and (self.modseqs.qresync or self.rev2):
+            # RFC 7162 3.2.11, RFC 9051 7.1: only when a mailbox was selected
+            self.conn.write(condstore.CLOSED_LINE)
         self.deselect()
         try:
             return await self._select(cmd)
@@ -515,11 +529,13 @@ class Session:
         # A sync may find the folder rebuilt (its Maildir replaced by another program): the
         # listing then has the new UIDs, and the client learns the new UIDVALIDITY here.
         await self.ctx.run_io(folder.sync)
-        recent = set() if readonly else await self.ctx.run_io(folder.claim_recent)
+        # RFC 9051 2.3.2: an IMAP4rev2 session has no \Recent and leaves it to others
+        no_recent = readonly or self.rev2
+        recent = set() if no_recent else await self.ctx.run_io(folder.claim_recent)
         # read before the listing: a change after it has a higher modseq and is seen again
         highest = await self.ctx.run_io(folder.highest_modseq)
         uidvalidity, snap = await self.ctx.run_io(_listing, snapshots_of(self.ctx).take, folder)
-        if readonly:
+        if readonly and not self.rev2:
             recent = await self.ctx.run_io(folder.recent)
         first_unseen = snap.first_unseen
         mailbox_id = await self.ctx.run_io(self.mailbox.folder_id, folder.name)
@@ -529,9 +545,15 @@ class Session:
         flags_line, permanent = self._flag_lines(readonly)
         w = self.conn.write
         w(flags_line)
-        w(b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(view), len(recent)))
-        if first_unseen:
-            w(b"* OK [UNSEEN %d] First unseen message\r\n" % first_unseen)
+        if self.rev2:
+            # RFC 9051 6.3.2: FLAGS, EXISTS and LIST; no RECENT, and UNSEEN is gone
+            view.recent_responses = False
+            w(b"* %d EXISTS\r\n" % len(view))
+            w(await self.ctx.run_io(rev2.select_list_line, self.mailbox, folder.name, True))
+        else:
+            w(b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(view), len(recent)))
+            if first_unseen:
+                w(b"* OK [UNSEEN %d] First unseen message\r\n" % first_unseen)
         w(b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % uidvalidity)
         w(b"* OK [UIDNEXT %d] Predicted next UID\r\n" % folder.uidnext)
         w(b"* OK [%s] Ok\r\n" % mailbox_code(mailbox_id).encode())  # RFC 8474 4
@@ -633,14 +655,18 @@ class Session:
             found = await self.ctx.run_io(status.list_statuses, self.mailbox, items, with_ids)
             out = []
             for i in items:
-                out.append(mailboxes.list_line(cmd.name, i, self.utf8))
+                out.append(mailboxes.list_line(cmd.name, i, self.names_utf8))
                 if i.name in found:
                     st, mailbox_id = found[i.name]
-                    line = status.status_line(i.name, st, cmd.status_items, mailbox_id, self.utf8)
+                    line = status.status_line(
+                        i.name, st, cmd.status_items, mailbox_id, self.names_utf8
+                    )
                     out.append(line)
             self.conn.write(b"".join(out))
             return None
-        self.conn.write(b"".join(mailboxes.list_line(cmd.name, i, self.utf8) for i in items))
+        self.conn.write(
+            b"".join(mailboxes.list_line(cmd.name, i, self.names_utf8) for i in items)
+        )
         return None
 
     do_lsub = do_list
@@ -657,7 +683,7 @@ class Session:
         mailbox_id = None
         if "MAILBOXID" in cmd.status_items:
             mailbox_id = await self.ctx.run_io(self.mailbox.folder_id, folder.name)
-        line = status.status_line(cmd.mailbox, st, cmd.status_items, mailbox_id, self.utf8)
+        line = status.status_line(cmd.mailbox, st, cmd.status_items, mailbox_id, self.names_utf8)
         self.conn.write(line)
         return None
 
@@ -724,7 +750,7 @@ class Session:
         await self.folder(cmd.mailbox)  # RFC 9208 4.1.2: NO for a mailbox that does not exist
         current = await self._usage()
         # RFC 9208 4.1.2: QUOTAROOT, then a QUOTA response for each root
-        root = imap_quota.quotaroot_line(cmd.mailbox, self.utf8)
+        root = imap_quota.quotaroot_line(cmd.mailbox, self.names_utf8)
         self.conn.write(root + imap_quota.quota_line(current))
         return None
 
@@ -819,6 +845,8 @@ class Session:
         return None
 
     async def do_search(self, cmd: Command) -> str | None:
+        if self.rev2:
+            rev2.as_esearch(cmd)  # RFC 9051 6.4.4: IMAP4rev2 answers ESEARCH only
         if cmd.esearch:
             return await results.do_esearch(self, cmd)  # RFC 4731 3.1: SEARCH RETURN
         view = self._view()
@@ -869,7 +897,8 @@ class Session:
                     out.append(condstore.flag_fetch(seq, info, names, with_flags=not cmd.silent))
             elif not cmd.silent:
                 seq = view.seq_of(info.uid)
-                extra = b" UID %d" % info.uid if cmd.uid else b""
+                # RFC 9051 7.5.2: IMAP4rev2 FETCHes not asked for by FETCH carry the UID
+                extra = b" UID %d" % info.uid if cmd.uid or self.rev2 else b""
                 out.append(
                     b"* %d FETCH (FLAGS %s%s)\r\n" % (seq, render.flags(view.flags_of(info)), extra)
                 )

@@ -116,6 +116,7 @@ class View:
         # expunges are VANISHED once QRESYNC is on (the session sets these)
         self.with_modseq = False
         self.vanished = False
+        self.recent_responses = True  # RFC 9051 7.4: no RECENT once IMAP4rev2 is enabled
 
     def __len__(self) -> int:
         return len(self.base) + len(self.tail)
@@ -287,7 +288,8 @@ class View:
         if new:
             if self.add(new):
                 out.append(b"* %d EXISTS\r\n" % len(self))
-                out.append(b"* %d RECENT\r\n" % len(self.recent))
+                if self.recent_responses:
+                    out.append(b"* %d RECENT\r\n" % len(self.recent))
         return b"".join(out)
 
     def expunged_lines(self, uids: Iterable[int]) -> bytes:
