@@ -55,10 +55,13 @@ def build_context(
     settings: Settings, config_path: Path, loop: asyncio.AbstractEventLoop
 ) -> Context:
     directory = Directory(settings.paths.database, settings.domains)
-    store = Store(settings.paths.maildirs)
+    events = Events()
+    # /metrics: mailsuite_events_total{component="store", event="message_reads"}
+    store = Store(
+        settings.paths.maildirs, count_reads=lambda n: events.inc("store.message_reads", n)
+    )
     store.attach_loop(loop)
     hasher = Hasher(settings.accounts.bcrypt_rounds, settings.accounts.auth_workers)
-    events = Events()
     return Context(
         settings=settings,
         config_path=config_path,

@@ -11,8 +11,8 @@ from mailsuite.pop3.wire import (
     retr_body,
     top_body,
     uidl_of,
-    wire_size,
 )
+from mailsuite.store.maildir import wire_size
 
 
 @pytest.mark.parametrize(

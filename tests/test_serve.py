@@ -168,7 +168,6 @@ async def main():
         "waking A's queue woke B's": woken,
         "A and B share group commits": outgoing_of(a).groups is outgoing_of(b).groups,
         "A and B share POP3 locks": pop3_state(a).locks is pop3_state(b).locks,
-        "A and B share known sizes": pop3_state(a).sizes is pop3_state(b).sizes,
         "SELECT on A": await asyncio.to_thread(imap_select, port(a, "imap")),
         "SELECT on B": await asyncio.to_thread(imap_select, port(b, "imap")),
         "A and B share snapshots": snapshots_of(a) is snapshots_of(b),
@@ -198,7 +197,7 @@ asyncio.run(main())
 
 def test_two_servers_in_one_process_share_no_state(suite_factory: Any) -> None:
     """A second server in the same process has its own spool, queue wake-ups, group commits,
-    POP3 maildrop locks and sizes, IMAP listings and fetcher: a maildrop held on one server
+    POP3 maildrop locks, IMAP listings and fetcher: a maildrop held on one server
     does not lock the same mailbox name on the other, and each server's fetcher is reached
     as a typed handle; when the server stops, all of it is let go."""
     one, two = suite_factory(start=False), suite_factory(start=False)
@@ -228,7 +227,6 @@ def test_two_servers_in_one_process_share_no_state(suite_factory: Any) -> None:
         "waking A's queue woke B's": [],
         "A and B share group commits": False,
         "A and B share POP3 locks": False,
-        "A and B share known sizes": False,
         "SELECT on A": "OK",
         "SELECT on B": "OK",
         "A and B share snapshots": False,

@@ -22,7 +22,7 @@ from mailsuite.store import (
     NotAllowed,
     Store,
 )
-from mailsuite.store.maildir import INDEX_FILE, JOURNAL_FILE
+from mailsuite.store.maildir import INDEX_FILE, JOURNAL_FILE, wire_from_key, wire_size
 
 ALICE = "alice@example.org"
 BOB = "bob@example.org"
@@ -77,7 +77,7 @@ def test_delivery_hard_links_one_file_into_every_recipient(store, tmp_path):
     (name,) = os.listdir(a / "new")
     assert os.listdir(b / "new") == [name]
     assert os.stat(a / "new" / name).st_ino == os.stat(b / "new" / name).st_ino
-    assert name.endswith(f",S={len(data)}")
+    assert name.endswith(f",S={len(data)},W={wire_size(data)}")  # as Dovecot names it
     assert os.listdir(a / "tmp") == []
     folder = store.mailbox(ALICE).folder("INBOX")
     (info,) = folder.messages()
@@ -340,6 +340,9 @@ def test_copy_move_expunge(store):
     assert archive.read(2) == message(1)
     assert archive.get(2).flags == {"\\Seen", "Work"}
     assert archive.get(1).key != inbox.get(1).key
+    # APPEND writes the wire size into the name; a copy, under a new key, keeps it
+    assert wire_from_key(archive.get(2).key) == wire_from_key(inbox.get(2).key)
+    assert wire_from_key(archive.get(2).key) == wire_size(message(1))
     assert inbox.move([2, 3], archive) == [(2, 3), (3, 4)]
     assert [m.uid for m in inbox.messages()] == [1]
     assert [m.uid for m in archive.messages()] == [1, 2, 3, 4]

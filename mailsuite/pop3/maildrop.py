@@ -6,23 +6,21 @@ the next login; mail expunged by IMAP meanwhile answers -ERR when asked for. Onl
 the store has indexed are listed, and the store indexes a delivery only once it is complete,
 so a session never sees half-delivered mail.
 
-Everything here that touches the store runs in an I/O thread (`ctx.run_io`). The locks and
-the remembered sizes belong to one server (`pop3_state(ctx)`), shared by its pop3 and pop3s
-listeners and by nobody else; serve releases them when it stops.
+Everything here that touches the store runs in an I/O thread (`ctx.run_io`). The locks
+belong to one server (`pop3_state(ctx)`), shared by its pop3 and pop3s listeners and by
+nobody else; serve releases them when it stops.
 """
 
 from __future__ import annotations
 
 import threading
-import weakref
 from dataclasses import dataclass, field
 
 from mailsuite.context import Context, Part
-from mailsuite.pop3.wire import uidl_of, wire_size
-from mailsuite.store import Folder, NoSuchMessage, Store
+from mailsuite.pop3.wire import uidl_of
+from mailsuite.store import Folder, Store
 
 INBOX = "INBOX"  # RFC 1939 1: one maildrop per user; ours is INBOX only
-SIZE_CACHE = "pop3-size"  # the wire size, kept with the message by the store
 
 
 @dataclass
@@ -62,36 +60,23 @@ class Maildrop:
             entry.deleted = False
 
 
-def open_maildrop(store: Store, address: str, sizes: Sizes) -> Maildrop:
+def open_maildrop(store: Store, address: str) -> Maildrop:
     """Take the snapshot of the user's INBOX (I/O thread).
 
     LIST must report the size as sent, with CRLF line ends (RFC 1939 5), which differs from
-    the stored size when other software stored bare LFs. It is worked out once per message,
-    by reading it, and kept in the store's per-message cache for every later login; `sizes`
-    remembers it in memory too, so a login reads that cache only for messages not yet seen.
+    the stored size when other software stored bare LFs. The store has it without reading a
+    file for every message it wrote itself (the W= of the name); see `Folder.wire_sizes`.
     """
     folder = store.mailbox(address).folder(INBOX)
     folder.sync()
     drop = Maildrop(folder)
-    known = sizes.of(folder)
-    for info in folder.messages():
-        size = known.get(info.key)
-        if size is None:
-            cached = folder.cache_get(info.uid, SIZE_CACHE)
-            if cached is not None and cached.isdigit():
-                size = int(cached)
-            else:
-                try:
-                    size = wire_size(folder.read(info.uid))
-                except NoSuchMessage:
-                    continue  # expunged while we looked
-                folder.cache_put(info.uid, SIZE_CACHE, b"%d" % size)
-            known[info.key] = size
-        drop.entries.append(Entry(len(drop.entries) + 1, info.uid, uidl_of(info.key), size))
-    if len(known) > len(drop.entries) * 2 + 1000:
-        current = {e.uidl for e in drop.entries}
-        for key in [k for k in known if uidl_of(k) not in current]:
-            del known[key]  # forget expunged messages now and then
+    infos = folder.messages()
+    sizes = folder.wire_sizes(infos)
+    entries = drop.entries
+    for info in infos:
+        size = sizes.get(info.uid)
+        if size is not None:  # else expunged while we looked
+            entries.append(Entry(len(entries) + 1, info.uid, uidl_of(info.key), size))
     return drop
 
 
@@ -105,30 +90,6 @@ def commit(drop: Maildrop) -> int:
     if uids:
         drop.folder.expunge(uids)
     return len(uids)
-
-
-class Sizes:
-    """Wire sizes by message key per folder, remembered while the store keeps the folder
-    open (weakly, so a folder the store lets go of takes its sizes with it)."""
-
-    def __init__(self) -> None:
-        self._by_folder: weakref.WeakKeyDictionary[Folder, dict[str, int]] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._lock = threading.Lock()
-
-    def of(self, folder: Folder) -> dict[str, int]:
-        """The sizes known for `folder`; the caller holds the folder's maildrop lock, so no
-        other login changes the dict meanwhile."""
-        with self._lock:
-            found = self._by_folder.get(folder)
-            if found is None:
-                found = self._by_folder[folder] = {}
-            return found
-
-    def clear(self) -> None:
-        with self._lock:
-            self._by_folder.clear()
 
 
 class Locks:
@@ -157,16 +118,14 @@ class Locks:
 
 class Pop3State:
     """What every POP3 listener of one server shares: the maildrop locks, so that pop3 and
-    pop3s exclude each other for one mailbox, and the wire sizes already worked out."""
+    pop3s exclude each other for one mailbox."""
 
     def __init__(self) -> None:
         self.locks = Locks()
-        self.sizes = Sizes()
 
     def close(self) -> None:
         """The server has stopped; its sessions are gone, and so are their locks."""
         self.locks.clear()
-        self.sizes.clear()
 
 
 POP3: Part[Pop3State] = Part("pop3", lambda ctx: Pop3State())

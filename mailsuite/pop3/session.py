@@ -332,9 +332,7 @@ class Session:
             return
         self.address = address
         try:
-            self.drop = await self.ctx.run_io(
-                open_maildrop, self.ctx.store, address, self.shared.sizes
-            )
+            self.drop = await self.ctx.run_io(open_maildrop, self.ctx.store, address)
         except StoreError as exc:
             self.log.error("cannot open the maildrop of %s: %s", address, exc)
             self.release()

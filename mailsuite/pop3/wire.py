@@ -80,19 +80,13 @@ def _is_crlf_clean(data: bytes) -> bool:
 
 def to_crlf(data: bytes) -> bytes:
     """Every line end as CRLF, and a final CRLF (RFC 1939 3: multi-line responses are
-    lines), so the size in LIST equals what RETR sends before the termination octet."""
+    lines), so the size in LIST (the store's `wire_size`) equals what RETR sends before the
+    termination octet."""
     if not _is_crlf_clean(data):
         data = _LINE_END.sub(b"\r\n", data)
     if data and not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data
-
-
-def wire_size(data: bytes) -> int:
-    """Octets of the message as RETR sends it, before dot-stuffing (RFC 1939 LIST)."""
-    if _is_crlf_clean(data):
-        return len(data) + (2 if data and not data.endswith(b"\r\n") else 0)
-    return len(to_crlf(data))
 
 
 def dot_stuff(data: bytes) -> bytes:

@@ -19,7 +19,9 @@ builds a path below it. One user's Maildir, as Dovecot would read it::
           .&AMk-t&AOk-/                 "Été" (names are modified UTF-7 on disk)
 
 A message file is `<key>` in new/ or `<key>:2,<letters>` in cur/, where the key is
-`<sec>.M<usec>P<pid>Q<counter>.<host>,S=<size>`; letters D F R S T are \\Draft \\Flagged
+`<sec>.M<usec>P<pid>Q<counter>.<host>,S=<size>,W=<wire size>`, W= being the size with every
+line end CRLF (what POP3 LIST reports and RETR sends; Dovecot's "virtual size" in the same
+place), so that no file is read to learn it; letters D F R S T are \\Draft \\Flagged
 \\Answered \\Seen \\Deleted, and a-z are keywords numbered in `dovecot-keywords` (the first
 26; further keywords live in the index only). The key is the POP3 UIDL and is mapped to the
 IMAP UID by the index, so both survive flag changes. Files in tmp/ are never messages;
@@ -66,18 +68,19 @@ def _hostname() -> str:
 _HOST = _hostname()
 
 
-def unique_key(size: int, now: float | None = None) -> str:
-    """A new key `<sec>.M<usec>P<pid>Q<n>.<host>,S=<size>`, unique on this host.
+def unique_key(size: int, now: float | None = None, *, wire: int | None = None) -> str:
+    """A new key `<sec>.M<usec>P<pid>Q<n>.<host>,S=<size>[,W=<wire>]`, unique on this host.
 
     The counter makes it unique within the process, the pid across processes, the time
-    across pid reuse.
+    across pid reuse. `wire` is the message's `wire_size`, recorded when known.
     """
     now = time.time() if now is None else now
     with _counter_lock:
         n = next(_counter)
     sec = int(now)
     usec = int((now - sec) * 1_000_000)
-    return f"{sec}.M{usec}P{os.getpid()}Q{n}.{_HOST},S={size}"
+    key = f"{sec}.M{usec}P{os.getpid()}Q{n}.{_HOST},S={size}"
+    return key if wire is None else f"{key},W={wire}"
 
 
 def file_name(key: str, letters: str, extra: str = "") -> str:
@@ -97,6 +100,28 @@ def size_from_key(key: str) -> int | None:
         if field.startswith("S=") and field[2:].isdigit():
             return int(field[2:])
     return None
+
+
+def wire_from_key(key: str) -> int | None:
+    """The W= wire size recorded in a key (ours, Dovecot's); None when absent."""
+    start = key.find(",W=")
+    if start < 0:
+        return None
+    end = key.find(",", start + 3)
+    digits = key[start + 3 : end] if end >= 0 else key[start + 3 :]
+    return int(digits) if digits.isdigit() and digits.isascii() else None
+
+
+def wire_size(data: bytes) -> int:
+    """Octets of the message with every line end (CRLF, bare LF, bare CR) written as CRLF and
+    a CRLF at the end: what POP3 RETR sends before dot-stuffing and LIST reports (RFC 1939
+    5), the W= of the file name. Counted, not converted: SMTP data is CRLF already, and
+    this costs three byte counts."""
+    crlf = data.count(b"\r\n")
+    size = len(data) + (data.count(b"\n") - crlf) + (data.count(b"\r") - crlf)
+    if data and data[-1] not in (0x0A, 0x0D):
+        size += 2
+    return size
 
 
 def is_message_name(name: str) -> bool:
@@ -121,7 +146,7 @@ def write_tmp(tmp_dir: Path, data: bytes, *, fsync: bool, mtime: float | None) -
     The file is fsynced (when asked) before this returns, and its mtime is set to the
     internal date, which is where Maildir readers take the received date from.
     """
-    key = unique_key(len(data))
+    key = unique_key(len(data), wire=wire_size(data))
     path = tmp_dir / key
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

@@ -83,9 +83,17 @@ class Store:
     """All Maildirs under `root`; synchronous and thread-safe.
 
     `fsync=False` is for tests and benchmark set-up only: deliveries are then not durable.
+    `count_reads(n)` is told of every message file read (serve counts them in /metrics, which
+    is how a test sees that a POP3 login or a header fetch left the bodies alone).
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        fsync: bool = True,
+        count_reads: Callable[[int], None] | None = None,
+    ) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
@@ -100,6 +108,7 @@ class Store:
         self._watchers: dict[tuple[str, str], list[Watch]] = {}
         self._mailbox_locks: dict[str, _MailboxLock] = {}
         self._opening: dict[tuple[str, str], threading.Lock] = {}
+        self._count_reads = count_reads
 
     def attach_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
         """Deliver change notices on `loop` (call_soon_threadsafe) instead of in the thread
@@ -305,6 +314,7 @@ class Store:
                 fsync=self.fsync,
                 new_uidvalidity=mailbox._next_uidvalidity,
                 emit=lambda changes, key=key: self._emit(key, changes),
+                count_reads=self._count_reads,
             )
             with self._lock:
                 self._folders[key] = opened
