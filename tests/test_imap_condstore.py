@@ -415,3 +415,47 @@ def test_resync_after_the_index_was_lost_never_misses_a_change(suite_factory):
     assert b"* VANISHED (EARLIER) %d\r\n" % uids[0] in lines
     fetch = next(ln for ln in lines if b" FETCH " in ln)
     assert fetch.startswith(b"* 1 FETCH (UID %d " % uids[1])
+
+
+def test_resync_uses_the_sequence_match_data_when_the_expunges_are_forgotten(suite_factory):
+    """RFC 7162 3.2.5.2: when the server no longer knows every expunge since the client's
+    modseq (here: the index was rebuilt), the client's (sequence numbers, UIDs) pairs show
+    which known UIDs were not expunged since: message 1 still has the UID the client saw
+    there, so UIDs up to it are not reported; the pair that no longer holds (2 -> uid 4)
+    marks where reporting starts. Without the pairs every missing UID is reported
+    (3.2.5.1 allows that)."""
+    suite = suite_factory()
+    address = "seqmatch@example.test"
+    suite.add_user(address, PASSWORD)
+    uids = deliver(Store(suite.config["paths"]["maildirs"]), address, *map(simple, range(5)))
+    c = session(suite, address, select=None)
+    c.ok("ENABLE QRESYNC")
+    validity = uidvalidity(c.ok("SELECT INBOX"))
+    c.ok(f"UID STORE {uids[0]},{uids[1]} +FLAGS.SILENT (\\Deleted)")
+    mark = highest(c.ok("EXPUNGE"))
+    # the client now knows 1 -> uids[2], 2 -> uids[3], 3 -> uids[4]; then uids[3] goes
+    c.ok(f"UID STORE {uids[3]} +FLAGS.SILENT (\\Deleted)")
+    c.ok("EXPUNGE")
+    c.ok("LOGOUT")
+    suite.stop()
+    inbox = suite.maildir(address)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{inbox / INDEX_FILE}{suffix}").unlink(missing_ok=True)
+    suite.start()
+    c = session(suite, address, select=None)
+    c.ok("ENABLE QRESYNC")
+    known = f"{uids[0]}:{uids[4]}"
+    pairs = f"(1:3 {uids[2]}:{uids[4]})"
+    lines = c.ok(f"SELECT INBOX (QRESYNC ({validity} {mark} {known} {pairs}))")
+    assert [ln for ln in lines if ln.startswith(b"* VANISHED")] == [
+        b"* VANISHED (EARLIER) %d\r\n" % uids[3]
+    ]
+    lines = c.ok(f"SELECT INBOX (QRESYNC ({validity} {mark} {known}))")
+    assert [ln for ln in lines if ln.startswith(b"* VANISHED")] == [
+        b"* VANISHED (EARLIER) %d:%d,%d\r\n" % (uids[0], uids[1], uids[3])
+    ]
+    # a first pair that no longer holds leaves every missing known UID reported
+    lines = c.ok(f"SELECT INBOX (QRESYNC ({validity} {mark} {known} (1 {uids[0]})))")
+    assert [ln for ln in lines if ln.startswith(b"* VANISHED")] == [
+        b"* VANISHED (EARLIER) %d:%d,%d\r\n" % (uids[0], uids[1], uids[3])
+    ]

@@ -12,7 +12,7 @@ the rest of the connection once enabled (RFC 7162 3.1, 3.2.3).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,25 +129,58 @@ def vanished_lines(uids: Sequence[int], *, earlier: bool) -> bytes:
 
 
 def earlier_vanished(
-    folder: Any, view: Any, modseq: int, within: SequenceSet | None, largest_uid: int
+    folder: Any,
+    view: Any,
+    modseq: int,
+    within: SequenceSet | None,
+    largest_uid: int,
+    seq_match: tuple[SequenceSet, SequenceSet] | None = None,
 ) -> list[int]:
     """UIDs expunged after `modseq`, limited to `within` (RFC 7162 3.2.5.1 known-uids, 3.2.6
     the UID FETCH set); off the loop. When the store's expunge log does not reach back that
     far, every UID of `within` (up to `largest_uid`) that is not in the folder is reported,
-    which RFC 7162 3.2.5.1 allows: a UID the client does not have is ignored."""
+    which RFC 7162 3.2.5.1 allows: a UID the client does not have is ignored; the client's
+    `seq_match` data (3.2.5.2) then leaves out the UIDs it shows were not expunged."""
     gone = folder.vanished_since(modseq)
     if gone is None:
-        present = {m.uid for m in view.all()}
+        entries = view.all()
+        present = {m.uid for m in entries}
+        floor = _matched_floor(entries, seq_match, largest_uid) if seq_match else 0
         bounds = within.bounds(largest_uid) if within is not None else [(1, largest_uid)]
         gone = [
             uid
             for lo, hi in bounds
-            for uid in range(lo, min(hi, largest_uid) + 1)
+            for uid in range(max(lo, floor + 1), min(hi, largest_uid) + 1)
             if uid not in present
         ]
     if within is None:
         return sorted(set(gone))
     return sorted({u for u in gone if within.contains(u, largest_uid)})
+
+
+def _members(numbers: SequenceSet, largest: int) -> Iterator[int]:
+    """The numbers of a set in the order the client gave them, ``*`` as `largest`."""
+    for lo, hi in numbers.bounds(largest):
+        yield from range(lo, hi + 1)
+
+
+def _matched_floor(
+    entries: Sequence[Any], seq_match: tuple[SequenceSet, SequenceSet], largest_uid: int
+) -> int:
+    """RFC 7162 3.2.5.2: the UID of the last of the client's (sequence number, UID) pairs,
+    taken in order up to the first that no longer holds, that the folder still has at that
+    number; 0 when the first fails. UIDs only grow, so when message n still has the UID the
+    client saw at n, the n - 1 messages below it are the ones the client saw: none of the
+    UIDs up to it was expunged since. Costs at most one step per message of the folder."""
+    seqs, uids = seq_match
+    floor = 0
+    # sets of unequal length are the client's mistake: the pairs it did give still count
+    pairs = zip(_members(seqs, len(entries)), _members(uids, largest_uid), strict=False)
+    for seq, uid in pairs:
+        if seq > len(entries) or entries[seq - 1].uid != uid:
+            break
+        floor = uid
+    return floor
 
 
 def changed_entries(view: Any, modseq: int) -> list[tuple[int, Any]]:
@@ -170,7 +203,9 @@ def resync(folder: Any, view: Any, params: QresyncParams, recent: set[int]) -> b
     if params.uidvalidity != view.uidvalidity:
         return b""
     largest = max(folder.uidnext - 1, view.last_uid())
-    gone = earlier_vanished(folder, view, params.modseq, params.known_uids, largest)
+    gone = earlier_vanished(
+        folder, view, params.modseq, params.known_uids, largest, params.seq_match
+    )
     out = [vanished_lines(gone, earlier=True)]
     for seq, m in changed_entries(view, params.modseq):
         names = sorted((*m.flags, "\\Recent")) if m.uid in recent else sorted(m.flags)
