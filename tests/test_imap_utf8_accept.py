@@ -101,3 +101,22 @@ def test_search_with_charset_after_enable_is_bad(suite, user):
     assert c.ok('SEARCH SUBJECT "gęślą"'.encode())[0] == b"* SEARCH\r\n"
     plain = session(suite, user)
     assert plain.ok("SEARCH CHARSET UTF-8 SUBJECT x")[0] == b"* SEARCH\r\n"
+
+
+def test_sort_and_thread_keep_their_charset_after_enable(suite, user, store):
+    """RFC 6855 3 forbids CHARSET only in SEARCH: SORT and THREAD must name one (RFC 5256 3),
+    and UTF-8 and US-ASCII both work once UTF8=ACCEPT is enabled, search strings read as
+    UTF-8; another charset gets NO [BADCHARSET] with the list of those (RFC 5256 3, RFC 3501
+    7.1), not BAD."""
+    store.deliver([user], MESSAGE)
+    store.deliver([user], b"From: b@example.test\r\nSubject: plain\r\n\r\nx\r\n")
+    c = enabled(suite, user)
+    c.ok("SELECT INBOX")
+    assert c.ok("SORT (SUBJECT) UTF-8 ALL")[0] == b"* SORT 1 2\r\n"
+    assert c.ok("SORT (REVERSE SUBJECT) US-ASCII ALL")[0] == b"* SORT 2 1\r\n"
+    assert c.ok('SORT (ARRIVAL) UTF-8 SUBJECT "gęślą"'.encode())[0] == b"* SORT 1\r\n"
+    assert c.ok("THREAD ORDEREDSUBJECT UTF-8 ALL")[0] == b"* THREAD (1)(2)\r\n"
+    assert c.ok("THREAD REFERENCES US-ASCII ALL")[0] == b"* THREAD (1)(2)\r\n"
+    assert c.ok('UID THREAD REFERENCES UTF-8 SUBJECT "gęślą"'.encode())[0].startswith(b"* THREAD (")
+    for command in ("SORT (SUBJECT) KOI8-R ALL", "THREAD REFERENCES ISO-8859-2 ALL"):
+        assert reply(c.cmd(command)).startswith(b"NO [BADCHARSET (UTF-8 US-ASCII)]")
