@@ -254,6 +254,23 @@ def test_mailbox_names_are_utf8(suite, user, store):
     assert "AT&T" in [f.name for f in store.mailbox(user).list_folders()]
 
 
+def test_new_names_must_be_in_nfc(suite, user, store):
+    """RFC 9051 5.1: the server MUST refuse to create an 8-bit name that is not Net-Unicode,
+    which is in NFC (RFC 5198 2); so CREATE and RENAME to "z" with a combining dot are NO,
+    and the composed "ż" is fine. The same rule holds after UTF8=ACCEPT (RFC 6855 3)."""
+    decomposed = "Zaz\u0307"
+    utf8 = session(suite, user, select=None)
+    utf8.ok("ENABLE UTF8=ACCEPT")
+    for c in (rev2(suite, user, select=None), utf8):
+        assert reply(c.cmd(f'CREATE "{decomposed}"'.encode())).startswith(b"NO [CANNOT]")
+        c.ok('CREATE "Plain"')
+        assert reply(c.cmd(f'RENAME Plain "{decomposed}"'.encode())).startswith(b"NO [CANNOT]")
+        c.ok('DELETE "Plain"')
+    assert decomposed not in [f.name for f in store.mailbox(user).list_folders()]
+    c.ok('CREATE "Zaż"'.encode())
+    assert "Zaż" in [f.name for f in store.mailbox(user).list_folders()]
+
+
 def test_status_deleted_and_size(suite, user, store):
     """RFC 9051 6.3.11: STATUS DELETED is the number of messages with \\Deleted, SIZE the
     total of their RFC822.SIZE."""

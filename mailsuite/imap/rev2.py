@@ -9,7 +9,9 @@ keeps that in `Session.rev2`. From then on, as RFC 9051 requires and Appendix E 
 - SELECT and EXAMINE send the mailbox's LIST response (6.3.2) and no UNSEEN code, and say
   ``[CLOSED]`` when they close a selected mailbox (7.1);
 - every FETCH the server sends on its own carries UID (7.5.2);
-- mailbox names are UTF-8 both ways (5.1), while SEARCH keeps its CHARSET (6.4.4).
+- mailbox names are UTF-8 both ways (5.1), while SEARCH keeps its CHARSET (6.4.4); a new
+  name must be in Unicode NFC (5.1: Net-Unicode), which is refused rather than converted, so
+  no command needs to normalize the names it is given (and no OLDNAME is ever due).
 
 The rest of IMAP4rev2 is IMAP4rev1 with extensions every session has (NAMESPACE, UNSELECT,
 UIDPLUS, ESEARCH, SEARCHRES, ENABLE, IDLE, SASL-IR, LIST-EXTENDED, LIST-STATUS, MOVE,
@@ -18,6 +20,7 @@ BINARY, SPECIAL-USE, STATUS SIZE and DELETED); LITERAL+ is offered, which covers
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from mailsuite.imap import mailboxes
@@ -42,6 +45,11 @@ def select_list_line(mailbox: Any, name: str, utf8: bool) -> bytes:
     items = mailboxes.list_folders(mailbox.list_folders(), _Exactly(name), extended=True)
     item = items[0] if items else mailboxes.Listed(name, ())
     return mailboxes.list_line("LIST", item, utf8)
+
+
+def denormalized(name: str) -> bool:
+    """Whether a mailbox name is not in Unicode NFC, as RFC 5198 2 (Net-Unicode) wants."""
+    return not unicodedata.is_normalized("NFC", name)
 
 
 def as_esearch(cmd: Any) -> None:

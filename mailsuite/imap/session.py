@@ -578,6 +578,7 @@ class Session:
             raise No("Folder name is empty", "CANNOT")
         if name.upper() == "INBOX":
             raise No("INBOX always exists", "ALREADYEXISTS")
+        self._check_new_name(name)
         if len(cmd.use_attrs) > 1:
             raise No("A folder has at most one special use", "USEATTR")  # RFC 6154 3
         use = cmd.use_attrs[0] if cmd.use_attrs else None
@@ -600,8 +601,15 @@ class Session:
     async def do_rename(self, cmd: Command) -> str | None:
         if (cmd.mailbox2 or "") == "INBOX":
             raise No("A folder cannot be renamed to INBOX", "ALREADYEXISTS")
+        self._check_new_name(cmd.mailbox2 or "")
         await self.ctx.run_io(self.mailbox.rename_folder, cmd.mailbox, cmd.mailbox2)
         return None
+
+    def _check_new_name(self, name: str) -> None:
+        """RFC 9051 5.1 and RFC 6855 3: a name sent as UTF-8 must be Net-Unicode (RFC 5198),
+        so in Unicode NFC; the store refuses the control characters Net-Unicode excludes."""
+        if self.names_utf8 and rev2.denormalized(name):
+            raise No("Mailbox name is not in Unicode normalization form C", "CANNOT")
 
     async def do_subscribe(self, cmd: Command) -> str | None:
         await self.ctx.run_io(self.mailbox.subscribe, cmd.mailbox)
@@ -664,9 +672,7 @@ class Session:
                     out.append(line)
             self.conn.write(b"".join(out))
             return None
-        self.conn.write(
-            b"".join(mailboxes.list_line(cmd.name, i, self.names_utf8) for i in items)
-        )
+        self.conn.write(b"".join(mailboxes.list_line(cmd.name, i, self.names_utf8) for i in items))
         return None
 
     do_lsub = do_list
