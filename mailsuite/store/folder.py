@@ -826,7 +826,8 @@ class Folder:
                 modseq_floor=modseq,
             )
             txn = _Txn(modseq, uidnext)
-            self._scan_txn(txn, known)
+            with self._index.totals_counted_once():
+                self._scan_txn(txn, known)
             # what a rebuild finds in cur/ is not \Recent; new/ still is
             self._index.set_meta(
                 uidnext=txn.uidnext, recent_from=txn.uidnext, **self._dir_mtimes(scanning=True)
@@ -1065,17 +1066,26 @@ class Folder:
 
     def _scan_txn(self, txn: _Txn, known: dict[str, int]) -> None:
         """Make the index match the files: drop rows of vanished files, follow renames,
-        and give new files UIDs (from `known`, the journal, when rebuilding)."""
+        and give new files UIDs (from `known`, the journal, when rebuilding).
+
+        One listing per directory and no stat but for files new to the index (for their
+        internal date; the size comes from S= where the name has it); the flags of the few
+        distinct info parts are worked out once each, and the rows go in by executemany.
+        """
         conn = self._conn()
         indexed = {
             row[0]: row for row in conn.execute("SELECT key, uid, sub, name, keywords FROM msgs")
         }
         by_letter = self._keyword_map()
-        found: dict[str, tuple[str, str, os.DirEntry[str]]] = {}
-        for sub, name, entry in maildir.scan(self.path):
-            key = maildir.split_name(name)[0]
-            if key not in found:  # cur/ is listed first and wins over a stale new/ copy
-                found[key] = (sub, name, entry)
+        # cur/ wins over a stale new/ copy of the same key
+        found = {
+            name.partition(":")[0]: ("new", name)
+            for name in maildir.list_messages(self.path, "new")
+        }
+        found.update(
+            (name.partition(":")[0], ("cur", name))
+            for name in maildir.list_messages(self.path, "cur")
+        )
         gone = [(row[1],) for key, row in indexed.items() if key not in found]
         conn.executemany("DELETE FROM msgs WHERE uid = ?", gone)
         conn.executemany("DELETE FROM cache WHERE uid = ?", gone)
@@ -1083,42 +1093,55 @@ class Folder:
             "INSERT OR REPLACE INTO expunged (uid, modseq) VALUES (?, ?)",
             [(uid, txn.modseq) for (uid,) in gone],
         )
+        parsed: dict[str, tuple[str, str]] = {}  # info part -> (letters, lettered keywords)
+
+        def flags_of(name: str, key: str) -> tuple[str, str]:
+            info = name[len(key) + 1 :]
+            found_flags = parsed.get(info)
+            if found_flags is None:
+                keywords = " ".join(sorted(set(_keywords_of(info, by_letter))))
+                found_flags = parsed[info] = (letters_of(info), keywords)
+            return found_flags
+
         moved = []
-        fresh = []
-        for key, (sub, name, entry) in found.items():
+        fresh: dict[str, list[tuple[str, str]]] = {"cur": [], "new": []}
+        for key, (sub, name) in found.items():
             row = indexed.get(key)
             if row is None:
-                try:
-                    st = entry.stat()
-                except FileNotFoundError:
-                    continue
-                size = maildir.size_from_key(key)
-                fresh.append((st.st_mtime, key, sub, name, st.st_size if size is None else size))
+                fresh[sub].append((key, name))
             elif (row[2], row[3]) != (sub, name):
-                info = maildir.split_name(name)[1]
+                letters, lettered = flags_of(name, key)
                 # Keywords with a letter follow the file name; the others only live here.
                 unlettered = set(row[4].split()) - set(by_letter.values())
-                keywords = " ".join(sorted(unlettered | set(_keywords_of(info, by_letter))))
-                moved.append((sub, name, letters_of(info), keywords, txn.modseq, row[1]))
+                keywords = " ".join(sorted(unlettered | set(lettered.split())))
+                moved.append((sub, name, letters, keywords, txn.modseq, row[1]))
         conn.executemany(
             "UPDATE msgs SET sub = ?, name = ?, flags = ?, keywords = ?, modseq = ? WHERE uid = ?",
             moved,
         )
-        fresh.sort()
-        for mtime, key, sub, name, size in fresh:
-            info = maildir.split_name(name)[1]
-            letters = letters_of(info)
-            keywords = " ".join(sorted(_keywords_of(info, by_letter)))
+        added = []
+        for sub, items in fresh.items():
+            stats = maildir.stat_files(self.path / sub, [name for _, name in items])
+            for (key, name), st in zip(items, stats, strict=True):
+                if st is None:
+                    continue  # gone since the listing
+                size = maildir.size_from_key(key)
+                added.append((st.st_mtime, key, sub, name, st.st_size if size is None else size))
+        added.sort()
+        rows = []
+        for mtime, key, sub, name, size in added:
+            letters, keywords = flags_of(name, key)
             uid = known.get(key)
             if uid is None:
                 uid = txn.uidnext
                 txn.uidnext += 1
                 txn.journal.append((uid, key))
-            conn.execute(
-                "INSERT INTO msgs (uid, key, sub, name, size, idate, flags, keywords, modseq)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (uid, key, sub, name, size, mtime, letters, keywords, txn.modseq),
-            )
+            rows.append((uid, key, sub, name, size, mtime, letters, keywords, txn.modseq))
+        conn.executemany(
+            "INSERT INTO msgs (uid, key, sub, name, size, idate, flags, keywords, modseq)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
         if gone:
             self._after_expunges(txn, len(gone))
 
