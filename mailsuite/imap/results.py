@@ -19,7 +19,8 @@ from mailsuite.context import Context, Part
 from mailsuite.imap import condstore, render, sort
 from mailsuite.imap.message import parse as parse_message
 from mailsuite.imap.parser import Command, SearchKey, SequenceSet
-from mailsuite.imap.search import search
+from mailsuite.imap.search import SearchResult, search
+from mailsuite.store import fulltext
 from mailsuite.store import headers as store_headers
 
 if TYPE_CHECKING:
@@ -84,6 +85,26 @@ class SortKeyCache:
 
 
 SORT_KEYS: Part[SortKeyCache] = Part("imap.sortkeys", lambda ctx: SortKeyCache())
+
+
+FULLTEXT: Part[fulltext.Indexer] = Part("store.fulltext", lambda ctx: fulltext.Indexer())
+
+
+def search_view(ctx: Context, view: View, key: SearchKey, recent: set[int]) -> SearchResult:
+    """Search the view's messages, header keys answered from the header blocks the store
+    keeps and BODY/TEXT from the folder's full-text index once it is current (until then,
+    and while it is built in the background, from the files). Off the loop."""
+    folder = view.folder
+    entries = view.entries()
+    indexer = ctx.part(FULLTEXT)
+    return search(
+        key,
+        entries,
+        recent,
+        folder.read,
+        headers=lambda uids: store_headers.blocks(folder, uids),
+        fulltext=lambda queries: indexer.lookup(folder, [e.uid for e in entries], queries),
+    )
 
 
 def sort_keys_of(ctx: Context) -> SortKeyCache:
@@ -195,7 +216,7 @@ async def do_esearch(session: Session, cmd: Command) -> str | None:
     assert cmd.search is not None
     try:
         result = await session.ctx.run_io(
-            search, cmd.search, view.entries(), set(view.recent), view.folder.read
+            search_view, session.ctx, view, cmd.search, set(view.recent)
         )
     except Exception:
         if "SAVE" in cmd.result_opts:
@@ -210,7 +231,7 @@ def _items(
 ) -> list[sort.Item]:
     """The messages matching `key` with what they sort by; off the loop."""
     entries = view.entries()
-    result = search(key, entries, recent, view.folder.read)
+    result = search_view(ctx, view, key, recent)
     chosen = [(s, entries[s - 1]) for s in result.seqs]
     keys = sort_keys_of(ctx).keys(view.folder, [e.uid for _, e in chosen]) if need_keys else {}
     empty = sort.SortKeys()

@@ -1,19 +1,17 @@
 """SEARCH evaluation (RFC 3501 6.4.4) over a selected folder's messages.
 
 A search key is compiled once into a predicate. Keys about flags, UIDs, sequence numbers,
-sizes and internal dates are answered from the index entries alone; only HEADER, BODY, TEXT
-and the SENT* keys load the message, and then once per message. Callers run `search` through
-``ctx.run_io`` because it is proportional to the mailbox size.
+sizes and internal dates are answered from the index entries alone; HEADER, the address keys
+and the SENT* keys from the header blocks the store keeps; BODY and TEXT from the store's
+full-text index when it is current, else by reading each message once. Strings match as
+`store.fulltext.fold` says: case and diacritics folded on both sides. Callers run `search`
+through ``ctx.run_io`` because it is proportional to the mailbox size.
 """
 
 from __future__ import annotations
 
 import bisect
 import datetime as dt
-import email
-import email.errors
-import email.header
-import email.policy
 import email.utils
 import time
 from collections.abc import Callable, Sequence
@@ -25,10 +23,19 @@ from mailsuite.imap.objectid import email_id
 from mailsuite.imap.parser import SearchKey
 from mailsuite.message import addresses
 from mailsuite.store import NoSuchMessage
+from mailsuite.store.fulltext import body_text, decode_header, fold, head_text
+from mailsuite.store.headers import block_of as headers_block
 
 _FILE_KEYS = frozenset(
     {"HEADER", "ADDRESS", "BODY", "TEXT", "SENTBEFORE", "SENTON", "SENTSINCE", "EMAILID"}
 )
+_TEXT_KEYS = frozenset({"BODY", "TEXT"})
+_HEADER_BATCH = 500  # header blocks asked of the store at once
+# an address key's string with none of these, in a header with none of _ADDRESS_SYNTAX, can
+# only be found within one word of the field as written
+_ADDRESS_JOINERS = frozenset(' <>@:,;"\\()')
+_ADDRESS_SYNTAX = (b"(", b'"', b"\\")
+Hits = dict[tuple[str, str], set[int]]
 
 
 class MessageEntry(Protocol):
@@ -41,17 +48,23 @@ class MessageEntry(Protocol):
 class Candidate:
     """One message under test; the file is read at most once, and only when a key needs it."""
 
-    __slots__ = ("_data", "_root", "_text", "entry", "loader", "recent", "seq")
+    __slots__ = ("_data", "_head_root", "_text", "entry", "head", "loader", "recent", "seq")
 
     def __init__(
-        self, seq: int, entry: MessageEntry, recent: bool, loader: Callable[[int], bytes]
+        self,
+        seq: int,
+        entry: MessageEntry,
+        recent: bool,
+        loader: Callable[[int], bytes],
+        head: bytes | None = None,
     ) -> None:
         self.seq = seq
         self.entry = entry
         self.recent = recent
         self.loader = loader
+        self.head = head  # the header block, when the store gave it
         self._data: bytes | None = None
-        self._root: Part | None = None
+        self._head_root: Part | None = None
         self._text: str | None = None
 
     @property
@@ -61,24 +74,22 @@ class Candidate:
         return self._data
 
     @property
-    def root(self) -> Part:
-        if self._root is None:
-            self._root = parse(self.data)
-        return self._root
+    def header(self) -> bytes:
+        if self.head is None:
+            self.head = headers_block(self.data)
+        return self.head
+
+    @property
+    def head_root(self) -> Part:
+        """The message's own header, parsed (the body is not needed for it)."""
+        if self._head_root is None:
+            self._head_root = parse(self.header)
+        return self._head_root
 
     def body_text(self) -> str:
-        """The body as a reader sees it: raw, plus every text part decoded, lower-cased."""
+        """The body as BODY searches it (store.fulltext.body_text)."""
         if self._text is None:
-            raw = self.root.body_bytes()
-            chunks = [raw.decode("utf-8", "replace")]
-            try:
-                msg = email.message_from_bytes(self.data, policy=email.policy.default)
-                for part in msg.walk():
-                    if part.get_content_maintype() == "text":
-                        chunks.append(part.get_content())
-            except (LookupError, ValueError, TypeError, AttributeError):
-                pass  # undecodable parts are still searched in their raw form above
-            self._text = "\n".join(chunks).casefold()
+            self._text = body_text(self.data)
         return self._text
 
 
@@ -109,36 +120,28 @@ def _seconds_of(value: Any) -> float:
     return float(value)
 
 
-def _decode_header(raw: bytes) -> str:
-    text = raw.decode("utf-8", "replace")
-    try:
-        return str(email.header.make_header(email.header.decode_header(text)))
-    except (LookupError, ValueError, email.errors.HeaderParseError):
-        return text
-
-
 def _address_texts(value: bytes) -> list[str]:
     """Each address of a field as ENVELOPE reads it, written `Name <mailbox@host>` with
-    the name decoded (RFC 2047), lower-cased for matching; a group gives its name."""
+    the name decoded (RFC 2047), folded for matching; a group gives its name."""
     out = []
     for a in addresses.parse(value):
         if a.is_group_end:
             continue
         if a.is_group_start:
-            out.append(_decode_header(a.mailbox or b"").casefold())
+            out.append(fold(decode_header(a.mailbox or b"")))
             continue
         spec = b"%s@%s" % (a.mailbox or b"", a.domain or b"")
         if a.route:
             spec = a.route + b":" + spec
         text = "<" + spec.decode("utf-8", "replace") + ">"
         if a.name:
-            text = _decode_header(a.name) + " " + text
-        out.append(text.casefold())
+            text = decode_header(a.name) + " " + text
+        out.append(fold(text))
     return out
 
 
 def _sent_date(c: Candidate) -> dt.date | None:
-    raw = c.root.header_value(b"Date")
+    raw = c.head_root.header_value(b"Date")
     if raw is None:
         return None
     try:
@@ -150,8 +153,11 @@ def _sent_date(c: Candidate) -> dt.date | None:
 Predicate = Callable[[Candidate], bool]
 
 
-def compile_key(key: SearchKey, largest_seq: int, largest_uid: int) -> Predicate:
-    """Turn a parsed key into a predicate; `largest_*` give ``*`` its value."""
+def compile_key(
+    key: SearchKey, largest_seq: int, largest_uid: int, hits: Hits | None = None
+) -> Predicate:
+    """Turn a parsed key into a predicate; `largest_*` give ``*`` its value; `hits` holds
+    the full-text index's answers to the BODY and TEXT keys, when it gave them."""
     name = key[0]
     if name == "ALL":
         return lambda c: True
@@ -194,11 +200,26 @@ def compile_key(key: SearchKey, largest_seq: int, largest_uid: int) -> Predicate
     if name in ("SENTBEFORE", "SENTON", "SENTSINCE"):
         return _date_predicate(name[4:], key[1], _sent_date)
     if name in ("HEADER", "ADDRESS"):
-        field, needle = key[1].encode("ascii", "replace"), key[2].casefold()
+        field, needle = key[1].encode("ascii", "replace"), fold(key[2])
         by_address = name == "ADDRESS"
+        # In a header of plain ASCII without encoded words a field's text is as written,
+        # so a string that is not in the unfolded header is in none of its fields.
+        quick = needle.encode() if needle.isascii() else None
+        if by_address and quick is not None and _ADDRESS_JOINERS.intersection(needle):
+            quick = None
 
         def header(c: Candidate) -> bool:
-            for fname, raw in c.root.fields():
+            block = c.header
+            if needle and block.isascii() and b"=?" not in block:
+                if not needle.isascii():
+                    return False  # folded ASCII holds no other letters
+                if quick is not None and not (
+                    by_address and any(s in block for s in _ADDRESS_SYNTAX)
+                ):
+                    flat = block.replace(b"\r\n", b"").replace(b"\n", b"").lower()
+                    if quick not in flat:
+                        return False
+            for fname, raw in c.head_root.fields():
                 if fname == field:
                     if not needle:  # RFC 3501 6.4.4: empty string matches any such header
                         return True
@@ -208,30 +229,31 @@ def compile_key(key: SearchKey, largest_seq: int, largest_uid: int) -> Predicate
                         # so "a@b" is found however the field spells it (comments, routes)
                         if any(needle in t for t in _address_texts(value)):
                             return True
-                    elif needle in _decode_header(value.strip()).casefold():
+                    elif needle in fold(decode_header(value.strip())):
                         return True  # HEADER: the field's text after the colon
             return False
 
         return header
+    if name in _TEXT_KEYS and hits is not None:
+        found = hits[(name, fold(key[1]))]
+        return lambda c: c.entry.uid in found
     if name == "BODY":
-        needle = key[1].casefold()
+        needle = fold(key[1])
         return lambda c: needle in c.body_text()
     if name == "TEXT":
-        needle = key[1].casefold()
-        return lambda c: (
-            needle in _decode_header(c.root.header_bytes()).casefold() or needle in c.body_text()
-        )
+        needle = fold(key[1])
+        return lambda c: needle in head_text(c.header) or needle in c.body_text()
     if name == "NOT":
-        inner = compile_key(key[1], largest_seq, largest_uid)
+        inner = compile_key(key[1], largest_seq, largest_uid, hits)
         return lambda c: not inner(c)
     if name == "OR":
-        a = compile_key(key[1], largest_seq, largest_uid)
-        b = compile_key(key[2], largest_seq, largest_uid)
+        a = compile_key(key[1], largest_seq, largest_uid, hits)
+        b = compile_key(key[2], largest_seq, largest_uid, hits)
         return lambda c: a(c) or b(c)
     if name == "AND":
         # cheap index-only keys first, so file keys run only on survivors
         keys = sorted(key[1], key=needs_file)
-        preds = [compile_key(k, largest_seq, largest_uid) for k in keys]
+        preds = [compile_key(k, largest_seq, largest_uid, hits) for k in keys]
         return lambda c: all(p(c) for p in preds)
     raise ValueError(f"unknown search key {name}")
 
@@ -317,6 +339,40 @@ def compile_index_key(
     raise ValueError(f"search key {name} needs the message")
 
 
+FlagTest = Callable[[frozenset[str]], bool]
+
+
+def flags_test(key: SearchKey) -> FlagTest | None:
+    """A test on a message's flags alone, for keys that look at nothing else (FLAG and
+    NOFLAG but \\Recent, ALL, and NOT, AND, OR of those), matching as `compile_index_key`
+    does; None for any other key. The store runs it once per distinct flag set, so
+    ``UID SEARCH UNSEEN`` makes no object per message."""
+    name = key[0]
+    if name == "ALL":
+        return lambda f: True
+    if name in ("FLAG", "NOFLAG"):
+        flag = key[1]
+        want = name == "FLAG"
+        if flag == "\\Recent":
+            return None  # session state, not a flag the store keeps
+        if flag.startswith("\\"):
+            return (lambda f: flag in f) if want else (lambda f: flag not in f)
+        folded = flag.casefold()
+        return lambda f: any(x.casefold() == folded for x in f) == want
+    if name == "NOT":
+        inner = flags_test(key[1])
+        return None if inner is None else (lambda f: not inner(f))
+    if name in ("AND", "OR"):
+        parts = [flags_test(k) for k in (key[1] if name == "AND" else key[1:3])]
+        if any(p is None for p in parts):
+            return None
+        tests = [p for p in parts if p is not None]
+        if name == "AND":
+            return lambda f: all(t(f) for t in tests)
+        return lambda f: any(t(f) for t in tests)
+    return None
+
+
 def _narrow(key: SearchKey, entries: Sequence[MessageEntry]) -> range:
     """Index range a top-level UID or sequence-set key confines the search to."""
     keys = key[1] if key[0] == "AND" else (key,)
@@ -354,16 +410,57 @@ class SearchResult:
     uids: list[int]
 
 
+def text_queries(key: SearchKey) -> list[tuple[str, str]]:
+    """The (BODY or TEXT, folded string) pairs of a key, for the full-text index."""
+    name = key[0]
+    if name in _TEXT_KEYS:
+        return [(name, fold(key[1]))]
+    if name == "NOT":
+        return text_queries(key[1])
+    if name == "OR":
+        return text_queries(key[1]) + text_queries(key[2])
+    if name == "AND":
+        return [q for k in key[1] for q in text_queries(k)]
+    return []
+
+
+def _reads_header(key: SearchKey, answered: bool) -> bool:
+    """Whether the key looks at header blocks (`answered`: BODY and TEXT need none)."""
+    name = key[0]
+    if name in ("HEADER", "ADDRESS", "SENTBEFORE", "SENTON", "SENTSINCE"):
+        return True
+    if name == "TEXT":
+        return not answered
+    if name == "NOT":
+        return _reads_header(key[1], answered)
+    if name == "OR":
+        return _reads_header(key[1], answered) or _reads_header(key[2], answered)
+    if name == "AND":
+        return any(_reads_header(k, answered) for k in key[1])
+    return False
+
+
 def search(
     key: SearchKey,
     entries: Sequence[MessageEntry],
     recent: set[int],
     loader: Callable[[int], bytes],
+    *,
+    headers: Callable[[list[int]], dict[int, bytes]] | None = None,
+    fulltext: Callable[[list[tuple[str, str]]], Hits | None] | None = None,
 ) -> SearchResult:
-    """Messages of `entries` (in sequence order) matching `key`; `loader(uid)` reads a file.
+    """Messages of `entries` (in sequence order) matching `key`; `loader(uid)` reads a file,
+    `headers(uids)` gives header blocks the store keeps, and `fulltext(queries)` answers
+    BODY and TEXT keys from the full-text index, or None when it cannot yet.
 
     Messages that vanished from disk since the snapshot are skipped, not reported as errors.
     """
+    test = flags_test(key)
+    by_flags = getattr(entries, "flag_matches", None)
+    if test is not None and by_flags is not None:
+        found = by_flags(test)  # from the store's flag column, see View.flag_matches
+        if found is not None:
+            return SearchResult(*found)
     largest_uid = entries[-1].uid if entries else 0
     span = _narrow(key, entries)
     seqs: list[int] = []
@@ -376,10 +473,18 @@ def search(
                 seqs.append(i + 1)
                 uids.append(e.uid)
         return SearchResult(seqs, uids)
-    cpred = compile_key(key, len(entries), largest_uid)
-    for i in span:
+    queries = text_queries(key)
+    hits = fulltext(queries) if queries and fulltext is not None else None
+    cpred = compile_key(key, len(entries), largest_uid, hits)
+    if not _reads_header(key, hits is not None):
+        headers = None
+    blocks: dict[int, bytes] = {}
+    for n, i in enumerate(span):
         entry = entries[i]
-        c = Candidate(i + 1, entry, entry.uid in recent, loader)
+        if headers is not None and n % _HEADER_BATCH == 0:
+            chunk = span[n : n + _HEADER_BATCH]
+            blocks = headers([entries[j].uid for j in chunk])
+        c = Candidate(i + 1, entry, entry.uid in recent, loader, blocks.get(entry.uid))
         try:
             hit = cpred(c)
         except (FileNotFoundError, NoSuchMessage):

@@ -28,7 +28,6 @@ from mailsuite.imap.catenate import BadUrl, TooBig, assemble
 from mailsuite.imap.message import parse as parse_message
 from mailsuite.imap.objectid import mailbox_code
 from mailsuite.imap.parser import Command, FetchItem, ParseError, parse_command, parse_tag
-from mailsuite.imap.search import search
 from mailsuite.imap.view import View, snapshots_of
 from mailsuite.store import headers as store_headers
 from mailsuite.store.errors import SpecialUseRefused
@@ -857,7 +856,9 @@ class Session:
             return await results.do_esearch(self, cmd)  # RFC 4731 3.1: SEARCH RETURN
         view = self._view()
         assert cmd.search is not None
-        result = await self.ctx.run_io(_search_view, view, cmd.search, set(view.recent))
+        result = await self.ctx.run_io(
+            results.search_view, self.ctx, view, cmd.search, set(view.recent)
+        )
         found = result.uids if cmd.uid else result.seqs
         extra = b""
         if result.uids and condstore.search_uses_modseq(cmd.search):
@@ -1085,10 +1086,6 @@ def _deleted(view: View, chosen: set[int] | None) -> list[int]:
     return [
         m.uid for m in view.all() if "\\Deleted" in m.flags and (chosen is None or m.uid in chosen)
     ]
-
-
-def _search_view(view: View, key: Any, recent: set[int]) -> Any:
-    return search(key, view.entries(), recent, view.folder.read)
 
 
 def _flag_names(info: Any, recent: set[int]) -> list[str]:
