@@ -13,6 +13,10 @@ messages (100,000 by default), then prints:
 - 1,000 concurrent IDLE connections: memory per connection, push latency of one new message
 
 Usage: python benchmarks/imap_bench.py [--messages N] [--sessions S] [--seconds T] [--idle I]
+       [--only single,mixed,idle] [--select-share F]
+
+`--select-share` makes that fraction of the mixed commands a SELECT or EXAMINE of the INBOX
+(a client that reopens the folder often, like a webmail), which shows what opening costs.
 """
 
 from __future__ import annotations
@@ -176,11 +180,15 @@ async def single_session(port: int, pid: int, count: int) -> None:
     await c.close()
 
 
-async def mixed(port: int, sessions: int, seconds: float, count: int, writes: bool) -> None:
-    """Each session: SELECT, then a loop of FETCH/STORE/SEARCH/NOOP on random messages.
+async def mixed(
+    port: int, sessions: int, seconds: float, count: int, writes: bool, select_share: float = 0.0
+) -> float:
+    """Each session: SELECT, then a loop of FETCH/STORE/SEARCH/NOOP on random messages;
+    returns (and prints) commands/s.
 
     Without `writes` the STOREs are left out: flag changes are made durable (fsync) while the
     folder is locked, so the two runs show the protocol side and the storage side apart.
+    `select_share` of the commands are SELECT or EXAMINE INBOX instead.
     """
     done = 0
     latencies: list[float] = []
@@ -193,25 +201,31 @@ async def mixed(port: int, sessions: int, seconds: float, count: int, writes: bo
         c = await Client.connect(port)
         await c.cmd(f"LOGIN {USER} {PASSWORD}")
         await c.cmd("SELECT INBOX")
+        readonly = False
         while time.perf_counter() < stop:
             i = rnd.randint(1, count)
-            op = rnd.choice(
-                [
-                    *(
-                        [
-                            f"STORE {i} +FLAGS.SILENT (\\Flagged)",
-                            f"STORE {i} -FLAGS.SILENT (\\Flagged)",
-                        ]
-                        if writes
-                        else []
-                    ),
-                    f"FETCH {i} (FLAGS UID RFC822.SIZE ENVELOPE)",
-                    f"FETCH {i} BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)]",
-                    f"FETCH {i} BODY.PEEK[]",
-                    f"UID SEARCH UID {i}:{i + 50} UNSEEN",
-                    "NOOP",
-                ]
-            )
+            op = rnd.choice(["SELECT INBOX", "EXAMINE INBOX"])
+            if rnd.random() >= select_share:
+                op = rnd.choice(
+                    [
+                        *(
+                            [
+                                f"STORE {i} +FLAGS.SILENT (\\Flagged)",
+                                f"STORE {i} -FLAGS.SILENT (\\Flagged)",
+                            ]
+                            if writes
+                            else []
+                        ),
+                        f"FETCH {i} (FLAGS UID RFC822.SIZE ENVELOPE)",
+                        f"FETCH {i} BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)]",
+                        f"FETCH {i} BODY.PEEK[]",
+                        f"UID SEARCH UID {i}:{i + 50} UNSEEN",
+                        "NOOP",
+                    ]
+                )
+            if readonly and op.startswith("STORE"):
+                op = "SELECT INBOX"  # STORE needs a read-write SELECT again
+            readonly = op == "EXAMINE INBOX" or (readonly and op != "SELECT INBOX")
             t = time.perf_counter()
             await c.cmd(op)
             latencies.append(time.perf_counter() - t)
@@ -225,13 +239,15 @@ async def mixed(port: int, sessions: int, seconds: float, count: int, writes: bo
     elapsed = time.perf_counter() - t
     latencies.sort()
     p99 = latencies[int(len(latencies) * 0.99)] if latencies else 0
+    selects = f", {select_share:.0%} SELECT/EXAMINE" if select_share else ""
     print(
-        f"mixed {'with' if writes else 'without'} STORE, {sessions} sessions, {seconds:.0f} s"
-        f" {done / elapsed:8.0f} commands/s"
+        f"mixed {'with' if writes else 'without'} STORE{selects}, {sessions} sessions,"
+        f" {seconds:.0f} s {done / elapsed:8.0f} commands/s"
         f"  (p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms)"
     )
     for name, values in sorted(per_op.items()):
         print(f"    {name:28} p50 {statistics.median(values) * 1000:7.1f} ms  n={len(values)}")
+    return done / elapsed
 
 
 async def idle_fanout(port: int, pid: int, count: int) -> None:
@@ -284,7 +300,10 @@ def main() -> None:
     ap.add_argument("--sessions", type=int, default=10)
     ap.add_argument("--seconds", type=float, default=15)
     ap.add_argument("--idle", type=int, default=1000)
+    ap.add_argument("--only", default="single,mixed,idle", help="parts to run, comma-separated")
+    ap.add_argument("--select-share", type=float, default=0.0)
     args = ap.parse_args()
+    parts = set(args.only.split(","))
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     tmp = Path(tempfile.mkdtemp(prefix="imap-bench-"))
@@ -296,6 +315,8 @@ def main() -> None:
             "log_level": "WARNING",
             "limits": {"connections": args.idle + 100, "connections_per_ip": args.idle + 100},
             "imap": {"max_connections_per_user": args.idle + 100},
+            # logins of many sessions at once reserve an attempt each before bcrypt
+            "throttle": {"max_failures_per_ip": 10**9, "max_failures_per_account": 10**9},
         },
     )
     suite.add_user(USER, PASSWORD)
@@ -306,10 +327,17 @@ def main() -> None:
         assert suite.proc is not None
         pid = suite.proc.pid
         port = suite.port("imap")
-        asyncio.run(single_session(port, pid, args.messages))
-        asyncio.run(mixed(port, args.sessions, args.seconds, args.messages, True))
-        asyncio.run(mixed(port, args.sessions, args.seconds, args.messages, False))
-        asyncio.run(idle_fanout(port, pid, args.idle))
+        if "single" in parts:
+            asyncio.run(single_session(port, pid, args.messages))
+        if "mixed" in parts:
+            for writes in (True, False):
+                asyncio.run(
+                    mixed(
+                        port, args.sessions, args.seconds, args.messages, writes, args.select_share
+                    )
+                )
+        if "idle" in parts:
+            asyncio.run(idle_fanout(port, pid, args.idle))
         pss, hwm = memory(pid)
         print(f"server memory at the end                {pss:8.1f} MiB PSS, {hwm:.1f} MiB peak RSS")
     finally:
