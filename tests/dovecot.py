@@ -31,9 +31,21 @@ def free_port() -> int:
 class Dovecot:
     """`dovecot -F -c <tmp>/dovecot.conf` with IMAP, IMAPS, POP3 and POP3S listeners."""
 
-    def __init__(self, root: Path, users: tuple[str, ...] = ("alice", "bob")) -> None:
+    def __init__(
+        self,
+        root: Path,
+        users: tuple[str, ...] = ("alice", "bob"),
+        *,
+        passwords: dict[str, str] | None = None,
+        extra: str = "",
+    ) -> None:
+        """`passwords` maps a user to its passwd-file password field (a scheme such as
+        "{BLF-CRYPT}$2b$12$..."; {PLAIN}PASSWORD otherwise); `extra` is appended to the
+        config (benchmarks turn Dovecot's auth cache on there)."""
         self.root = root
         self.users = users
+        self.passwords = passwords or {}
+        self.extra = extra
         self.ports = {name: free_port() for name in ("imap", "imaps", "pop3", "pop3s")}
         self.cert = root / "cert.pem"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -55,7 +67,7 @@ class Dovecot:
         me = pwd.getpwnam("nobody") if os.getuid() == 0 else pwd.getpwuid(os.getuid())
         self.owner = (me.pw_uid, me.pw_gid)
         (self.root / "passwd").write_text(
-            "".join(f"{u}:{{PLAIN}}{PASSWORD}:::::\n" for u in self.users)
+            "".join(f"{u}:{self.passwords.get(u, '{PLAIN}' + PASSWORD)}:::::\n" for u in self.users)
         )
         for user in self.users:
             self.maildir(user)
@@ -117,6 +129,7 @@ service auth {{
     mode = 0666
   }}
 }}
+{self.extra}
 """
         conf_path = self.root / "dovecot.conf"
         conf_path.write_text(conf)
