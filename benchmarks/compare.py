@@ -36,7 +36,8 @@ Rows (`--only` takes these group names, comma separated):
            against Postfix (both fsync before 250)
   webmail  on `--web-messages` messages of about 21 KB: FETCH 1:* HEADER.FIELDS (DATE),
            SEARCH HEADER SUBJECT, SEARCH BODY (each once before the pairs, so both are warm)
-  login    connect, LOGIN, LOGOUT cycles/s from 4 clients, the same right password
+  login    connect, LOGIN, LOGOUT cycles/s from 4 clients, the same right password; again
+           with Dovecot checking a plain-text password, what its logins cost without bcrypt
 
 Quick run (minutes): python benchmarks/compare.py --messages 5000 --pop3-messages 1000
     --smtp-messages 400 --web-messages 500 --seconds 3 --pairs 1
@@ -167,6 +168,7 @@ class Side:
     pop3: int
     smtp: int | None
     user: str  # the login of the account holding the big folder
+    plain_user: str  # Dovecot: an account whose password is stored in plain text; ours: `user`
     pop_user: Callable[[int], str]  # the login of pair n's POP3 mailbox
     memory: Callable[[], float]  # MB PSS of what serves the open folder
     memory_all: Callable[[], float]  # MB PSS of every process of the server
@@ -206,8 +208,9 @@ class Sites:
         cheap = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
         self.dovecot = Dovecot(
             self.tmp / "dovecot",
-            users=("bench", *pops),
-            passwords={"bench": "{BLF-CRYPT}" + strong} | {u: "{BLF-CRYPT}" + cheap for u in pops},
+            users=("bench", "plain", *pops),
+            passwords={"bench": "{BLF-CRYPT}" + strong, "plain": "{PLAIN}" + PASSWORD}
+            | {u: "{BLF-CRYPT}" + cheap for u in pops},
             extra="auth_cache_size = 10M\nauth_cache_ttl = 5 min\n"
             "mail_max_userip_connections = 1000\n",
         )
@@ -263,6 +266,7 @@ class Sites:
             suite.port("pop3"),
             suite.port("smtp"),
             f"bench@{DOMAIN}",
+            f"bench@{DOMAIN}",
             lambda n: f"pop{n}@{DOMAIN}",
             lambda: pss_mb(descendants(serve_pid)),
             lambda: pss_mb(descendants(serve_pid)),
@@ -276,6 +280,7 @@ class Sites:
             dovecot.ports["pop3"],
             postfix.port if postfix else None,
             "bench",
+            "plain",
             lambda n: f"pop{n}",
             lambda: pss_mb([p for p in descendants(master) if comm(p) == "imap"]),
             lambda: pss_mb(descendants(master)),
@@ -578,13 +583,15 @@ async def webmail_group(side: Side, pair: int, args: argparse.Namespace) -> dict
     return result
 
 
-async def login_group(side: Side, pair: int, args: argparse.Namespace) -> dict[str, float]:
-    stop = time.perf_counter() + args.login_seconds
+async def login_cycles(side: Side, user: str, seconds: float) -> float:
+    """connect, LOGIN, LOGOUT per second from 4 clients at once."""
+    stop = time.perf_counter() + seconds
 
     async def cycles() -> int:
         done = 0
         while time.perf_counter() < stop:
-            client = await logged_in(side)
+            client = await imap_bench.Client.connect(side.imap)
+            await client.cmd(f"LOGIN {user} {PASSWORD}")
             await client.cmd("LOGOUT")
             await client.close()
             done += 1
@@ -592,7 +599,14 @@ async def login_group(side: Side, pair: int, args: argparse.Namespace) -> dict[s
 
     started = time.perf_counter()
     counts = await asyncio.gather(*(cycles() for _ in range(4)))
-    return {"login": sum(counts) / (time.perf_counter() - started)}
+    return sum(counts) / (time.perf_counter() - started)
+
+
+async def login_group(side: Side, pair: int, args: argparse.Namespace) -> dict[str, float]:
+    return {
+        "login": await login_cycles(side, side.user, args.login_seconds),
+        "login_plain": await login_cycles(side, side.plain_user, args.login_seconds),
+    }
 
 
 async def warm_up(side: Side, args: argparse.Namespace, groups: set[str]) -> None:
@@ -665,6 +679,9 @@ def rows(args: argparse.Namespace) -> dict[str, Row]:
         "web_subject": Row(f"SEARCH HEADER SUBJECT x, {args.web_messages:,} msgs, ms", False),
         "web_body": Row(f"SEARCH BODY x, {args.web_messages:,} msgs, ms", False),
         "login": Row(f"LOGIN cycles/s, bcrypt cost {args.bcrypt}, the same right password", True),
+        "login_plain": Row(
+            "the same, Dovecot's password in plain text (no hash at all), ours as above", True
+        ),
     }
 
 
