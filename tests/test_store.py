@@ -289,34 +289,68 @@ def test_files_added_by_other_maildir_software_are_picked_up(store):
     assert folder.sync() == [Change("expunge", "INBOX", (2,)), Change("flags", "INBOX", (3,))]
 
 
-def test_claim_recent_moves_new_to_cur_once(store):
-    """Every message added since the last claim is \\Recent, the one delivered with flags
-    straight into cur/ too (RFC 3501 2.3.2: new to the mailbox); one claim takes them all."""
+def test_claim_recent_gives_each_message_to_one_claim_and_writes_nothing(store):
+    """Every message added since the folder was opened is \\Recent, the one delivered with
+    flags straight into cur/ too (RFC 3501 2.3.2: new to the mailbox); one claim takes them
+    all, and neither the claim nor the look before it changes a file or the index."""
     store.deliver([ALICE], message(1))
     store.deliver([ALICE], message(2), flags=["\\Seen"])
     folder = store.mailbox(ALICE).folder("INBOX")
+    before = files(folder.path)
+    index = sqlite3.connect(folder.path / INDEX_FILE)
+    version = index.execute("PRAGMA data_version").fetchone()[0]
     assert folder.status().recent == 2
     assert folder.recent() == {1, 2}
     assert folder.claim_recent() == {1, 2}
     assert folder.claim_recent() == set()
-    assert files(folder.path)["new"] == []
     assert folder.status().recent == 0
     assert folder.recent() == set()
+    assert files(folder.path) == before  # new/ stays new/: a claim is not a read by a user
+    assert index.execute("PRAGMA data_version").fetchone()[0] == version  # no commit at all
+    store.deliver([ALICE], message(3))
+    assert folder.recent() == {3}
+    assert folder.claim_recent() == {3}
     assert folder.read(1) == message(1)
     other = store.mailbox(ALICE).folder("Trash")
     assert folder.copy([2], other) == [(2, 1)]
     assert other.recent() == {1}  # a copy is new to its folder (RFC 3501 6.4.7)
 
 
-def test_recent_survives_a_new_process_and_a_rebuild_keeps_new(store, tmp_path):
-    """\\Recent is index state shared by processes; a rebuilt index knows only new/."""
+def test_recent_is_per_process_and_a_new_process_starts_from_new(store, tmp_path):
+    """\\Recent lives in memory: another process (or this one started again) counts as
+    new only what is still in new/, whatever this one claimed; a rebuilt index the same."""
     store.deliver([ALICE], message(1), flags=["\\Seen"])
     store.deliver([ALICE], message(2))
-    assert Store(tmp_path / "maildirs").mailbox(ALICE).folder("INBOX").recent() == {1, 2}
+    store.deliver([ALICE], message(3))
     folder = store.mailbox(ALICE).folder("INBOX")
+    assert folder.claim_recent() == {1, 2, 3}
+    assert Store(tmp_path / "maildirs").mailbox(ALICE).folder("INBOX").recent() == {2, 3}
     (folder.path / INDEX_FILE).unlink()
     rebuilt = Store(tmp_path / "maildirs").mailbox(ALICE).folder("INBOX")
-    assert rebuilt.recent() == {2}
+    assert rebuilt.recent() == {2, 3}
+    assert rebuilt.claim_recent() == {2, 3}
+    assert rebuilt.recent() == set()
+
+
+def test_recent_marks_outlive_the_folder_object_and_not_the_folder(store):
+    """The store keeps the marks, so a Folder object it let go of and opened again does not
+    hand out \\Recent twice; a folder deleted and made again under the name starts afresh."""
+    mailbox = store.mailbox(ALICE)
+    mailbox.create_folder("Lists")
+    lists = mailbox.folder("Lists")
+    lists.append(message(1))
+    assert lists.claim_recent() == {1}
+    del lists
+    for _ in range(40):  # more than the store keeps open
+        mailbox.create_folder(f"Other{_}")
+        mailbox.folder(f"Other{_}")
+    gc.collect()
+    assert mailbox.folder("Lists").claim_recent() == set()
+    mailbox.delete_folder("Lists")
+    mailbox.create_folder("Lists")
+    again = mailbox.folder("Lists")
+    again.append(message(2))
+    assert again.claim_recent() == {1}
 
 
 def test_status_counts_without_loading(store, tmp_path):
@@ -325,7 +359,8 @@ def test_status_counts_without_loading(store, tmp_path):
     fresh = Store(tmp_path / "maildirs")
     status = fresh.mailbox(ALICE).folder("INBOX").status()
     assert status.messages == 4
-    assert status.recent == 4  # delivered with \\Seen or not, all are new here
+    # a new process: only what is in new/ is \\Recent (the first went to cur/ with \\Seen)
+    assert status.recent == 3
     assert status.unseen == 3
     assert status.size == 4 * len(message(0, 100))
     assert status.uidnext == 5
@@ -447,15 +482,14 @@ def test_watchers_hear_of_every_in_process_change(store):
     assert heard == [
         Change("new", "INBOX", (1,)),
         Change("new", "INBOX", (2,)),
-        Change("flags", "INBOX", (1,)),
-        Change("flags", "INBOX", (1, 2)),  # the claim: neither is \\Recent any more
+        Change("flags", "INBOX", (1,)),  # the claim is no change: \\Recent is a session's
         Change("expunge", "INBOX", (2,)),
         Change("expunge", "INBOX", (1,)),
     ]
     assert other == [Change("new", "Archive", (1,)), Change("new", "Archive", (2,))]
     watch.cancel()
     store.deliver([ALICE], message(3))
-    assert len(heard) == 6
+    assert len(heard) == 5
 
 
 def test_changes_by_another_store_reach_watchers_through_sync(store, tmp_path):

@@ -26,7 +26,8 @@ _VERB = re.compile(rb"^\S+ +(?:UID +)?([A-Za-z]+)")
 NON_APPEND_LITERAL = 64 * 1024  # literals of other commands (login, search strings)
 MULTIAPPEND_FACTOR = 2  # one MULTIAPPEND may carry up to twice the APPENDLIMIT in all
 PRE_AUTH_LITERAL = 8 * 1024  # before login literals carry credentials and ID values: small ones
-POLL_INTERVAL = 2.0  # seconds between syncs of watched folders for outside changes
+PUSH_INTERVAL = 0.2  # seconds between looks at the watched folders' change counters
+POLL_INTERVAL = 2.0  # seconds between looks at their files, for other Maildir software
 
 
 class Connection(LineConnection):
@@ -105,15 +106,27 @@ class Connection(LineConnection):
 
 
 async def _poll_watched(ctx: Context, family: ConnectionFamily) -> None:
-    """Sync watched folders, so changes made by other processes (the CLI, another server)
-    reach IDLE sessions."""
+    """Bring changes made by other processes (the CLI, another worker or server) to IDLE
+    sessions within PUSH_INTERVAL: every mailsuite writer bumps the folder's change counter,
+    which is read here on the loop (a pread per watched folder), and only a folder whose
+    counter moved is synced in the pool. Every POLL_INTERVAL all of them are synced, which
+    looks at new/ and cur/ and so finds what other Maildir software did."""
+    waited = 0.0
     while True:
-        await asyncio.sleep(POLL_INTERVAL)
-        if family.counts.live:
-            try:
+        await asyncio.sleep(PUSH_INTERVAL)
+        if not family.counts.live:
+            continue
+        waited += PUSH_INTERVAL
+        try:
+            if waited >= POLL_INTERVAL:
+                waited = 0.0
                 await ctx.run_io(ctx.store.sync_watched)
-            except Exception:
-                log.exception("syncing watched folders failed")
+            else:
+                changed = ctx.store.changed_watched()
+                if changed:
+                    await ctx.run_io(ctx.store.sync_watched, changed)
+        except Exception:
+            log.exception("syncing watched folders failed")
 
 
 def _family(ctx: Context) -> ConnectionFamily:

@@ -46,6 +46,9 @@ FETCH_CHUNK_HEADERS = 1000  # messages per trip when only their kept header bloc
 CACHE_PREFIX = "imap2."  # bump when the rendering of cached values changes
 SERVER_ID = (("name", "mailsuite"), ("vendor", "mailsuite"))
 MAX_ERROR_TEXT = 200  # bytes of a grammar error's text in the BAD reply
+# NOOP, CHECK and IDLE look at the selected folder's files (other Maildir software) at most
+# this often; changes by mailsuite processes are seen at once through the change counter
+OUTSIDE_CHECK_INTERVAL = 1.0
 
 _ANY = frozenset({NOT_AUTH, AUTH, SELECTED})
 _AUTHED = frozenset({AUTH, SELECTED})
@@ -302,14 +305,22 @@ class Session:
     async def send_updates(self, cmd: Command | None, *, poll: bool = False) -> None:
         """Announce pending changes of the selected folder where RFC 3501 7.4.1 allows.
 
-        Work is proportional to the number of changes, not to the folder's size.
+        Work is proportional to the number of changes, not to the folder's size. Changes
+        made in this process arrive as notices (`on_change`). Those of other processes are
+        looked for once per command by the folder's change counter, one pread here on the
+        loop; only when it moved does the folder sync in the pool. A poll (NOOP, CHECK) also
+        syncs when no one has looked at the folder's files for OUTSIDE_CHECK_INTERVAL, for
+        other Maildir software. When nothing changed, a command costs no query and no trip
+        to the pool.
         """
         view = self.view
         if view is None:
             return
-        if poll:
-            # changes by other processes: the sync finds them and returns them as notices
-            for change in await self.ctx.run_io(view.folder.sync):
+        folder = view.folder
+        if folder.changed_elsewhere() or (
+            poll and folder.outside_check_due(OUTSIDE_CHECK_INTERVAL)
+        ):
+            for change in await self.ctx.run_io(folder.sync):
                 view.note(change.kind, change.uids)
         pending = view.pending
         if not pending:

@@ -10,11 +10,25 @@ in the folder directory, which every mailsuite process takes before it changes t
 the index, so the CLI and a second server can write the same Maildir safely. SQLite
 transactions make each change atomic in the index. Files changed by other Maildir software
 are noticed by the mtimes of new/ and cur/ (recorded in the index) and picked up by a scan.
+
+Change signal: every commit that changes the index bumps a counter kept in the first eight
+bytes of `mailsuite.lock`, under the flock. A copy in memory remembers the value it was last
+brought up to date at, so "has anyone changed this folder?" is one 8-byte pread, with no
+SQLite query and no lock (`changed_elsewhere`, safe on the event loop); `sync()` asks SQLite
+only when the counter moved, the index file was replaced, or new/ or cur/ changed.
+
+Durability: arrivals, copies and expunges are fsynced (files, directories and index) before
+the call returns. Flag changes are committed without fsync and made durable in groups: one
+fsync of new/, cur/ and the index's WAL at most `FLAG_FLUSH_DELAY` after the first of them
+(and by any durable commit that comes earlier). What a power loss can undo is said in
+docs/internals.md.
 """
 
 from __future__ import annotations
 
 import fcntl
+import functools
+import logging
 import os
 import sqlite3
 import threading
@@ -29,6 +43,7 @@ from .errors import NoSuchFolder, NoSuchMessage, NotAllowed, StoreError, TooLarg
 from .index import FolderIndex, IndexDamaged
 from .model import Change, FolderStatus, MessageInfo, NewMessage
 from .names import LETTER_FLAGS, letters_of, parse_flags
+from .recent import RecentMark, RecentMarks
 
 MAX_MESSAGE_SIZE = 200 * 1024 * 1024
 MAX_CACHE_BLOB = 1 << 20
@@ -40,6 +55,9 @@ _DIRTY_WINDOW_NS = 2_000_000_000  # a scan trusts directory mtimes only once the
 _EXPUNGE_LOG_KEEP = 20_000
 _HOUSEKEEPING_EVERY = 1000  # expunges between expunge-log trims and journal checks
 _MODES = ("add", "remove", "replace")
+FLAG_FLUSH_DELAY = 0.5  # seconds a flag change may wait for its fsync (group commit)
+
+log = logging.getLogger(__name__)
 # Cache entry of the wire size of a message whose file name has no W= (written by other
 # software); the name is the one POP3 used when it kept these itself, so they stay valid.
 WIRE_SIZE_CACHE = "pop3-size"
@@ -83,6 +101,7 @@ class Folder:
         fsync: bool,
         new_uidvalidity: Callable[[], int],
         emit: Callable[[list[Change]], None],
+        recent: Callable[[int, int], RecentMark] | None = None,
         count_reads: Callable[[int], None] | None = None,
     ) -> None:
         if not (path / "cur").is_dir() or not (path / "new").is_dir():
@@ -92,6 +111,8 @@ class Folder:
         self._fsync = fsync
         self._new_uidvalidity = new_uidvalidity
         self._emit_to_watchers = emit
+        # \Recent marks live with the store, so they outlive this object (see recent.py)
+        self._mark_of = recent or functools.partial(RecentMarks().mark, ("", name))
         self._count_reads = count_reads  # the store's tally of message files read
         self._lock = threading.RLock()
         self._depth = 0
@@ -100,15 +121,17 @@ class Folder:
         self._lockfd = os.open(path / maildir.LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
         self._index = FolderIndex(path, fsync=fsync)
         self._msgs: dict[int, MessageInfo] | None = None
-        self._recent: set[int] = set()
         self._list: list[MessageInfo] | None = None
-        self._status: tuple[int, FolderStatus] | None = None
+        self._status: tuple[tuple[int, int, bool], FolderStatus] | None = None
         self._modseq = 0
         self._uidvalidity = 0
         self._uidnext = 1
-        self._recent_from = 1
         self._flagsets: dict[tuple[str, str], frozenset[str]] = {}
         self._keywords_cache: tuple[int, dict[str, str]] | None = None
+        self._signal_seen: bytes | None = None  # the change counter as of the last pull
+        self._dirs_seen: tuple[object, ...] = ()  # new/ and cur/ mtimes, scan_after, from meta
+        self._outside_checked = 0.0  # monotonic time of the last look at the files
+        self._flush_timer: threading.Timer | None = None
         maildir.clean_tmp(path)
         with self._lock:
             try:
@@ -126,6 +149,7 @@ class Folder:
                         self._recover_locked()
                 meta = self._index.meta()
             self._take_meta(meta)
+            self._recent_mark()  # from now on, what arrives is \Recent to a session here
 
     def __del__(self) -> None:
         try:
@@ -147,8 +171,8 @@ class Folder:
         return self._uidnext
 
     def sync(self) -> list[Change]:
-        """Pick up changes made on disk by others; cheap (three stats and one query) when
-        nothing changed.
+        """Pick up changes made on disk by others; cheap when nothing changed: one read of
+        the change counter and three stats (the index file, new/ and cur/), no query.
 
         Effects: the in-memory copy is brought up to date and the changes found (relative to
         it, so none before the first `messages()`) are both returned and sent to this
@@ -156,6 +180,9 @@ class Folder:
         """
         with self._lock:
             self._check_alive()
+            self._outside_checked = time.monotonic()
+            if self._quiet():
+                return []
             try:
                 meta = None if self._index.replaced() else self._index.meta()
                 if meta is None or "uidvalidity" not in meta or self._dirs_changed(meta):
@@ -187,24 +214,39 @@ class Folder:
             assert self._msgs is not None
             return self._msgs.get(uid)
 
+    def changed_elsewhere(self) -> bool:
+        """Whether the index changed since the copy in memory was brought up to date (by
+        another process, or by this one a moment ago, before its notices went out): then
+        `sync()` has something to pick up. One 8-byte pread and no lock, so it may be called
+        on the event loop before every command. False once the folder is gone (deleted or
+        renamed here): there is nothing left to pick up."""
+        return not self._gone and self._read_signal() != self._signal_seen
+
+    def outside_check_due(self, interval: float) -> bool:
+        """Whether `interval` seconds have passed since anyone last looked at the files
+        (`sync()`), which is how changes by other Maildir software are found."""
+        return time.monotonic() - self._outside_checked >= interval
+
     def recent(self) -> set[int]:
-        """UIDs not yet claimed by any session (see `claim_recent`)."""
+        """UIDs no session of this process has claimed yet (see `claim_recent`); reads only."""
         with self._lock:
             self._ensure_loaded()
-            return set(self._recent)
+            return self._unclaimed(self._recent_mark())
 
     def status(self) -> FolderStatus:
         """Counts for IMAP STATUS and POP3 STAT; does not load the message list."""
         self.sync()
         with self._lock:
-            if self._status is not None and self._status[0] == self._modseq:
+            mark = self._recent_mark()
+            stamp = (self._modseq, mark.floor, mark.before_claimed)  # a claim changes counts
+            if self._status is not None and self._status[0] == stamp:
                 return self._status[1]
             if self._msgs is not None:
                 msgs = self._msgs.values()
                 count = len(self._msgs)
                 size = sum(m.size for m in msgs)
                 unseen = sum(1 for m in msgs if "\\Seen" not in m.flags)
-                recent = len(self._recent)
+                recent = len(self._unclaimed(self._recent_mark()))
                 doomed = [m.size for m in msgs if "\\Deleted" in m.flags]
                 deleted, deleted_size = len(doomed), sum(doomed)
             else:
@@ -212,12 +254,12 @@ class Folder:
                     self._conn()
                     .execute(
                         "SELECT count(*), coalesce(sum(size), 0),"
-                        " coalesce(sum(sub = 'new' OR uid >= ?), 0),"
+                        " coalesce(sum(uid >= ? OR (sub = 'new' AND ?)), 0),"
                         " coalesce(sum(instr(flags, 'S') = 0), 0),"
                         " coalesce(sum(instr(flags, 'T') > 0), 0),"
                         " coalesce(sum(CASE WHEN instr(flags, 'T') > 0 THEN size END), 0)"
                         " FROM msgs",
-                        (self._recent_from,),
+                        (mark.floor, not mark.before_claimed),
                     )
                     .fetchone()
                 )
@@ -233,7 +275,7 @@ class Folder:
                 deleted=deleted,
                 deleted_size=deleted_size,
             )
-            self._status = (self._modseq, status)
+            self._status = (stamp, status)
             return status
 
     def usage(self) -> tuple[int, int]:
@@ -489,7 +531,9 @@ class Folder:
             raise ValueError(f"mode must be one of {_MODES}")
         letters, keywords = parse_flags(flags)
         want = self._uid_list(uids)
-        return self._mutate(lambda txn: self._store_flags_txn(txn, want, letters, keywords, mode))
+        return self._mutate(
+            lambda txn: self._store_flags_txn(txn, want, letters, keywords, mode), durable=False
+        )
 
     def store_flags_unchanged_since(
         self, uids: Iterable[int], flags: Iterable[str], mode: str, modseq: int
@@ -504,7 +548,8 @@ class Folder:
         want = self._uid_list(uids)
         modified: list[int] = []
         infos = self._mutate(
-            lambda txn: self._store_flags_txn(txn, want, letters, keywords, mode, modseq, modified)
+            lambda txn: self._store_flags_txn(txn, want, letters, keywords, mode, modseq, modified),
+            durable=False,
         )
         return infos, modified  # type: ignore[return-value]
 
@@ -557,16 +602,22 @@ class Folder:
         return pairs
 
     def claim_recent(self) -> set[int]:
-        """Take the \\Recent messages: move new/ messages to cur/ and return the UIDs of
-        every message added since the last claim.
-
-        \\Recent is a message in new/ (delivered by anyone, as Maildir means it) or one with
-        a UID from `recent_from` in the index on (added by us, with flags or not: APPEND,
-        COPY and MOVE put flagged messages straight into cur/, RFC 3501 6.4.7). RFC 3501
-        2.3.2: \\Recent belongs to one session; the first caller gets them. A rebuilt
-        index knows only new/.
+        """Take the \\Recent messages for one session: the UIDs of every message in memory
+        that no session of this process has claimed (RFC 3501 2.3.2: the first session to
+        see a message gets it), added by anyone since this process opened the folder, with
+        flags or not (RFC 3501 6.4.7: copies too), and, at the first claim, what was in new/
+        before. Nothing is written: the marks are memory (recent.py), files stay where they
+        are.
         """
-        return self._mutate(self._claim_recent_txn)
+        with self._lock:
+            self._ensure_loaded()
+            assert self._msgs is not None
+            mark = self._recent_mark()
+            claimed = self._unclaimed(mark)
+            last = next(reversed(self._msgs), 0)
+            mark.floor = max(mark.floor, self._uidnext, last + 1)
+            mark.before_claimed = True
+            return claimed
 
     # -- used by Store.deliver -------------------------------------------------------------
 
@@ -687,25 +738,28 @@ class Folder:
                 if outer:
                     fcntl.flock(self._lockfd, fcntl.LOCK_UN)
 
-    def _mutate(self, fn: Callable[[_Txn], object], *, emit: bool = True) -> object:
-        """Run `fn` in one write transaction, then refresh memory and notify watchers."""
+    def _mutate(
+        self, fn: Callable[[_Txn], object], *, emit: bool = True, durable: bool = True
+    ) -> object:
+        """Run `fn` in one write transaction, then refresh memory and notify watchers.
+        `durable=False` (flag changes) commits without fsync and leaves the fsync to the
+        group flush (`_flush_later`)."""
         with self._writing():
             self._check_alive()
             self._ready_locked()
             conn = self._conn()
+            grouped = not durable and self._fsync
             try:
+                if grouped:
+                    self._index.set_durable(False)  # SQLite takes it only between transactions
                 conn.execute("BEGIN IMMEDIATE")
                 meta = self._index.meta()
-                if "recent_from" not in meta:
-                    # an index from before recent_from: what is in cur/ now is not \Recent
-                    meta["recent_from"] = meta["uidnext"]
-                    self._index.set_meta(recent_from=meta["uidnext"])
                 txn = _Txn(meta["modseq"] + 1, meta["uidnext"])
                 changes_before = conn.total_changes
                 result = fn(txn)
                 if conn.total_changes == changes_before and not txn.journal:
-                    # nothing changed (a claim with nothing to claim, flags already so):
-                    # HIGHESTMODSEQ stays, so a client resyncing learns of no change
+                    # nothing changed (flags already so): HIGHESTMODSEQ stays, so a client
+                    # resyncing learns of no change
                     txn.modseq = meta["modseq"]
                 self._commit(txn, meta)
             except sqlite3.OperationalError as exc:
@@ -720,6 +774,11 @@ class Folder:
             except BaseException:
                 self._rollback()
                 raise
+            finally:
+                if grouped:
+                    self._index.set_durable(True)
+            if grouped:
+                self._flush_later()
             changes = self._pull_locked()
         if emit:
             self._emit(changes)
@@ -742,6 +801,7 @@ class Folder:
             values["journal_lines"] = meta.get("journal_lines", 0) + len(txn.journal)
         self._index.set_meta(**values)
         self._conn().execute("COMMIT")
+        self._signal_changed()
         self._index.journal_append(txn.journal)
         if txn.compact:
             self._set_meta_autocommit(journal_lines=self._index.journal_rewrite())
@@ -755,6 +815,8 @@ class Folder:
 
     def _ready_locked(self) -> None:
         """Under the write lock: index open and current with the files on disk."""
+        if self._quiet():
+            return
         try:
             if self._index.replaced():
                 self._index.open()
@@ -828,14 +890,12 @@ class Folder:
             txn = _Txn(modseq, uidnext)
             with self._index.totals_counted_once():
                 self._scan_txn(txn, known)
-            # what a rebuild finds in cur/ is not \Recent; new/ still is
-            self._index.set_meta(
-                uidnext=txn.uidnext, recent_from=txn.uidnext, **self._dir_mtimes(scanning=True)
-            )
+            self._index.set_meta(uidnext=txn.uidnext, **self._dir_mtimes(scanning=True))
             conn.execute("COMMIT")
         except BaseException:
             self._rollback()
             raise
+        self._signal_changed()
         lines = self._index.journal_rewrite()
         self._set_meta_autocommit(journal_lines=lines)
 
@@ -883,6 +943,98 @@ class Folder:
     def _check_alive(self) -> None:
         if self._gone:
             raise NoSuchFolder(self.name)
+
+    # -- the change signal, \Recent marks and grouped flag commits ------------------------
+
+    def _read_signal(self) -> bytes:
+        """The change counter (eight bytes of the lock file; empty before the first bump)."""
+        try:
+            return os.pread(self._lockfd, 8, 0)
+        except OSError:
+            return b"?"  # cannot tell: treated as changed, so sync() asks the index
+
+    def _signal_changed(self) -> None:
+        """After a commit, under the flock: bump the counter so every other copy in memory
+        (other processes', and sessions' cheap checks here) knows to look."""
+        value = int.from_bytes(self._read_signal().ljust(8, b"\0")[:8], "little") + 1
+        try:
+            os.pwrite(self._lockfd, (value % 2**64).to_bytes(8, "little"), 0)
+        except OSError:
+            pass  # disk full: readers then find out at their next look at the files
+
+    def _quiet(self) -> bool:
+        """Whether nothing can have changed since the last pull: the counter is where it
+        was, the index file is the one we opened, and new/ and cur/ have the mtimes the index
+        recorded (no scan due). Three stats and a pread; no query."""
+        if self._signal_seen is None or self._read_signal() != self._signal_seen:
+            return False
+        if self._index.replaced():
+            return False
+        new_mtime, cur_mtime, scan_after = self._dirs_seen or (None, None, None)
+        try:
+            new = os.stat(self.path / "new").st_mtime_ns
+            cur = os.stat(self.path / "cur").st_mtime_ns
+        except FileNotFoundError:
+            return False
+        if (new, cur) != (new_mtime, cur_mtime):
+            return False
+        return not scan_after or time.time_ns() < scan_after
+
+    def _recent_mark(self) -> RecentMark:
+        return self._mark_of(self._uidvalidity, self._uidnext)
+
+    def _unclaimed(self, mark: RecentMark) -> set[int]:
+        """UIDs in memory no session has claimed (caller holds the lock, memory loaded for
+        an exact answer): those from the floor on, and until the first claim those below it
+        that are still in new/ (one indexed query)."""
+        msgs = self._msgs
+        if msgs is None:
+            return set()
+        found = set()
+        for uid in reversed(msgs):
+            if uid < mark.floor:
+                break
+            found.add(uid)
+        if not mark.before_claimed:
+            rows = self._conn().execute(
+                "SELECT uid FROM msgs WHERE sub = 'new' AND uid < ?", (mark.floor,)
+            )
+            found.update(uid for (uid,) in rows if uid in msgs)
+        return found
+
+    def _flush_later(self) -> None:
+        """After a flag commit without fsync (caller holds the lock): make sure a group
+        flush runs within FLAG_FLUSH_DELAY."""
+        if self._flush_timer is None:
+            timer = threading.Timer(FLAG_FLUSH_DELAY, self._flush_group)
+            timer.daemon = True
+            self._flush_timer = timer
+            timer.start()
+
+    def _flush_group(self) -> None:
+        """Make every flag change committed so far durable: the renames (new/ and cur/)
+        and the index's WAL, one fsync each for the whole group. SQLite's WAL replays every
+        complete commit it holds, so syncing the file is what synchronous=FULL would have
+        done commit by commit."""
+        with self._lock:
+            self._flush_timer = None
+            if self._gone:
+                return
+        try:
+            for sub in ("new", "cur"):
+                maildir.fsync_dir(self.path / sub)
+            fd = os.open(f"{self._index.path}-wal", os.O_RDONLY)
+        except FileNotFoundError:
+            return  # checkpointed and removed: SQLite fsynced the index file itself
+        except OSError:
+            log.exception("could not flush flag changes in %s", self.path)
+            return
+        try:
+            os.fsync(fd)
+        except OSError:
+            log.exception("could not flush flag changes in %s", self.path)
+        finally:
+            os.close(fd)
 
     def _conn(self) -> sqlite3.Connection:
         if self._index.conn is None:
@@ -995,9 +1147,16 @@ class Folder:
     def _expunge_txn(self, txn: _Txn, uids: list[int]) -> list[int]:
         conn = self._conn()
         removed = []
+        subs = set()
         for uid, sub, name in self._rows(uids, "uid, sub, name"):
             maildir.unlink_quietly(self.path / sub / name)
             removed.append(uid)
+            subs.add(sub)
+        if self._fsync:
+            # an acknowledged expunge survives a crash: the unlinks are durable before the
+            # index says so (a file back after a power loss would be a new message again)
+            for sub in sorted(subs):
+                maildir.fsync_dir(self.path / sub)
         params = [(uid,) for uid in removed]
         conn.executemany("DELETE FROM msgs WHERE uid = ?", params)
         conn.executemany("DELETE FROM cache WHERE uid = ?", params)
@@ -1031,38 +1190,6 @@ class Folder:
             ).fetchone()[0]
             conn.execute("DELETE FROM expunged WHERE modseq <= ?", (floor,))
             self._index.set_meta(expunge_floor=floor)
-
-    def _claim_recent_txn(self, txn: _Txn) -> set[int]:
-        conn = self._conn()
-        recent_from = self._index.meta()["recent_from"]
-        # added since the last claim and already in cur/: stamped so every copy in memory
-        # (this process's and others') sees them stop being \Recent
-        claimed = {
-            uid
-            for (uid,) in conn.execute(
-                "SELECT uid FROM msgs WHERE uid >= ? AND sub = 'cur'", (recent_from,)
-            )
-        }
-        conn.execute(
-            "UPDATE msgs SET modseq = ? WHERE uid >= ? AND sub = 'cur'", (txn.modseq, recent_from)
-        )
-        if txn.uidnext != recent_from:
-            self._index.set_meta(recent_from=txn.uidnext)
-        updates = []
-        for uid, key, name, letters, keywords in conn.execute(
-            "SELECT uid, key, name, flags, keywords FROM msgs WHERE sub = 'new'"
-        ).fetchall():
-            _, new_name = self._target_name(
-                key, letters, keywords.split(), old_name=name, old_sub="cur"
-            )
-            try:
-                os.rename(self.path / "new" / name, self.path / "cur" / new_name)
-            except FileNotFoundError:
-                continue
-            updates.append((new_name, txn.modseq, uid))
-            claimed.add(uid)
-        conn.executemany("UPDATE msgs SET sub = 'cur', name = ?, modseq = ? WHERE uid = ?", updates)
-        return claimed
 
     def _scan_txn(self, txn: _Txn, known: dict[str, int]) -> None:
         """Make the index match the files: drop rows of vanished files, follow renames,
@@ -1253,8 +1380,7 @@ class Folder:
     def _take_meta(self, meta: dict[str, int]) -> None:
         self._uidvalidity = meta["uidvalidity"]
         self._uidnext = meta["uidnext"]
-        # an index that has never been written to since recent_from came: cur/ is not new
-        self._recent_from = meta.get("recent_from", meta["uidnext"])
+        self._dirs_seen = tuple(meta.get(k) for k in ("new_mtime", "cur_mtime", "scan_after"))
 
     def _ensure_loaded(self) -> None:
         self._check_alive()
@@ -1264,29 +1390,26 @@ class Folder:
                 self._load_locked()
 
     def _load_locked(self) -> None:
+        self._signal_seen = self._read_signal()  # before meta, as in _pull_locked
         meta = self._index.meta()
         self._take_meta(meta)
-        recent_from = self._recent_from
         make = tuple.__new__
         flagsets = self._flagsets
         msgs: dict[int, MessageInfo] = {}
-        recent: set[int] = set()
-        for uid, key, size, idate, letters, keywords, sub, modseq in self._conn().execute(
-            "SELECT uid, key, size, idate, flags, keywords, sub, modseq FROM msgs ORDER BY uid"
+        for uid, key, size, idate, letters, keywords, modseq in self._conn().execute(
+            "SELECT uid, key, size, idate, flags, keywords, modseq FROM msgs ORDER BY uid"
         ):
             flags = flagsets.get((letters, keywords))
             if flags is None:
                 flags = self._flagset(letters, keywords)
             msgs[uid] = make(MessageInfo, (uid, key, size, idate, flags, modseq))
-            if sub == "new" or uid >= recent_from:
-                recent.add(uid)
         self._msgs = msgs
-        self._recent = recent
         self._list = None
         self._modseq = meta["modseq"]
 
     def _pull_locked(self) -> list[Change]:
         """Bring memory up to the index's modseq; return what changed."""
+        self._signal_seen = self._read_signal()  # before meta: a later bump is seen again
         meta = self._index.meta()
         old_uidvalidity = self._uidvalidity
         self._take_meta(meta)
@@ -1307,8 +1430,7 @@ class Folder:
         # 100,000-message folder.
         rows = sorted(
             conn.execute(
-                "SELECT uid, key, size, idate, flags, keywords, sub, modseq FROM msgs"
-                " WHERE modseq > ?",
+                "SELECT uid, key, size, idate, flags, keywords, modseq FROM msgs WHERE modseq > ?",
                 (since,),
             ).fetchall()
         )
@@ -1320,23 +1442,16 @@ class Folder:
         msgs = self._msgs
         for uid in gone:
             del msgs[uid]
-            self._recent.discard(uid)
         new, flagged = [], []
         top = next(reversed(msgs), 0) if msgs else 0
-        recent_from = self._recent_from
-        for uid, key, size, idate, letters, keywords, sub, modseq in rows:
+        for uid, key, size, idate, letters, keywords, modseq in rows:
             info = MessageInfo(uid, key, size, idate, self._flagset(letters, keywords), modseq)
-            is_recent = sub == "new" or uid >= recent_from
             old = msgs.get(uid)
             if old is None:
                 new.append(uid)
-            elif old.flags != info.flags or (uid in self._recent) != is_recent:
-                flagged.append(uid)  # \Recent counts as a flag change for the sessions
+            elif old.flags != info.flags:
+                flagged.append(uid)
             msgs[uid] = info
-            if is_recent:
-                self._recent.add(uid)
-            else:
-                self._recent.discard(uid)
         if new and new[0] < top:  # keep dict order == UID order
             self._msgs = dict(sorted(msgs.items()))
         self._list = None

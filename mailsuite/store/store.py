@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import os
 import shutil
@@ -20,6 +21,7 @@ from .folder import MAX_MESSAGE_SIZE, Folder, posix_time
 from .mailbox import Mailbox, create_maildir
 from .model import Change
 from .names import INBOX, folder_dirname, parse_flags, split_address
+from .recent import RecentMarks
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +110,7 @@ class Store:
         self._watchers: dict[tuple[str, str], list[Watch]] = {}
         self._mailbox_locks: dict[str, _MailboxLock] = {}
         self._opening: dict[tuple[str, str], threading.Lock] = {}
+        self.recent = RecentMarks()  # \Recent of this process's sessions (recent.py)
         self._count_reads = count_reads
 
     def attach_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
@@ -278,13 +281,19 @@ class Store:
             self._watchers.setdefault(key, []).append(watch)
         return watch
 
-    def sync_watched(self) -> int:
-        """Sync every watched folder (for a periodic background task, through run_io), so
-        that changes made by other processes reach watchers; returns the changes found."""
-        with self._lock:
-            folders = {id(w.folder): w.folder for ws in self._watchers.values() for w in ws}
+    def changed_watched(self) -> list[Folder]:
+        """The watched folders whose change counter moved since their copy in memory was
+        brought up to date (`Folder.changed_elsewhere`): one pread each, no query and no
+        folder lock, so a poller may call it on the loop several times a second."""
+        return [f for f in self._watched_folders() if f.changed_elsewhere()]
+
+    def sync_watched(self, folders: Iterable[Folder] | None = None) -> int:
+        """Sync every watched folder, or just `folders` (for a periodic background task,
+        through run_io), so that changes made by other processes reach watchers; returns
+        the changes found."""
+        targets = self._watched_folders() if folders is None else list(folders)
         found = 0
-        for target in folders.values():
+        for target in targets:
             try:
                 found += len(target.sync())
             except StoreError:
@@ -314,6 +323,7 @@ class Store:
                 fsync=self.fsync,
                 new_uidvalidity=mailbox._next_uidvalidity,
                 emit=lambda changes, key=key: self._emit(key, changes),
+                recent=functools.partial(self.recent.mark, key),
                 count_reads=self._count_reads,
             )
             with self._lock:
@@ -340,6 +350,12 @@ class Store:
                 if found is not None:
                     found._forget()
                 self._watchers.pop(key, None)
+                self.recent.forget(key)
+
+    def _watched_folders(self) -> list[Folder]:
+        with self._lock:
+            folders = {id(w.folder): w.folder for ws in self._watchers.values() for w in ws}
+        return list(folders.values())
 
     def _mailbox_lock(self, address: str) -> _MailboxLock:
         with self._lock:
