@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import zlib
 from abc import ABCMeta, abstractmethod
 from collections import deque
@@ -395,18 +396,14 @@ class LineConnection(protocol.Protocol, metaclass=ABCMeta):
 
     def set_user(self, address: str | None) -> bool:
         """Count this connection against `address`; False when over the per-account limit."""
-        by_user = self.family.by_user
+        counts = self.family.counts
         if self.user is not None:
-            by_user[self.user] -= 1
-            if by_user[self.user] <= 0:
-                del by_user[self.user]
+            counts.release_user(self.user)
         self.user = None
         if address is None:
             return True
-        per_user = self.limits.per_user
-        if per_user and by_user[address] >= per_user:
+        if not counts.take_user(address, self.limits.per_user):
             return False
-        by_user[address] += 1
         self.user = address
         return True
 
@@ -528,16 +525,22 @@ def listen(
     ctx: Context,
     family: ConnectionFamily,
     connection: type[LineConnection],
-    host: str,
-    port: int,
+    sock: socket.socket,
     implicit_tls: bool,
 ) -> Listener:
-    """Bind one listener of `connection`'s protocol; implicit TLS or not, it is plain TCP
-    to Twisted and TLS is started per connection."""
+    """Serve `connection`'s protocol on `sock`, a listening socket serve bound (and that
+    other worker processes may accept from too); implicit TLS or not, it is plain TCP to
+    Twisted and TLS is started per connection. Twisted adopts a duplicate of the socket,
+    so `sock` itself is closed here: the listener owns what it was given."""
     from twisted.internet import reactor
 
     factory = LineFactory(ctx, family, connection, implicit_tls)
-    bound_port = reactor.listenTCP(port, factory, interface=host)  # type: ignore[attr-defined]
+    try:
+        bound_port = reactor.adoptStreamPort(  # type: ignore[attr-defined]
+            sock.fileno(), sock.family, factory
+        )
+    finally:
+        sock.close()
     family.listeners += 1
     bound = bound_port.getHost()
     return Listener(bound_port, factory, (bound.host, bound.port))

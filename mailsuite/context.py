@@ -22,6 +22,7 @@ from mailsuite.tls import TLSMaterial
 
 if TYPE_CHECKING:
     from mailsuite.fetcher.service import FetcherService
+    from mailsuite.workers import WorkerRole
 
 log = logging.getLogger("mailsuite.context")
 
@@ -72,6 +73,7 @@ class Context:
     connections: Connections = field(default_factory=Connections)  # IMAP/POP3 listener families
     lag: Any = None  # control.LoopLag once serve runs: loop delay and the stall watchdog
     fetcher: FetcherService | None = None  # set by serve while the fetcher runs
+    worker: WorkerRole | None = None  # set when this process is one of serve's workers
     _parts: dict[Part[Any], Any] = field(default_factory=dict, init=False, repr=False)
     _parts_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 

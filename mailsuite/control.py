@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -30,12 +31,16 @@ log = logging.getLogger("mailsuite.loop")
 MAX_REQUEST = 4096
 
 
-class ControlServer:
-    """Serves `{"command": "status"}` with the dict `status()` builds."""
+Answer = dict[str, Any] | Awaitable[dict[str, Any]]
 
-    def __init__(self, path: Path, status: Callable[[], dict[str, Any]]) -> None:
+
+class ControlServer:
+    """Serves `{"command": NAME}` with `{"ok": true, NAME: ...}`, the dict `commands[NAME]()`
+    builds (or awaits: a supervisor asks its workers first)."""
+
+    def __init__(self, path: Path, commands: dict[str, Callable[[], Answer]]) -> None:
         self.path = path
-        self.status = status
+        self.commands = commands
         self.server: asyncio.AbstractServer | None = None
         self.address = None
 
@@ -56,10 +61,16 @@ class ControlServer:
                 request = json.loads(line[:MAX_REQUEST] or b"{}")
             except ValueError:
                 request = {}
-            if request.get("command") == "status":
-                reply: dict[str, Any] = {"ok": True, "status": self.status()}
+            command = request.get("command") if isinstance(request, dict) else None
+            answer = self.commands.get(command) if isinstance(command, str) else None
+            if answer is not None:
+                result = answer()
+                if inspect.isawaitable(result):
+                    result = await result
+                reply: dict[str, Any] = {"ok": True, command: result}
             else:
-                reply = {"ok": False, "error": 'unknown command; try {"command": "status"}'}
+                known = ", ".join(sorted(self.commands))
+                reply = {"ok": False, "error": f"unknown command; try one of {known}"}
             writer.write(json.dumps(reply).encode() + b"\n")
             await writer.drain()
         except (TimeoutError, ConnectionError):

@@ -20,10 +20,16 @@ class _Formatter(logging.Formatter):
         return super().format(record)
 
 
-def setup_logging(level: str = "INFO") -> None:
+def setup_logging(level: str = "INFO", tag: str = "") -> None:
+    """Log to stderr at `level`; `tag` (a worker's "w1") starts each line after the level,
+    so the lines of serve's worker processes, which share the supervisor's stderr, can be
+    told apart."""
     handler = logging.StreamHandler(sys.stderr)
+    who = f"{tag} " if tag else ""
     handler.setFormatter(
-        _Formatter("%(asctime)s %(levelname)-5s %(component)-8s %(message)s", "%Y-%m-%d %H:%M:%S")
+        _Formatter(
+            f"%(asctime)s %(levelname)-5s {who}%(component)-8s %(message)s", "%Y-%m-%d %H:%M:%S"
+        )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

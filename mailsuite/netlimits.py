@@ -2,15 +2,23 @@
 
 SMTP (asyncio), IMAP and POP3 (Twisted) enforce the same `limits.connections` and
 `limits.connections_per_ip`, recognise loopback clients the same way (the demo's plaintext
-setting) and stop writing to a client whose socket buffer is full. Imports nothing else of
-mailsuite, so every protocol package may use it without depending on another.
+setting) and stop writing to a client whose socket buffer is full. When serve runs several
+worker processes, the counts behind those limits are the host's (`HostCounts`). Imports
+nothing else of mailsuite, so every protocol package may use it without depending on another.
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
+import contextlib
+import fcntl
+import hashlib
 import ipaddress
+import mmap
+import os
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
@@ -28,23 +36,153 @@ def is_loopback(ip: str) -> bool:
         return False
 
 
+class HostCounts:
+    """Connection counts shared by the worker processes of one `serve`, so that
+    `limits.connections` and `limits.connections_per_ip` hold for the host, not per process.
+
+    A shared memory file (memfd) the supervisor creates and every worker maps: one row per
+    worker, which only that worker writes, holding a total per counted name (a protocol
+    family or an SMTP service) and a count per (name, client address) bucket. A worker admits
+    a connection by adding up every row under an exclusive POSIX lock on the file, so two
+    workers cannot both take the last place; a worker's lock and its process go together, so
+    a killed worker leaves no lock behind, and the supervisor zeroes a dead worker's row
+    before its replacement starts (the kernel closed its connections). Addresses are hashed
+    into `BUCKETS` buckets: two addresses that share one share a limit, which is stricter,
+    never looser, and happens to one pair in 65,536.
+    """
+
+    NAMES = 32  # counted names a server can have (it has five: imap, pop3, three SMTP)
+    NAME_SIZE = 32
+    BUCKETS = 1 << 16
+
+    def __init__(self, fd: int, workers: int, slot: int | None) -> None:
+        self.fd = fd
+        self.workers = workers
+        self.slot = slot  # this worker's row; None in the supervisor, which only forgets
+        self._map = mmap.mmap(fd, self.size(workers))
+        self._names = memoryview(self._map)[: self.NAMES * self.NAME_SIZE]
+        self._rows = memoryview(self._map)[self.NAMES * self.NAME_SIZE :].cast("i")
+        self._row = self.NAMES + self.BUCKETS
+
+    @classmethod
+    def size(cls, workers: int) -> int:
+        return cls.NAMES * cls.NAME_SIZE + workers * (cls.NAMES + cls.BUCKETS) * 4
+
+    @classmethod
+    def create(cls, workers: int) -> HostCounts:
+        """The supervisor's table, zeroed, in a file descriptor its workers inherit."""
+        fd = os.memfd_create("mailsuite-connections", 0)
+        os.ftruncate(fd, cls.size(workers))
+        return cls(fd, workers, None)
+
+    def name(self, name: str) -> int:
+        """The index of `name`'s total, the same in every worker (taken on first use)."""
+        key = name.encode()[: self.NAME_SIZE].ljust(self.NAME_SIZE, b"\0")
+        with self._locked():
+            for index in range(self.NAMES):
+                held = bytes(self._names[index * self.NAME_SIZE : (index + 1) * self.NAME_SIZE])
+                if held == key:
+                    return index
+                if not held.strip(b"\0"):
+                    self._names[index * self.NAME_SIZE : (index + 1) * self.NAME_SIZE] = key
+                    return index
+        raise RuntimeError("too many counted connection names")
+
+    def _bucket(self, name: int, key: str) -> int:
+        digest = hashlib.blake2b(f"{name}\0{key}".encode(), digest_size=4).digest()
+        return self.NAMES + int.from_bytes(digest, "little") % self.BUCKETS
+
+    def _sum(self, index: int) -> int:
+        rows, row = self._rows, self._row
+        return sum(rows[w * row + index] for w in range(self.workers))
+
+    def admit(self, name: int, ip: str, total: int, per_ip: int) -> Literal["total", "ip"] | None:
+        """Count one connection of `name` from `ip` in this worker's row, unless the host's
+        total or the address's count is at its limit already (which is then returned)."""
+        assert self.slot is not None
+        bucket = self._bucket(name, ip)
+        base = self.slot * self._row
+        with self._locked():
+            if self._sum(name) >= total:
+                return "total"
+            if self._sum(bucket) >= per_ip:
+                return "ip"
+            self._rows[base + name] += 1
+            self._rows[base + bucket] += 1
+        return None
+
+    def release(self, name: int, ip: str) -> None:
+        """Uncount one admitted connection; only this worker writes its row, so no lock."""
+        assert self.slot is not None
+        base = self.slot * self._row
+        self._rows[base + name] -= 1
+        self._rows[base + self._bucket(name, ip)] -= 1
+
+    def take(self, name: int, key: str, limit: int) -> bool:
+        """Count one more of `key` (an account's sessions) unless the host has `limit`."""
+        assert self.slot is not None
+        bucket = self._bucket(name, key)
+        with self._locked():
+            if self._sum(bucket) >= limit:
+                return False
+            self._rows[self.slot * self._row + bucket] += 1
+        return True
+
+    def give_back(self, name: int, key: str) -> None:
+        assert self.slot is not None
+        self._rows[self.slot * self._row + self._bucket(name, key)] -= 1
+
+    def open_counts(self) -> list[int]:
+        """Connections open in each worker, all names together (for `mailsuite status`)."""
+        row = self._row
+        return [sum(self._rows[w * row : w * row + self.NAMES]) for w in range(self.workers)]
+
+    def forget(self, slot: int) -> None:
+        """Zero a dead worker's row (the supervisor does, before it starts the next one)."""
+        start = slot * self._row
+        self._rows[start : start + self._row] = array.array("i", bytes(self._row * 4))
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        fcntl.lockf(self.fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.lockf(self.fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        self._names.release()
+        self._rows.release()
+        self._map.close()
+
+
 class ConnectionCounter(Generic[T]):
     """Open connections, in total and per client address.
 
     A connection is counted only once `admit` lets it in, and `release` forgets it however
-    often it is called, so refusals and double closes never skew the counts.
+    often it is called, so refusals and double closes never skew the counts. With `host`
+    (serve runs several workers) the limits, and the per-account one, are checked against
+    the counts of every worker of the host; `live`, `by_ip` and `by_user` stay this
+    process's own.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, host: HostCounts | None = None, name: str = "") -> None:
         self.live: set[T] = set()
         self.by_ip: Counter[str] = Counter()
+        self.by_user: Counter[str] = Counter()  # logged-in sessions per account
         self._ip: dict[T, str] = {}
+        self._host = host
+        self._name = host.name(name) if host is not None else 0
 
     def admit(self, conn: T, ip: str, total: int, per_ip: int) -> Literal["total", "ip"] | None:
         """Count `conn` in; the limit it would break ("total" or "ip") instead, if any."""
-        if len(self.live) >= total:
+        if self._host is not None:
+            refused = self._host.admit(self._name, ip, total, per_ip)
+            if refused is not None:
+                return refused
+        elif len(self.live) >= total:
             return "total"
-        if self.by_ip[ip] >= per_ip:
+        elif self.by_ip[ip] >= per_ip:
             return "ip"
         self.live.add(conn)
         self.by_ip[ip] += 1
@@ -60,7 +198,33 @@ class ConnectionCounter(Generic[T]):
         self.by_ip[ip] -= 1
         if self.by_ip[ip] <= 0:
             del self.by_ip[ip]
+        if self._host is not None:
+            self._host.release(self._name, ip)
         return True
+
+    def take_user(self, address: str, limit: int) -> bool:
+        """Count one more logged-in session of `address`, unless it has `limit` of them
+        already (0: no limit); on the whole host when the counts are shared."""
+        if self._host is not None:
+            if not self._host.take(self._name, f"user\0{address}", limit or UNLIMITED):
+                return False
+        elif limit and self.by_user[address] >= limit:
+            return False
+        self.by_user[address] += 1
+        return True
+
+    def release_user(self, address: str) -> None:
+        """Uncount one session `take_user` counted."""
+        if self.by_user[address] <= 0:
+            return
+        self.by_user[address] -= 1
+        if self.by_user[address] <= 0:
+            del self.by_user[address]
+        if self._host is not None:
+            self._host.give_back(self._name, f"user\0{address}")
+
+
+UNLIMITED = 2**31 - 1
 
 
 @dataclass
@@ -73,7 +237,6 @@ class ConnectionFamily:
     """
 
     counts: ConnectionCounter[Any] = field(default_factory=ConnectionCounter)
-    by_user: Counter[str] = field(default_factory=Counter)
     listeners: int = 0
     tasks: list[asyncio.Future[None]] = field(default_factory=list)
 
@@ -81,18 +244,25 @@ class ConnectionFamily:
 class Connections:
     """The connection families of one running server; the `Context` owns it, serve closes it.
 
-    A second server in the same process has its own, so nothing is counted across them.
+    A second server in the same process has its own, so nothing is counted across them;
+    the workers of one host share `host`, so their limits are the host's.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, host: HostCounts | None = None) -> None:
         self._families: dict[str, ConnectionFamily] = {}
+        self.host = host
 
     def family(self, protocol: str) -> ConnectionFamily:
         """The family of `protocol` ("imap", "pop3"), created on first use."""
         found = self._families.get(protocol)
         if found is None:
-            found = self._families[protocol] = ConnectionFamily()
+            found = ConnectionFamily(counts=self.counter(protocol))
+            self._families[protocol] = found
         return found
+
+    def counter(self, name: str) -> ConnectionCounter[Any]:
+        """A count of its own for `name` (an SMTP service), host-wide when `host` is set."""
+        return ConnectionCounter(self.host, name)
 
     def open_count(self) -> dict[str, int]:
         return {name: len(f.counts.live) for name, f in self._families.items()}

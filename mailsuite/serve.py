@@ -1,4 +1,8 @@
-"""`mailsuite serve`: every service on one asyncio loop.
+"""`mailsuite serve`: every service on one asyncio loop, in one process or in each worker.
+
+Listening sockets are bound here (`bind_listeners`) and handed to each service's start
+function, which adopts them: with `workers` above 1, the supervisor (`mailsuite.workers`)
+binds them once and every worker process accepts from the same sockets.
 
 Twisted's asyncio reactor is installed inside the running loop before any protocol module is
 imported (they import the reactor at import time), and started without its signal handlers
@@ -15,26 +19,29 @@ import json
 import logging
 import os
 import signal
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from twisted.internet.error import CannotListenError
-
+from mailsuite import metrics
 from mailsuite.auth import Authenticator
 from mailsuite.config import ConfigError, Settings, load_config
 from mailsuite.context import Context, Running, StartupError
 from mailsuite.control import ControlServer, LoopLag
 from mailsuite.directory import Directory
 from mailsuite.events import Events
+from mailsuite.netlimits import Connections, HostCounts
 from mailsuite.passwords import Hasher
 from mailsuite.services import BACKGROUND, LISTENERS
 from mailsuite.store import Store
 from mailsuite.tls import TLSMaterial
+from mailsuite.workers import WorkerLink, WorkerRole, WorkerSpec
 
 log = logging.getLogger("mailsuite.serve")
 
 SHUTDOWN_GRACE = 4.0
+BACKLOG = 511  # connections the kernel queues per listener before the workers accept them
 
 
 def _install_reactor(loop: asyncio.AbstractEventLoop) -> None:
@@ -75,40 +82,80 @@ def build_context(
     )
 
 
-async def start_services(ctx: Context) -> dict[str, Running]:
-    """Start every configured listener, then the background services.
-
-    On failure, what was started is closed again and StartupError says which listener failed.
-    """
-    started: dict[str, Running] = {}
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (IPv6 for an IPv6 literal, else IPv4)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        for key, where in ctx.settings.listen:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(infos[0][4])
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def bind_listeners(settings: Settings) -> dict[str, socket.socket]:
+    """A listening socket for every configured listener this version serves, by its key.
+
+    StartupError names the listener that could not be bound; the ones bound are closed.
+    """
+    bound: dict[str, socket.socket] = {}
+    try:
+        for key, where in settings.listen:
             if where is None:
                 continue
-            spec = LISTENERS.get(key)
-            if spec is None:
+            if key not in LISTENERS:
                 log.warning("listen.%s is set but this version has no %s server; skipped", key, key)
                 continue
             host, port = where
             try:
-                running = await _entry(spec)(ctx, host, port)
+                bound[key] = bind(host, port)
             except OSError as exc:
                 raise StartupError(
                     f"listen.{key}: cannot listen on {host}:{port}: {exc.strerror or exc}"
                 ) from None
-            except CannotListenError as exc:
-                reason = getattr(exc.socketError, "strerror", None) or exc.socketError
+    except BaseException:
+        for sock in bound.values():
+            sock.close()
+        raise
+    return bound
+
+
+async def start_services(
+    ctx: Context, sockets: dict[str, socket.socket] | None = None, *, host_services: bool = True
+) -> dict[str, Running]:
+    """Start every configured listener on its socket (bound now unless `sockets` has them),
+    then, with `host_services`, the background services a host runs once (the outbound
+    queue, the fetcher): of several workers, only the first runs them.
+
+    On failure, what was started is closed again and StartupError says which listener failed.
+    """
+    sockets = bind_listeners(ctx.settings) if sockets is None else dict(sockets)
+    started: dict[str, Running] = {}
+    try:
+        for key, where in ctx.settings.listen:
+            sock = sockets.pop(key, None)
+            if where is None or sock is None:
+                continue
+            try:
+                running = await _entry(LISTENERS[key])(ctx, sock)
+            except OSError as exc:
                 raise StartupError(
-                    f"listen.{key}: cannot listen on {host}:{port}: {reason}"
+                    f"listen.{key}: cannot listen on {where[0]}:{where[1]}: {exc.strerror or exc}"
                 ) from None
             started[key] = running
-            bound = running.address
-            log.info("%s listening on %s:%s", key, *(bound or (host, port)))
-        for name, spec in BACKGROUND.items():
+            log.info("%s listening on %s:%s", key, *(running.address or where))
+        for name, spec in BACKGROUND.items() if host_services else ():
             started[name] = await _entry(spec)(ctx)
             _hand_over(ctx, started[name])
     except BaseException:
         ctx.fetcher = None  # the handles given out above go with their services
+        for sock in sockets.values():
+            sock.close()
         await stop_services(started)
         raise
     return started
@@ -146,10 +193,13 @@ async def stop_services(started: dict[str, Running]) -> None:
         log.warning("%d service(s) did not stop within %.0f s", len(pending), SHUTDOWN_GRACE)
 
 
-def _write_ready(path: Path, started: dict[str, Running]) -> None:
+def listener_addresses(started: dict[str, Running]) -> dict[str, list[object]]:
+    """Where each listener is bound, by its key."""
+    return {name: list(s.address) for name, s in started.items() if s.address is not None}
+
+
+def write_ready(path: Path, data: dict[str, object]) -> None:
     """Tell a supervisor (or a test) where each listener is bound, atomically."""
-    data = {name: list(s.address) for name, s in started.items() if s.address is not None}
-    data["pid"] = os.getpid()  # type: ignore[assignment]
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data))
     tmp.replace(path)
@@ -207,32 +257,60 @@ def status(ctx: Context, started: float) -> dict[str, object]:
     return report
 
 
-async def serve(settings: Settings, config_path: Path, ready_file: Path | None = None) -> None:
-    """Run until SIGTERM or SIGINT, then shut down within the grace period; SIGHUP reloads."""
+async def serve(
+    settings: Settings,
+    config_path: Path,
+    ready_file: Path | None = None,
+    spec: WorkerSpec | None = None,
+) -> None:
+    """Run until SIGTERM or SIGINT, then shut down within the grace period; SIGHUP reloads.
+
+    With `spec`, this process is one of the supervisor's workers: it adopts the sockets the
+    supervisor bound, counts connections in the host's table, runs the once-per-host services
+    only if it is the first worker, and answers the supervisor over its link instead of
+    serving the control socket; it stops when the supervisor goes away.
+    """
     loop = asyncio.get_running_loop()
     _install_reactor(loop)
     ctx = build_context(settings, config_path, loop)
     ctx.lag = LoopLag()
     started_at = time.monotonic()
-    control = ControlServer(settings.paths.control_socket, lambda: status(ctx, started_at))
+    sockets = None
+    if spec is not None:
+        ctx.worker = WorkerRole(spec.slot, spec.count, settings.paths.control_socket)
+        ctx.connections = Connections(HostCounts(spec.counts, spec.count, spec.slot))
+        sockets = spec.sockets()
+    commands = {"status": lambda: status(ctx, started_at), "metrics": lambda: metrics.figures(ctx)}
     stop = asyncio.Event()
+    link = WorkerLink(spec.link, commands, stop.set) if spec is not None else None
+    control = ControlServer(settings.paths.control_socket, commands) if spec is None else None
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload, ctx)
     try:
-        ctx.services = await start_services(ctx)
+        ctx.services = await start_services(
+            ctx, sockets, host_services=spec is None or spec.slot == 0
+        )
         ctx.lag.start()
-        await control.start()
+        ready = listener_addresses(ctx.services)
+        if link is not None:
+            await link.start(ready)
+        if control is not None:
+            await control.start()
         if ready_file is not None:
-            _write_ready(ready_file, ctx.services)
+            write_ready(ready_file, {**ready, "pid": os.getpid()})
         log.info("mailsuite ready: %s for %s", settings.hostname, ", ".join(settings.domains))
         await stop.wait()
         log.info("shutting down")
-        await control.close()
+        ctx.store.interrupt_scans()  # an index build would hold up the I/O pool's shutdown
+        if control is not None:
+            await control.close()
         await ctx.lag.close()
         await stop_services(ctx.services)
         ctx.connections.close()
     finally:
+        if link is not None:
+            link.close()
         release_context(ctx)
         from twisted.internet import reactor
 

@@ -70,6 +70,9 @@ def make_config(tmp: Path, overrides: dict[str, Any] | None = None) -> dict[str,
         "web": {"tls": False},
         # Cost 4 keeps tests fast; the cost is a setting, the code path is the same.
         "accounts": {"bcrypt_rounds": 4},
+        # One process: a suite starts in a second and a test sees one server's counters;
+        # tests/test_serve_workers.py runs two workers.
+        "workers": 1,
         "log_level": "DEBUG",
     }
     return merge(base, overrides or {})

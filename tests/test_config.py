@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -153,6 +154,12 @@ def test_check_config_exit_codes(tmp_path: Path) -> None:
     result = run_cli("check-config", "--config", str(good))
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout and "imap=127.0.0.1:1143" in result.stdout
+    cores = len(os.sched_getaffinity(0))
+    assert f"workers: {cores} (one per core)" in result.stdout
+    two = tmp_path / "two.yaml"
+    two.write_text(good.read_text() + "workers: 2\n")
+    result = run_cli("check-config", "--config", str(two))
+    assert "workers: 2 (set in the config): a supervisor and 2 server processes" in result.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         "hostname: mail.example.test\ndomains: [example.test]\nlisten: {imap: x}\nfoo: 1\n"
@@ -162,6 +169,15 @@ def test_check_config_exit_codes(tmp_path: Path) -> None:
     assert "2 problems" in result.stderr
     assert f"{bad}:3: listen.imap:" in result.stderr
     assert f"{bad}:4: foo: unknown key" in result.stderr
+
+
+def test_workers_is_auto_or_a_positive_number(tmp_path: Path) -> None:
+    for value, problem in (("0", "workers"), ("many", "workers"), ("-2", "workers")):
+        bad = tmp_path / "w.yaml"
+        bad.write_text(MINIMAL + f"workers: {value}\n")
+        result = run_cli("check-config", "--config", str(bad))
+        assert result.returncode == 1, value
+        assert f"{bad}:" in result.stderr and f" {problem}" in result.stderr, result.stderr
 
 
 def test_config_from_environment_variable(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from mailsuite.cli.common import config_option, fail, load_settings, open_directory
-from mailsuite.config import config_path
+from mailsuite.config import Settings, config_path
 
 
 @click.command("check-config")
@@ -24,6 +24,7 @@ def check_config(config: Path | None) -> None:
         f"{path}: OK: {settings.hostname}, domains {', '.join(settings.domains)}; "
         f"{len(listeners)} listener(s): {' '.join(listeners) or 'none'}"
     )
+    click.echo(_workers_line(settings))
     if settings.paths.database.exists():
         from mailsuite.smtp.postmaster import explain
 
@@ -35,11 +36,26 @@ def check_config(config: Path | None) -> None:
             directory.close()
 
 
+def _workers_line(settings: Settings) -> str:
+    """What `workers` means on this machine: how many processes serve will start."""
+    from mailsuite.workers import worker_count
+
+    count = worker_count(settings)
+    how = "one per core" if settings.workers == "auto" else "set in the config"
+    if count == 1:
+        return f"workers: 1 ({how}): one server process, no supervisor"
+    return (
+        f"workers: {count} ({how}): a supervisor and {count} server processes sharing the "
+        "listeners; the queue and the fetcher run in the first"
+    )
+
+
 @click.command()
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON report.")
 def status(config: Path | None, as_json: bool) -> None:
-    """Ask the running server for its listeners, counters, queue and fetcher state."""
+    """Ask the running server for its listeners, counters, queue and fetcher state (with
+    several workers: the host's, added up, and a line for each worker)."""
     import json
 
     from mailsuite.control import ask
@@ -62,6 +78,14 @@ def status(config: Path | None, as_json: bool) -> None:
         click.echo(f"  {name:<12} {host}:{port}")
     lag = report["loop_lag_ms"]
     click.echo(f"event loop lag: {lag['last']} ms now, {lag['worst']} ms worst")
+    if "workers" in report:
+        click.echo("workers (counters below are their sum):")
+        for w in report["workers"]:
+            state = f"lag {w['loop_lag_ms']} ms" if w["answered"] else "not answering"
+            click.echo(
+                f"  w{w['slot']:<3} pid {w['pid']}, up {int(w['uptime'])} s, "
+                f"{w['open_connections']} open connections, {w['restarts']} restarts, {state}"
+            )
     for section in sorted(
         k
         for k, v in report.items()

@@ -21,17 +21,24 @@ from mailsuite.config import config_path
     type=click.Path(dir_okay=False, path_type=Path),
     help="Once every listener is up, write their bound addresses here as JSON.",
 )
-def serve(config: Path | None, ready_file: Path | None) -> None:
-    """Run every configured service until SIGTERM or SIGINT."""
+@click.option("--worker", "worker_spec", hidden=True, help="Run as one worker of a supervisor.")
+def serve(config: Path | None, ready_file: Path | None, worker_spec: str | None) -> None:
+    """Run every configured service until SIGTERM or SIGINT, in `workers` processes."""
     from mailsuite.logs import setup_logging
     from mailsuite.serve import StartupError
     from mailsuite.serve import serve as run
+    from mailsuite.supervisor import supervise
+    from mailsuite.workers import WorkerSpec, worker_count
 
     path = config_path(config)
     settings = load_settings(path, check_files=True)
-    setup_logging(settings.log_level)
+    spec = WorkerSpec.decode(worker_spec) if worker_spec else None
+    setup_logging(settings.log_level, tag=f"w{spec.slot}" if spec else "")
     try:
-        asyncio.run(run(settings, path.resolve(), ready_file))
+        if spec is None and worker_count(settings) > 1:
+            asyncio.run(supervise(settings, path.resolve(), ready_file))
+        else:
+            asyncio.run(run(settings, path.resolve(), ready_file, spec))
     except StartupError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -93,6 +93,13 @@ def _hostport(value: Any) -> Any:
 HostPort = Annotated[tuple[str, int] | None, BeforeValidator(_hostport)]
 
 
+def _workers(value: Any) -> Any:
+    """`auto` or a number of processes (`workers`)."""
+    if value == "auto" or (type(value) is int and 1 <= value <= 256):
+        return value
+    raise ValueError("expected auto (one process per core) or a number from 1 to 256")
+
+
 class Listen(Section):
     """Where each service listens; null turns a service off. Port 0 picks a free port."""
 
@@ -486,6 +493,11 @@ class Settings(Section):
         "`hostname`); `imap`, `pop3` and `smtp` may each name their own.",
     )
     listen: Listen = Field(default_factory=Listen, description="Listener addresses.")
+    workers: Annotated[int | Literal["auto"], BeforeValidator(_workers)] = Field(
+        "auto",
+        description="Server processes `serve` starts, all accepting on the same listeners: "
+        "`auto` is one per core; 1 runs everything in one process, with no supervisor.",
+    )
     paths: Paths = Field(default_factory=Paths, description="Files and folders.")
     tls: Tls = Field(default_factory=Tls, description="TLS.")
     password_policy: PasswordPolicy = Field(default_factory=PasswordPolicy, description="Rules.")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 from typing import Any
 
 from mailsuite.connection import Limits, LineConnection, Listener, listen
@@ -137,11 +138,11 @@ def _family(ctx: Context) -> ConnectionFamily:
     return family
 
 
-async def start_imap(ctx: Context, host: str, port: int) -> Listener:
+async def start_imap(ctx: Context, sock: socket.socket) -> Listener:
     """IMAP with STARTTLS (RFC 3501 6.2.1)."""
-    return listen(ctx, _family(ctx), Connection, host, port, implicit_tls=False)
+    return listen(ctx, _family(ctx), Connection, sock, implicit_tls=False)
 
 
-async def start_imaps(ctx: Context, host: str, port: int) -> Listener:
+async def start_imaps(ctx: Context, sock: socket.socket) -> Listener:
     """IMAP over implicit TLS (RFC 8314 3.2)."""
-    return listen(ctx, _family(ctx), Connection, host, port, implicit_tls=True)
+    return listen(ctx, _family(ctx), Connection, sock, implicit_tls=True)

@@ -9,6 +9,7 @@ What lines mean lives in `session`.
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 from mailsuite.connection import Limits, LineConnection, Listener, listen
@@ -60,11 +61,11 @@ def _family(ctx: Context) -> ConnectionFamily:
     return ctx.connections.family("pop3")
 
 
-async def start_pop3(ctx: Context, host: str, port: int) -> Listener:
+async def start_pop3(ctx: Context, sock: socket.socket) -> Listener:
     """POP3 with STLS (RFC 1939, RFC 2595 4)."""
-    return listen(ctx, _family(ctx), Connection, host, port, implicit_tls=False)
+    return listen(ctx, _family(ctx), Connection, sock, implicit_tls=False)
 
 
-async def start_pop3s(ctx: Context, host: str, port: int) -> Listener:
+async def start_pop3s(ctx: Context, sock: socket.socket) -> Listener:
     """POP3 over implicit TLS (RFC 8314 3.2)."""
-    return listen(ctx, _family(ctx), Connection, host, port, implicit_tls=True)
+    return listen(ctx, _family(ctx), Connection, sock, implicit_tls=True)

@@ -1,10 +1,11 @@
 """The SMTP listeners: aiosmtpd protocol objects on the shared loop, with our limits.
 
 `start_mx` (port 25), `start_submission` (587, STARTTLS then AUTH) and `start_submissions`
-(465, implicit TLS) each create a plain `loop.create_server` whose protocol is `Server`, an
-aiosmtpd `SMTP` that adds what aiosmtpd leaves to us: connection limits per service and per
-client address, enhanced status codes on every reply, plaintext AUTH on loopback only when
-the config allows it, and a close that lets deliveries in progress finish.
+(465, implicit TLS) each serve the socket serve bound with `loop.create_server`, whose
+protocol is `Server`, an aiosmtpd `SMTP` that adds what aiosmtpd leaves to us: connection
+limits per service and per client address, enhanced status codes on every reply, plaintext
+AUTH on loopback only when the config allows it, and a close that lets deliveries in
+progress finish.
 
 Bad input gets the protocol's answer and nothing more: NUL anywhere in a command line is
 refused (501), a path aiosmtpd's parser chokes on is malformed (553/501, never its 451 and
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -232,9 +234,9 @@ class Listener:
         await asyncio.sleep(0)
 
 
-async def _start(ctx: Context, host: str, port: int, service: str) -> Listener:
+async def _start(ctx: Context, sock: socket.socket, service: str) -> Listener:
     handler = Handler(ctx, service)
-    connections: ConnectionCounter[Server] = ConnectionCounter()
+    connections: ConnectionCounter[Server] = ctx.connections.counter(service)
     implicit = service == "submissions"
     tls_context = ctx.tls.server_context()
 
@@ -257,22 +259,20 @@ async def _start(ctx: Context, host: str, port: int, service: str) -> Listener:
             loop=ctx.loop,
         )
 
-    server = await ctx.loop.create_server(
-        factory, host, port, ssl=tls_context if implicit else None, reuse_address=True
-    )
+    server = await ctx.loop.create_server(factory, sock=sock, ssl=tls_context if implicit else None)
     return Listener(server, connections)
 
 
-async def start_mx(ctx: Context, host: str, port: int) -> Listener:
+async def start_mx(ctx: Context, sock: socket.socket) -> Listener:
     """Mail from the internet for our domains; relaying only after AUTH."""
-    return await _start(ctx, host, port, "mx")
+    return await _start(ctx, sock, "mx")
 
 
-async def start_submission(ctx: Context, host: str, port: int) -> Listener:
+async def start_submission(ctx: Context, sock: socket.socket) -> Listener:
     """Submission (RFC 6409): STARTTLS, then AUTH, then any recipient."""
-    return await _start(ctx, host, port, "submission")
+    return await _start(ctx, sock, "submission")
 
 
-async def start_submissions(ctx: Context, host: str, port: int) -> Listener:
+async def start_submissions(ctx: Context, sock: socket.socket) -> Listener:
     """Submission over implicit TLS (RFC 8314)."""
-    return await _start(ctx, host, port, "submissions")
+    return await _start(ctx, sock, "submissions")

@@ -13,6 +13,7 @@ import errno
 import ipaddress
 import logging
 import secrets
+import socket
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -128,20 +129,19 @@ class WebServer:
         await self.runner.cleanup()
 
 
-async def start_web(ctx: Context, host: str, port: int) -> WebServer:
-    """Serve the site on host:port: HTTPS with the suite's certificate, or plain HTTP when
-    `web.tls` is off (meant for loopback in the demo)."""
+async def start_web(ctx: Context, sock: socket.socket) -> WebServer:
+    """Serve the site on `sock`, the listening socket serve bound: HTTPS with the suite's
+    certificate, or plain HTTP when `web.tls` is off (meant for loopback in the demo)."""
     tls = ctx.settings.web.tls
-    if not tls and not _loopback(host):
+    if not tls and not _loopback(sock.getsockname()[0]):
         # Passwords would cross the network in clear text: the demo setting stays on loopback.
+        sock.close()
         raise OSError(errno.EACCES, "web.tls is off, so the site may only listen on loopback")
     app = init_app(ctx)
     runner = web.AppRunner(
         app, access_log=access_log, access_log_class=AccessLogger, shutdown_timeout=3.0
     )
     await runner.setup()
-    site = web.TCPSite(
-        runner, host, port, ssl_context=ctx.tls.server_context() if tls else None, backlog=128
-    )
+    site = web.SockSite(runner, sock, ssl_context=ctx.tls.server_context() if tls else None)
     await site.start()
     return WebServer(runner)

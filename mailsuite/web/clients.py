@@ -77,7 +77,13 @@ async def metrics_page(request: web.Request) -> web.Response:
     ctx = request.app[CTX_KEY]
     if not metrics.allowed(remote_ip(request), ctx.settings.web.metrics_allow):
         raise web.HTTPForbidden(text="metrics are not available to this address\n")
-    return web.Response(body=metrics.render(ctx), headers={"Content-Type": metrics.CONTENT_TYPE})
+    if ctx.worker is not None:  # one of several workers: the scrape shows the whole host
+        figures = await ctx.run_io(ctx.worker.host_figures, ctx)
+    else:
+        figures = metrics.figures(ctx)
+    return web.Response(
+        body=metrics.render_figures(figures), headers={"Content-Type": metrics.CONTENT_TYPE}
+    )
 
 
 def add_routes(app: web.Application) -> None:
