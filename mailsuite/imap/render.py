@@ -403,13 +403,14 @@ def fetch_line(
     data: bytes | None,
     known: dict[str, bytes] | None = None,
     modseq: int = 0,
+    root: Part | None = None,
 ) -> bytes:
     """A whole ``* n FETCH (...)`` line (with CRLF).
 
     `known` holds already computed ENVELOPE / BODYSTRUCTURE / BODY values; `data` is needed
-    for anything else that needs_body() reports.
+    for anything else that needs_body() reports; `root` is `data` parsed, when the caller
+    has it (a header block read by `message.header_part`).
     """
-    root = None
     out = []
     for item in items:
         name = item.name

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from mailsuite.imap.message import Part
+from mailsuite.imap.message import Part, header_part
 from mailsuite.imap.objectid import email_id
 from mailsuite.imap.parser import SearchKey
 from mailsuite.message import addresses
@@ -84,7 +84,7 @@ class Candidate:
     def head_root(self) -> Part:
         """The message's own header, parsed (the body is not needed for it)."""
         if self._head_root is None:
-            self._head_root = _fields_part(self.header)
+            self._head_root = header_part(self.header)
         return self._head_root
 
     def body_text(self) -> str:
@@ -119,19 +119,6 @@ def _seconds_of(value: Any) -> float:
     if isinstance(value, dt.datetime):
         return value.timestamp()
     return float(value)
-
-
-def _fields_part(block: bytes) -> Part:
-    """A header block as the parser reads a message's own header, without the MIME
-    classification that only a body needs: its fields end where its blank line begins."""
-    end = len(block)
-    if block == b"\r\n" or block.endswith(b"\n\r\n"):
-        fields_end, eoh = end - 2, True
-    elif block == b"\n" or block.endswith(b"\n\n"):
-        fields_end, eoh = end - 1, True
-    else:
-        fields_end, eoh = end, False
-    return Part(block, 0, end, end, end, fields_end, eoh)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -25,6 +25,7 @@ from mailsuite.imap import quota as imap_quota
 from mailsuite.imap.appending import append_all, uid_set
 from mailsuite.imap.binary import UnknownCte
 from mailsuite.imap.catenate import BadUrl, TooBig, assemble
+from mailsuite.imap.message import header_part
 from mailsuite.imap.message import parse as parse_message
 from mailsuite.imap.objectid import mailbox_code
 from mailsuite.imap.parser import Command, FetchItem, ParseError, parse_command, parse_tag
@@ -1148,7 +1149,7 @@ def _render_body_chunk(
     out = []
     for seq, m in chunk:
         known = known_by_uid.get(m.uid, {})
-        data = None
+        data = root = None
         if others or len(known) < len(wanted):
             data = blocks.get(m.uid)
             try:
@@ -1156,9 +1157,10 @@ def _render_body_chunk(
                     data = folder.read(m.uid)
             except store_pkg.NoSuchMessage:
                 continue  # expunged by another session meanwhile; its EXPUNGE comes later
+            root = header_part(data) if m.uid in blocks else None
             missing = [n for n in wanted if n not in known]
             if missing:
-                root = parse_message(data)
+                root = root or parse_message(data)
                 for name in missing:
                     known[name] = render.cacheable_value(name, root)
                     try:
@@ -1176,6 +1178,7 @@ def _render_body_chunk(
                 data=data,
                 known=known,
                 modseq=m.modseq,
+                root=root,
             )
         )
     return b"".join(out)
