@@ -6,9 +6,11 @@ and flag changes at any command's end, expunges not during FETCH, STORE or SEARC
 (RFC 3501 7.4.1). Changes come from the store's notices; a poll (NOOP, CHECK, IDLE) syncs the
 folder first, so changes made by other processes arrive as notices too.
 
-Memory: sessions on the same folder share one immutable snapshot of its entries (`Snapshot`);
-a view holds only what happened since (new messages, changed flags). Only an expunge gives a
-view its own copy. So a thousand IDLE sessions on a 100,000-message INBOX hold one listing.
+Memory: sessions on the same folder share one immutable snapshot of its entries (`Snapshot`,
+the store's compact columns, see store/listing.py); a view holds only what happened since
+(new messages, changed flags). Only an expunge gives a view its own copy, of the columns (a
+few bytes per message). So a thousand IDLE sessions on a 100,000-message INBOX hold one
+listing.
 The shared snapshots belong to one server (`snapshots_of(ctx)`); another server in the same
 process has its own, and serve drops them when it stops.
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 import bisect
 import threading
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,8 +32,8 @@ from mailsuite.imap import condstore, render
 class Snapshot:
     """One folder listing shared by sessions, with what SELECT reports about it."""
 
-    messages: tuple[Any, ...]
-    uids: tuple[int, ...]
+    messages: Sequence[Any]
+    uids: Sequence[int]
     first_unseen: int
     keywords: frozenset[str]
 
@@ -46,12 +48,12 @@ class Snapshots:
 
     def take(self, folder: Any) -> Snapshot:
         """The folder's current listing, shared with other sessions when unchanged; off the
-        loop. The comparison is cheap because the store hands out the same entry objects
-        while they do not change (tuple equality checks identity first)."""
-        messages = tuple(folder.messages())
+        loop. The store hands out the same listing object while the folder is unchanged, so
+        the comparison is one identity test and a warm SELECT copies nothing."""
+        messages = folder.messages()
         with self._lock:
             known = self._by_folder.get(folder)
-        if known is not None and known.messages == messages:
+        if known is not None and known.messages is messages:
             return known
         snap = _listing(messages)
         with self._lock:
@@ -72,18 +74,10 @@ def snapshots_of(ctx: Context) -> Snapshots:
     return ctx.part(SNAPSHOTS)
 
 
-def _listing(messages: tuple[Any, ...]) -> Snapshot:
-    """What SELECT reports about a listing, worked out once per change of the folder."""
-    first = 0
-    keywords: set[str] = set()
-    for i, m in enumerate(messages, 1):
-        flags = m.flags
-        if not first and "\\Seen" not in flags:
-            first = i
-        for f in flags:
-            if f[0] != "\\":
-                keywords.add(f)
-    return Snapshot(messages, tuple(m.uid for m in messages), first, frozenset(keywords))
+def _listing(messages: Any) -> Snapshot:
+    """What SELECT reports about a listing, worked out once per change of the folder from
+    the store's columns (a pass in C, no object per message)."""
+    return Snapshot(messages, messages.uids, messages.first_unseen(), messages.keywords())
 
 
 @dataclass
@@ -159,6 +153,35 @@ class View:
         """A read-only sequence over the current entries, without copying the listing."""
         return _Entries(self)
 
+    def flag_matches(
+        self, test: Callable[[frozenset[str]], bool]
+    ) -> tuple[list[int], list[int]] | None:
+        """(sequence numbers, UIDs) of the entries whose flags pass `test`, from the store's
+        flag column (SEARCH UNSEEN without an object per message); None when the listing
+        is not the store's columns. Flags this view has learned since and the tail are
+        looked at one by one."""
+        matching = getattr(self.base, "matching", None)
+        if matching is None:
+            return None
+        positions, uids = matching(test)
+        nb = len(self.base)
+        for uid, info in self.over.items():
+            i = bisect.bisect_left(self.base_uids, uid)
+            if i >= nb or self.base_uids[i] != uid:
+                continue  # a tail entry, looked at below
+            j = bisect.bisect_left(positions, i)
+            listed = j < len(positions) and positions[j] == i
+            if test(info.flags) and not listed:
+                positions.insert(j, i)
+                uids.insert(j, uid)
+            elif listed and not test(info.flags):
+                del positions[j], uids[j]
+        for k, m in enumerate(self.tail):
+            if test(self.over.get(m.uid, m).flags):
+                positions.append(nb + k)
+                uids.append(m.uid)
+        return [i + 1 for i in positions], uids
+
     def _index_ranges(self, sequence: Any, by_uid: bool) -> list[tuple[int, int]]:
         """Half-open index ranges the set names, ascending and disjoint."""
         n = len(self)
@@ -230,10 +253,17 @@ class View:
         if not seqs:
             return []
         gone = {self._at(s - 1).uid for s in seqs}
-        kept = [m for m in self.all() if m.uid not in gone]
-        self.base = kept
-        self.base_uids = [m.uid for m in kept]
-        self.tail, self.tail_uids, self.over = [], [], {}
+        without = getattr(self.base, "without", None)
+        if without is not None:
+            self.base = without(gone)
+            self.base_uids = self.base.uids
+        else:
+            self.base = [m for m in self.base if m.uid not in gone]
+            self.base_uids = [m.uid for m in self.base]
+        self.tail = [m for m in self.tail if m.uid not in gone]
+        self.tail_uids = [m.uid for m in self.tail]
+        for uid in gone:
+            self.over.pop(uid, None)
         self.recent -= gone
         return seqs
 
@@ -312,6 +342,7 @@ class _Entries(Sequence[Any]):
     def __init__(self, view: View) -> None:
         self.view = view
         self.n = len(view)
+        self.flag_matches = view.flag_matches
 
     def __len__(self) -> int:
         return self.n

@@ -41,6 +41,7 @@ from pathlib import Path
 from . import headers, maildir
 from .errors import NoSuchFolder, NoSuchMessage, NotAllowed, StoreError, TooLarge, UidInUse
 from .index import FolderIndex, IndexDamaged
+from .listing import Frozen, Listing
 from .model import Change, FolderStatus, MessageInfo, NewMessage
 from .names import LETTER_FLAGS, letters_of, parse_flags
 from .recent import RecentMark, RecentMarks
@@ -120,8 +121,7 @@ class Folder:
         (path / "tmp").mkdir(mode=0o700, exist_ok=True)
         self._lockfd = os.open(path / maildir.LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
         self._index = FolderIndex(path, fsync=fsync)
-        self._msgs: dict[int, MessageInfo] | None = None
-        self._list: list[MessageInfo] | None = None
+        self._msgs: Listing | None = None
         self._status: tuple[tuple[int, int, bool], FolderStatus] | None = None
         self._modseq = 0
         self._uidvalidity = 0
@@ -195,17 +195,17 @@ class Folder:
         self._emit(changes)
         return changes
 
-    def messages(self) -> list[MessageInfo]:
-        """Every message in UID order, from memory (loads the index on first use).
+    def messages(self) -> Frozen:
+        """Every message in UID order, from memory (loads the index on first use): a
+        sequence that does not change, shared by every caller until the folder changes
+        (see listing.py), so asking again costs nothing.
 
         Call `sync()` first to see changes made by other processes.
         """
         with self._lock:
             self._ensure_loaded()
-            if self._list is None:
-                assert self._msgs is not None
-                self._list = list(self._msgs.values())
-            return list(self._list)
+            assert self._msgs is not None
+            return self._msgs.frozen()
 
     def get(self, uid: int) -> MessageInfo | None:
         """One message from memory, or None when the UID is not in the folder."""
@@ -242,13 +242,12 @@ class Folder:
             if self._status is not None and self._status[0] == stamp:
                 return self._status[1]
             if self._msgs is not None:
-                msgs = self._msgs.values()
-                count = len(self._msgs)
-                size = sum(m.size for m in msgs)
-                unseen = sum(1 for m in msgs if "\\Seen" not in m.flags)
+                msgs = self._msgs.frozen()
+                count, size = len(msgs), msgs.total_size()
+                unseen = msgs.count_with("\\Seen", False)
                 recent = len(self._unclaimed(self._recent_mark()))
-                doomed = [m.size for m in msgs if "\\Deleted" in m.flags]
-                deleted, deleted_size = len(doomed), sum(doomed)
+                deleted = msgs.count_with("\\Deleted", True)
+                deleted_size = msgs.total_size("\\Deleted")
             else:
                 row = (
                     self._conn()
@@ -1393,18 +1392,18 @@ class Folder:
         self._signal_seen = self._read_signal()  # before meta, as in _pull_locked
         meta = self._index.meta()
         self._take_meta(meta)
-        make = tuple.__new__
         flagsets = self._flagsets
-        msgs: dict[int, MessageInfo] = {}
-        for uid, key, size, idate, letters, keywords, modseq in self._conn().execute(
-            "SELECT uid, key, size, idate, flags, keywords, modseq FROM msgs ORDER BY uid"
-        ):
-            flags = flagsets.get((letters, keywords))
-            if flags is None:
-                flags = self._flagset(letters, keywords)
-            msgs[uid] = make(MessageInfo, (uid, key, size, idate, flags, modseq))
-        self._msgs = msgs
-        self._list = None
+        flagset = self._flagset
+
+        conn = self._conn()
+        query = "SELECT uid, key, size, idate, flags, keywords, modseq FROM msgs ORDER BY uid"
+
+        def rows() -> Iterator[tuple[int, str, int, float, frozenset[str], int]]:
+            for uid, key, size, idate, letters, keywords, modseq in conn.execute(query):
+                flags = flagsets.get((letters, keywords)) or flagset(letters, keywords)
+                yield uid, key, size, idate, flags, modseq
+
+        self._msgs = Listing.from_rows(rows())
         self._modseq = meta["modseq"]
 
     def _pull_locked(self) -> list[Change]:
@@ -1440,10 +1439,8 @@ class Folder:
             if uid in self._msgs
         ]
         msgs = self._msgs
-        for uid in gone:
-            del msgs[uid]
+        msgs.discard_many(gone)
         new, flagged = [], []
-        top = next(reversed(msgs), 0) if msgs else 0
         for uid, key, size, idate, letters, keywords, modseq in rows:
             info = MessageInfo(uid, key, size, idate, self._flagset(letters, keywords), modseq)
             old = msgs.get(uid)
@@ -1452,9 +1449,6 @@ class Folder:
             elif old.flags != info.flags:
                 flagged.append(uid)
             msgs[uid] = info
-        if new and new[0] < top:  # keep dict order == UID order
-            self._msgs = dict(sorted(msgs.items()))
-        self._list = None
         self._modseq = meta["modseq"]
         changes = []
         if gone:

@@ -1,0 +1,99 @@
+"""The folder's in-memory copy as columns: what `messages()` hands out, how it is shared and
+copied, and SEARCH by flags answered from the flag column with the same result as the
+per-message evaluation."""
+
+from __future__ import annotations
+
+from mailsuite.imap.parser import parse_command
+from mailsuite.imap.search import search
+from mailsuite.imap.view import Snapshots, View
+from mailsuite.store import Store
+
+USER = "cols@example.test"
+
+
+def _folder(tmp_path, count: int):
+    store = Store(tmp_path, fsync=False)
+    for i in range(count):
+        store.deliver([USER], b"Subject: %d\r\n\r\nbody %d\r\n" % (i, i))
+    return store, store.mailbox(USER).folder("INBOX")
+
+
+def test_messages_is_one_shared_listing_until_the_folder_changes(tmp_path):
+    _, folder = _folder(tmp_path, 5)
+    first = folder.messages()
+    assert folder.messages() is first  # asking again copies nothing
+    assert [m.uid for m in first] == [1, 2, 3, 4, 5]
+    assert list(first.uids) == [1, 2, 3, 4, 5]
+    assert first[-1].uid == 5 and [m.uid for m in first[1:3]] == [2, 3]
+    folder.store_flags([2, 4], ["\\Seen", "$Later"], "add")
+    second = folder.messages()
+    assert second is not first
+    # the listing handed out before keeps what it showed
+    assert all(not m.flags for m in first)
+    assert [sorted(m.flags) for m in second] == [
+        [],
+        ["$Later", "\\Seen"],
+        [],
+        ["$Later", "\\Seen"],
+        [],
+    ]
+    assert second.first_unseen() == 1 and second.keywords() == frozenset({"$Later"})
+    folder.expunge([1, 3])
+    third = folder.messages()
+    assert [m.uid for m in third] == [2, 4, 5]
+    assert third.first_unseen() == 3
+    assert [m.uid for m in second] == [1, 2, 3, 4, 5]
+    status = folder.status()
+    assert (status.messages, status.unseen) == (3, 1)
+    assert status.size == sum(m.size for m in third)
+
+
+def test_many_distinct_flag_sets_widen_the_flag_column(tmp_path):
+    _, folder = _folder(tmp_path, 300)
+    for uid in range(1, 301):
+        folder.store_flags([uid], [f"k{uid}"], "add")
+    listed = folder.messages()
+    assert [sorted(m.flags) for m in listed][:2] == [["k1"], ["k2"]]
+    assert listed[299].flags == frozenset({"k300"})
+    assert len(listed.keywords()) == 300
+    assert listed.count_with("k7", True) == 1
+
+
+def _uids(program: str, view: View, recent: set[int]) -> tuple[list[int], list[int]]:
+    key = parse_command(b"a UID SEARCH " + program.encode()).search
+    by_columns = search(key, view.entries(), recent, view.folder.read)
+    one_by_one = search(key, view.all(), recent, view.folder.read)  # a plain list
+    assert (by_columns.seqs, by_columns.uids) == (one_by_one.seqs, one_by_one.uids), program
+    return by_columns.seqs, by_columns.uids
+
+
+def test_flag_searches_from_the_column_match_the_per_message_answer(tmp_path):
+    store, folder = _folder(tmp_path, 12)
+    folder.store_flags([1, 2, 3, 4, 5, 6], ["\\Seen"], "add")
+    folder.store_flags([2, 7], ["\\Flagged", "Work"], "add")
+    view = View("INBOX", folder, False, Snapshots().take(folder), set())
+    # flags this session learned after its listing, and messages added since
+    [info] = folder.store_flags([3], ["\\Seen"], "remove")
+    view.update(info)
+    [info] = folder.store_flags([9], ["\\Seen"], "add")
+    view.update(info)
+    new = [store.deliver([USER], b"Subject: n\r\n\r\nx\r\n")[USER] for _ in range(2)]
+    folder.store_flags([new[1]], ["\\Seen"], "add")
+    view.add([folder.get(u) for u in new])
+    view.update(folder.get(new[1]))
+    assert _uids("UNSEEN", view, set()) == (
+        [3, 7, 8, 10, 11, 12, 13],
+        [3, 7, 8, 10, 11, 12, 13],
+    )
+    assert _uids("SEEN", view, set())[1] == [1, 2, 4, 5, 6, 9, 14]
+    # keywords match without regard to case, as the per-message test does
+    assert _uids("KEYWORD work", view, set())[1] == [2, 7]
+    assert _uids("OR FLAGGED NOT SEEN", view, set())[1] == [2, 3, 7, 8, 10, 11, 12, 13]
+    assert _uids("SEEN UNKEYWORD Work", view, set())[1] == [1, 4, 5, 6, 9, 14]
+    assert _uids("ALL", view, set())[1] == list(range(1, 15))
+    # after an expunge the view has its own columns; numbers follow
+    view.remove([1, 8])
+    assert _uids("UNSEEN", view, set()) == ([2, 6, 8, 9, 10, 11], [3, 7, 10, 11, 12, 13])
+    # \Recent is the session's, not a flag the store keeps: the per-message path answers
+    assert _uids("RECENT", view, {12, 13})[1] == [12, 13]
