@@ -4,10 +4,14 @@ finds, and that the running totals and later changes stay right after it."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 
-from mailsuite.store import Store
+import pytest
+
+from mailsuite.store import Store, StoreError
 from mailsuite.store import maildir as layout
+from mailsuite.store.scans import ScanInterrupted, Scans
 
 USER = "scan@example.org"
 
@@ -65,3 +69,67 @@ def test_totals_stay_right_after_a_rebuild(tmp_path):
     assert folder.usage() == (41, 400 + len(extra))
     fresh = Store(tmp_path, fsync=False).mailbox(USER).folder("INBOX")
     assert fresh.usage() == (41, 400 + len(extra))
+
+
+def _unindexed(tmp_path, count: int) -> Store:
+    store = Store(tmp_path, fsync=False)
+    folder_dir = store.mailbox(USER).path
+    now = time.time() - count
+    for n in range(count):
+        key = layout.unique_key(10, now=now + n)
+        _write(folder_dir / "cur" / layout.file_name(key, "S"), b"0123456789", now + n)
+    for name in os.listdir(folder_dir):
+        if name.startswith((layout.INDEX_FILE, layout.JOURNAL_FILE)):
+            os.unlink(folder_dir / name)
+    return store
+
+
+def test_a_stopping_store_builds_no_index_and_the_next_start_does(tmp_path):
+    _unindexed(tmp_path, 2000)
+    stopping = Store(tmp_path, fsync=False)
+    stopping.interrupt_scans()
+    t0 = time.monotonic()
+    with pytest.raises(StoreError):
+        stopping.mailbox(USER).folder("INBOX")
+    assert time.monotonic() - t0 < 1.0
+    # nothing half-built was kept: no UIDVALIDITY, no UIDs given out
+    assert not (tmp_path / "example.org" / "scan" / layout.JOURNAL_FILE).exists()
+    folder = Store(tmp_path, fsync=False).mailbox(USER).folder("INBOX")
+    assert [m.uid for m in folder.messages()] == list(range(1, 2001))
+    assert folder.usage() == (2000, 20000)
+
+
+def test_builds_take_turns_and_a_waiting_one_stops_at_shutdown():
+    scans = Scans(limit=2)
+    inside, most = 0, 0
+    lock = threading.Lock()
+    release = threading.Event()
+    errors: list[BaseException] = []
+
+    def build() -> None:
+        nonlocal inside, most
+        try:
+            with scans.turn():
+                with lock:
+                    inside += 1
+                    most = max(most, inside)
+                release.wait(5)
+                with lock:
+                    inside -= 1
+        except StoreError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=build) for _ in range(5)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    assert most == 2  # two at a time, the other three wait
+    scans.interrupt()
+    t0 = time.monotonic()
+    release.set()
+    for t in threads:
+        t.join(5)
+    assert time.monotonic() - t0 < 1.0
+    assert most == 2
+    # the two running finished; the three waiting gave up instead of starting
+    assert len(errors) == 3 and all(isinstance(e, ScanInterrupted) for e in errors)

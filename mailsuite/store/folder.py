@@ -45,6 +45,7 @@ from .listing import Frozen, Listing
 from .model import Change, FolderStatus, MessageInfo, NewMessage
 from .names import LETTER_FLAGS, letters_of, parse_flags
 from .recent import RecentMark, RecentMarks
+from .scans import Scans
 
 MAX_MESSAGE_SIZE = 200 * 1024 * 1024
 MAX_CACHE_BLOB = 1 << 20
@@ -56,6 +57,7 @@ _DIRTY_WINDOW_NS = 2_000_000_000  # a scan trusts directory mtimes only once the
 _EXPUNGE_LOG_KEEP = 20_000
 _HOUSEKEEPING_EVERY = 1000  # expunges between expunge-log trims and journal checks
 _MODES = ("add", "remove", "replace")
+_STAT_BATCH = 5000  # files stat()ed between looks at the store's stop flag
 FLAG_FLUSH_DELAY = 0.5  # seconds a flag change may wait for its fsync (group commit)
 
 log = logging.getLogger(__name__)
@@ -104,6 +106,7 @@ class Folder:
         emit: Callable[[list[Change]], None],
         recent: Callable[[int, int], RecentMark] | None = None,
         count_reads: Callable[[int], None] | None = None,
+        scans: Scans | None = None,
     ) -> None:
         if not (path / "cur").is_dir() or not (path / "new").is_dir():
             raise NoSuchFolder(name)
@@ -115,6 +118,7 @@ class Folder:
         # \Recent marks live with the store, so they outlive this object (see recent.py)
         self._mark_of = recent or functools.partial(RecentMarks().mark, ("", name))
         self._count_reads = count_reads  # the store's tally of message files read
+        self._scans = scans or Scans()  # the store's bound on concurrent index builds
         self._lock = threading.RLock()
         self._depth = 0
         self._gone = False
@@ -887,7 +891,7 @@ class Folder:
                 modseq_floor=modseq,
             )
             txn = _Txn(modseq, uidnext)
-            with self._index.totals_counted_once():
+            with self._scans.turn(), self._index.totals_counted_once():
                 self._scan_txn(txn, known)
             self._index.set_meta(uidnext=txn.uidnext, **self._dir_mtimes(scanning=True))
             conn.execute("COMMIT")
@@ -1212,6 +1216,7 @@ class Folder:
             (name.partition(":")[0], ("cur", name))
             for name in maildir.list_messages(self.path, "cur")
         )
+        self._scans.check()
         gone = [(row[1],) for key, row in indexed.items() if key not in found]
         conn.executemany("DELETE FROM msgs WHERE uid = ?", gone)
         conn.executemany("DELETE FROM cache WHERE uid = ?", gone)
@@ -1247,13 +1252,19 @@ class Folder:
         )
         added = []
         for sub, items in fresh.items():
-            stats = maildir.stat_files(self.path / sub, [name for _, name in items])
-            for (key, name), st in zip(items, stats, strict=True):
-                if st is None:
-                    continue  # gone since the listing
-                size = maildir.size_from_key(key)
-                added.append((st.st_mtime, key, sub, name, st.st_size if size is None else size))
+            for start in range(0, len(items), _STAT_BATCH):
+                self._scans.check()
+                batch = items[start : start + _STAT_BATCH]
+                stats = maildir.stat_files(self.path / sub, [name for _, name in batch])
+                for (key, name), st in zip(batch, stats, strict=True):
+                    if st is None:
+                        continue  # gone since the listing
+                    size = maildir.size_from_key(key)
+                    added.append(
+                        (st.st_mtime, key, sub, name, st.st_size if size is None else size)
+                    )
         added.sort()
+        self._scans.check()
         rows = []
         for mtime, key, sub, name, size in added:
             letters, keywords = flags_of(name, key)

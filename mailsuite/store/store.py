@@ -22,6 +22,7 @@ from .mailbox import Mailbox, create_maildir
 from .model import Change
 from .names import INBOX, folder_dirname, parse_flags, split_address
 from .recent import RecentMarks
+from .scans import Scans
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +111,15 @@ class Store:
         self._watchers: dict[tuple[str, str], list[Watch]] = {}
         self._mailbox_locks: dict[str, _MailboxLock] = {}
         self._opening: dict[tuple[str, str], threading.Lock] = {}
+        self.scans = Scans()  # index builds: a few at a time, stopped at shutdown (scans.py)
         self.recent = RecentMarks()  # \Recent of this process's sessions (recent.py)
         self._count_reads = count_reads
+
+    def interrupt_scans(self) -> None:
+        """Shutdown: index builds in progress give up at their next step (their work rolled
+        back, redone at the next start) and none starts any more, so the I/O threads
+        finish promptly."""
+        self.scans.interrupt()
 
     def attach_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
         """Deliver change notices on `loop` (call_soon_threadsafe) instead of in the thread
@@ -325,6 +333,7 @@ class Store:
                 emit=lambda changes, key=key: self._emit(key, changes),
                 recent=functools.partial(self.recent.mark, key),
                 count_reads=self._count_reads,
+                scans=self.scans,
             )
             with self._lock:
                 self._folders[key] = opened
