@@ -363,7 +363,7 @@ def header_fields(part: Part, names: tuple[str, ...], exclude: bool) -> bytes:
     lines without a colon are fields too and HEADER.FIELDS.NOT keeps them.
     """
     wanted = {n.encode("ascii", "replace").upper() for n in names}
-    found = None if exclude else _find_fields(part, wanted)
+    found = None if exclude else find_fields(part, wanted)
     if found is not None:
         chosen = found
     else:
@@ -372,7 +372,7 @@ def header_fields(part: Part, names: tuple[str, ...], exclude: bool) -> bytes:
     return out + b"\r\n" if part.has_eoh else out
 
 
-def _find_fields(part: Part, wanted: set[bytes]) -> list[bytes] | None:
+def find_fields(part: Part, wanted: set[bytes]) -> list[bytes] | None:
     """The raw fields named `wanted`, in order, found by looking only at the lines that
     start with one of the names (a webmail asks for one field of every message; reading
     every field of each is most of the cost). The same fields as `Part.fields` gives, or

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from mailsuite.imap.message import Part, header_part
+from mailsuite.imap.message import Part, find_fields, header_part
 from mailsuite.imap.objectid import email_id
 from mailsuite.imap.parser import SearchKey
 from mailsuite.message import addresses
@@ -205,35 +205,35 @@ def compile_key(
     if name in ("HEADER", "ADDRESS"):
         field, needle = key[1].encode("ascii", "replace"), fold(key[2])
         by_address = name == "ADDRESS"
-        # In a header of plain ASCII without encoded words a field's text is as written,
-        # so a string that is not in the unfolded header is in none of its fields.
+        # In a field of plain ASCII without encoded words the text is as written, so a
+        # string that is not in the unfolded field is not in its text either.
         quick = needle.encode() if needle.isascii() else None
         if by_address and quick is not None and _ADDRESS_JOINERS.intersection(needle):
             quick = None
+        wanted = {field}
 
         def header(c: Candidate) -> bool:
-            block = c.header
-            if needle and block.isascii() and b"=?" not in block:
-                if not needle.isascii():
-                    return False  # folded ASCII holds no other letters
-                if quick is not None and not (
-                    by_address and any(s in block for s in _ADDRESS_SYNTAX)
-                ):
-                    flat = block.replace(b"\r\n", b"").replace(b"\n", b"").lower()
-                    if quick not in flat:
-                        return False
-            for fname, raw in c.head_root.fields():
-                if fname == field:
-                    if not needle:  # RFC 3501 6.4.4: empty string matches any such header
+            part = c.head_root
+            raws = find_fields(part, wanted)
+            if raws is None:
+                raws = [raw for fname, raw in part.fields() if fname == field]
+            for raw in raws:
+                if not needle:  # RFC 3501 6.4.4: empty string matches any such header
+                    return True
+                value = raw.partition(b":")[2].replace(b"\r\n", b"").replace(b"\n", b"")
+                if value.isascii() and b"=?" not in value:
+                    if not needle.isascii():
+                        continue  # folded ASCII holds no other letters
+                    plain = not (by_address and any(s in value for s in _ADDRESS_SYNTAX))
+                    if quick is not None and plain and quick not in value.lower():
+                        continue
+                if by_address:
+                    # RFC 3501 6.4.4: FROM/TO/CC/BCC search the envelope's addresses,
+                    # so "a@b" is found however the field spells it (comments, routes)
+                    if any(needle in t for t in _address_texts(value)):
                         return True
-                    value = raw.split(b":", 1)[1].replace(b"\r\n", b"").replace(b"\n", b"")
-                    if by_address:
-                        # RFC 3501 6.4.4: FROM/TO/CC/BCC search the envelope's addresses,
-                        # so "a@b" is found however the field spells it (comments, routes)
-                        if any(needle in t for t in _address_texts(value)):
-                            return True
-                    elif needle in fold(decode_header(value.strip())):
-                        return True  # HEADER: the field's text after the colon
+                elif needle in fold(decode_header(value.strip())):
+                    return True  # HEADER: the field's text after the colon
             return False
 
         return header
