@@ -25,6 +25,7 @@ Passwords and AUTH lines never reach a log; only the outcome does.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Callable
 from typing import TypeVar
@@ -37,6 +38,7 @@ from mailsuite.context import Context
 from mailsuite.directory import Account, DirectoryUnavailable
 from mailsuite.directory.external import external_senders
 from mailsuite.logs import ClientLog
+from mailsuite.quota import Verdict
 from mailsuite.smtp import authors, replies
 from mailsuite.smtp import quota as smtp_quota
 from mailsuite.smtp.message import (
@@ -88,6 +90,13 @@ def _targets(envelope: Envelope) -> dict[str, list[str] | None]:
     return envelope.targets  # type: ignore[attr-defined]
 
 
+def _local_recipient(ctx: Context, address: str, size: int) -> tuple[list[str], dict[str, Verdict]]:
+    """The accounts a local address delivers to and the quota verdict of each for `size`
+    octets: one trip to an I/O thread per RCPT, not two. Blocking (the directory)."""
+    targets = local_targets(ctx, address)
+    return targets, smtp_quota.verdicts(ctx, targets, size) if targets else {}
+
+
 def _count_refusal(session: Session) -> int:
     """One more refused recipient in this session (RSET does not forget); the new count."""
     count: int = getattr(session, "refused_recipients", 0) + 1
@@ -101,6 +110,12 @@ class Handler:
     def __init__(self, ctx: Context, service: str) -> None:
         self.ctx = ctx
         self.service = service
+        self._hooks = sorted(n for n in dir(type(self)) if n.startswith(("handle_", "auth_")))
+
+    def __dir__(self) -> list[str]:
+        """Only the hooks: aiosmtpd's `SMTP.__init__` walks dir() of the handler on every
+        connection (`inspect.getmembers`) to find them, and needs nothing else."""
+        return list(self._hooks)
 
     # -- session helpers --------------------------------------------------------------------
 
@@ -250,16 +265,14 @@ class Handler:
         elif not address.isascii() and not envelope.smtp_utf8:
             return replies.NON_ASCII_RECIPIENT  # RFC 6531 3.5
         elif is_local_domain(self.ctx, address):
-            targets = await self._look_up(session, local_targets, self.ctx, address)
-            if targets is None:
+            size = smtp_quota.declared_size(envelope.mail_options)
+            looked = await self._look_up(session, _local_recipient, self.ctx, address, size)
+            if looked is None:
                 return replies.DIRECTORY_BUSY
+            targets, found = looked
             if not targets:
                 self._clog(session).info("unknown recipient %s", address)
                 return await self._refused(session, replies.NO_SUCH_USER.format(address=address))
-            size = smtp_quota.declared_size(envelope.mail_options)
-            found = await self._look_up(session, smtp_quota.verdicts, self.ctx, targets, size)
-            if found is None:
-                return replies.DIRECTORY_BUSY
             refusal = smtp_quota.rcpt_refusal(address, found)
             if refusal is not None:
                 self._clog(session).info("%s refused: over quota", address)
@@ -407,3 +420,8 @@ class Handler:
         """An unexpected error becomes a 451 reply and a log line, never a traceback."""
         log.error("SMTP session error: %s: %s", type(error).__name__, error, exc_info=error)
         return replies.TEMPORARY_FAILURE
+
+
+# aiosmtpd works out the EHLO hook's signature on every connection (to tell its two forms
+# apart); inspect takes a function's own __signature__ when it has one, so it is made once.
+Handler.handle_EHLO.__signature__ = inspect.signature(Handler.handle_EHLO)  # type: ignore[attr-defined]

@@ -22,7 +22,9 @@ def normalize_line_endings(data: bytes) -> bytes:
     RFC 5321 2.3.8: lines end in CRLF only; a bare LF or CR left in content is what SMTP
     smuggling relies on when the next hop reads it as a line end.
     """
-    out = _LINE_END.sub(b"\r\n", data)
+    crlf = data.count(b"\r\n")
+    clean = data.count(b"\n") == crlf == data.count(b"\r")  # as nearly every client sends
+    out = data if clean else _LINE_END.sub(b"\r\n", data)
     if out and not out.endswith(b"\r\n"):
         out += b"\r\n"
     return out

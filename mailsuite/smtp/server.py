@@ -16,8 +16,8 @@ escaped. After any 421 reply the connection is closed (RFC 5321 3.8).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
+import re
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -63,33 +63,73 @@ IDENT = "mailsuite ESMTP"
 CLOSE_GRACE = 3.0  # seconds a session in DATA may take to finish at shutdown
 
 
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+# RFC 5321 4.1.2: "<" Dot-string "@" a domain of LDH labels ">", then parameters, if any
+_SIMPLE_PATH = re.compile(
+    rf"<({_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>(?:[ \t]+([^( \t].*)?)?"
+)
+
+
+def simple_path(arg: str) -> tuple[str, str] | None:
+    """(address, rest) of a path in the plain form nearly every client sends, exactly as
+    the email package's `get_angle_addr` splits it; None for anything else (quoted local
+    parts, address literals, source routes, comments, UTF-8), which that parser handles."""
+    found = _SIMPLE_PATH.fullmatch(arg)
+    if found is None:
+        return None
+    return found.group(1), found.group(2) or ""
+
+
 _REFUSALS = {"total": replies.SERVICE_FULL, "ip": replies.TOO_MANY_CONNECTIONS}
 Command = Callable[[str | None], Awaitable[None]]
 
 
 class _Verbs(dict[str, Any]):
-    """aiosmtpd's table of `smtp_<VERB>` methods, guarded so that a command line with NUL
-    anywhere, in the verb or the argument, gets `refuse` and goes no further: RFC 5321 4.1.2
-    allows NUL in no path or parameter, and one is how `<a\\0b@x>` became `ab@x`."""
+    """aiosmtpd's table of `smtp_<VERB>` methods, as it looks them up: each command it finds
+    is guarded so that a command line with NUL anywhere, in the verb or the argument, gets
+    `refuse` and goes no further (RFC 5321 4.1.2 allows NUL in no path or parameter, and one
+    is how `<a\\0b@x>` became `ab@x`), and declared to the loop watchdog while it runs, so a
+    stall it causes is named after it. The guard is made for the command being run, not
+    for every verb at every connection."""
 
-    def __init__(self, methods: dict[str, Any], refuse: Command) -> None:
-        super().__init__({verb: _refusing_nul(m, refuse) for verb, m in methods.items()})
-        self._refuse = refuse
+    def __init__(self, server: Server, methods: dict[str, Any]) -> None:
+        super().__init__(methods)
+        self._server = server
 
     def get(self, verb: str, default: Any = None) -> Any:  # type: ignore[override]
         if "\0" in verb:
-            return self._refuse
-        return super().get(verb, default)
+            return self._server._refuse_nul
+        method = super().get(verb)
+        return default if method is None else _Command(self._server, verb, method)
 
 
-def _refusing_nul(method: Command, refuse: Command) -> Command:
-    """`method`, or `refuse` when its argument holds NUL; HELP still finds its syntax."""
+class _Command:
+    """One `smtp_<VERB>` call, guarded (see `_Verbs`); HELP still finds its syntax
+    attributes, which are the method's."""
 
-    @functools.wraps(method)
-    async def guarded(arg: str | None) -> None:
-        await (refuse if arg is not None and "\0" in arg else method)(arg)
+    __slots__ = ("_method", "_server", "_verb")
 
-    return guarded
+    def __init__(self, server: Server, verb: str, method: Command) -> None:
+        self._server = server
+        self._verb = verb
+        self._method = method
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._method, name)
+
+    async def __call__(self, arg: str | None) -> None:
+        server = self._server
+        if arg is not None and "\0" in arg:
+            await server._refuse_nul(arg)
+            return
+        with control.running(server.ctx.lag, "smtp", server._ip) as doing:
+            doing.command = self._verb
+            await self._method(arg)
+
+
+def _listed(cls: type, prefixes: tuple[str, ...]) -> list[str]:
+    """The attribute names of `cls` that start with one of `prefixes`, sorted as dir()."""
+    return sorted(name for name in dir(cls) if name.startswith(prefixes))
 
 
 class Server(SMTP):
@@ -97,6 +137,8 @@ class Server(SMTP):
 
     _raw_push = False
     committing = False  # set by Handler while DATA waits for the store and spool
+    _held: list[bytes] | None = None  # replies kept back to go out in one write (EHLO)
+    _names: list[str] | None = None
 
     def __init__(
         self,
@@ -113,22 +155,17 @@ class Server(SMTP):
         self.implicit_tls = implicit_tls
         self._refusal: str | None = None
         self._ip = ""
-        self._smtp_methods = {
-            verb: self._watched(verb, method) for verb, method in self._smtp_methods.items()
-        }
-        self._smtp_methods = _Verbs(self._smtp_methods, self._refuse_nul)
+        self._smtp_methods = _Verbs(self, self._smtp_methods)
 
-    def _watched(self, verb: str, method: Any) -> Any:
-        """`method` (an aiosmtpd `smtp_<VERB>`) declared to the loop watchdog while it runs,
-        so a stall it causes is named after it; HELP still finds its syntax attributes."""
-
-        @functools.wraps(method)
-        async def run(arg: str | None) -> None:
-            with control.running(self.ctx.lag, "smtp", self._ip) as doing:
-                doing.command = verb
-                await method(arg)
-
-        return run
+    def __dir__(self) -> list[str]:
+        """Only the `smtp_` and `auth_` names, worked out once per class: aiosmtpd's
+        `SMTP.__init__` walks dir() of every new connection (`inspect.getmembers`) to build
+        its command and AUTH tables, and the hundreds of other names made that walk a tenth
+        of what a connection costs."""
+        cls = type(self)
+        if cls.__dict__.get("_names") is None:
+            cls._names = _listed(cls, ("smtp_", "auth_"))
+        return list(cls._names or ())
 
     @property
     def secure(self) -> bool:
@@ -174,6 +211,9 @@ class Server(SMTP):
             # A reply may echo the client's words: control characters and bytes that were
             # not UTF-8 (surrogates here) go back escaped, never raw, never as an error.
             status = replies.printable(status).encode("utf-8")
+        if self._held is not None:
+            self._held.append(status)
+            return
         await super().push(status)
         if status[:3] == b"421" and self.transport is not None:
             self.transport.close()  # RFC 5321 3.8: the server closes after a 421
@@ -182,9 +222,16 @@ class Server(SMTP):
         await self.push(replies.NUL_IN_COMMAND)
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
-        """aiosmtpd's path parser, which raises on some malformed paths (IndexError for
+        """The path and what follows it. The usual `<local@domain> PARAMS` is split here
+        (`simple_path`); anything else goes to aiosmtpd's parser (the email package's, a
+        tenth of a message's CPU), which raises on some malformed paths (IndexError for
         `MAIL FROM:‹` and `VRFY a@`, and others): such a path is just malformed, so MAIL and
         RCPT answer aiosmtpd's 553 5.1.3 and VRFY 501."""
+        simple = simple_path(arg)
+        if simple is not None and not (
+            self.local_part_limit and len(simple[0].rpartition("@")[0]) > self.local_part_limit
+        ):
+            return simple
         try:
             return super()._getaddr(arg)
         except Exception:
@@ -203,12 +250,18 @@ class Server(SMTP):
         await self.push(replies.CANNOT_VRFY if address else replies.BAD_ADDRESS)
 
     async def smtp_EHLO(self, hostname: str) -> None:
-        # RFC 2034 3: the EHLO reply itself carries no enhanced codes.
+        """RFC 2034 3: the EHLO reply itself carries no enhanced codes. Its lines go out in
+        one write (aiosmtpd pushes each on its own: a send(2) per line, the costliest part
+        of a short connection)."""
         self._raw_push = True
+        self._held = []
         try:
             await super().smtp_EHLO(hostname)
         finally:
             self._raw_push = False
+            lines, self._held = self._held, None
+        if lines:
+            await super().push(b"\r\n".join(lines))
 
 
 class Listener:
