@@ -10,7 +10,9 @@ import pytest
 
 from mailsuite.imap import sort
 from mailsuite.imap.results import CACHE_NAME, sequence_text
+from mailsuite.store.maildir import unique_key
 from tests.test_imap_server import Raw, deliver, reply, session, store, user
+from tests.test_pop3_sizes import reads
 
 __all__ = ["store", "user"]  # fixtures, imported so pytest finds them here
 
@@ -269,6 +271,70 @@ def test_sort_keys_are_kept_with_the_message(mailbox, user, store):
     for m in folder.messages():
         blob = folder.cache_get(m.uid, CACHE_NAME)
         assert blob is not None and sort.unpack(blob) is not None
+
+
+def _thread_corpus(n: int) -> list[bytes]:
+    """`n` messages in threads of three: a root, its reply and the reply's reply."""
+    out = []
+    for i in range(n):
+        root, depth = i - i % 3, i % 3
+        refs = " ".join(f"<m{root + d}@x>" for d in range(depth))
+        extra = f"Message-ID: <m{i}@x>\r\n" + (f"References: {refs}\r\n" if refs else "")
+        subject = ("Re: " * depth) + f"=?utf-8?q?W=C4=85tek_{root}?="
+        date = f"Mon, 2 Mar 2026 10:{59 - i % 60:02d}:00 +0000"
+        out.append(message(subject, f"Nadawca {i % 7} <n{i % 7}@x>", date=date, extra=extra))
+    return out
+
+
+def answers(c: Raw, commands: tuple[str, ...]) -> list[list[bytes]]:
+    """The untagged lines of each command's answer."""
+    return [c.ok(cmd)[:-1] for cmd in commands]
+
+
+SORTS_AND_THREADS = (
+    "SORT (SUBJECT) UTF-8 ALL",
+    "SORT (REVERSE DATE) UTF-8 ALL",
+    "SORT (DISPLAYFROM) UTF-8 ALL",
+    "THREAD REFERENCES UTF-8 ALL",
+    "THREAD ORDEREDSUBJECT UTF-8 ALL",
+)
+
+
+def test_sort_after_delivery_reads_no_message_file(suite, user, store):
+    """Delivery keeps each message's header block, so the first SORT and THREAD of the
+    folder work out their keys without opening a message file, and later ones from the
+    keys kept (the store counts every file it reads in /metrics)."""
+    deliver(store, user, *_thread_corpus(30))
+    c = session(suite, user)
+    before = reads(suite)
+    first = answers(c, SORTS_AND_THREADS)
+    assert reads(suite) == before
+    assert answers(c, SORTS_AND_THREADS) == first
+    assert reads(suite) == before
+    # RFC 5256 2.2: threads by the date of their first message, the later roots first here
+    chains = b"".join(b"(%d %d %d)" % (r + 1, r + 2, r + 3) for r in range(27, -1, -3))
+    assert first[3] == [b"* THREAD " + chains + b"\r\n"]
+
+
+def test_sort_of_files_put_in_by_others_reads_each_once(suite, user, store):
+    """Files another program put in the Maildir are read once, for their header block, by
+    the first SORT; no later SORT or THREAD reads any (the keys are kept in the index)."""
+    folder = store.mailbox(user).folder("INBOX")
+    now = time.time() - 100
+    for i, data in enumerate(_thread_corpus(12)):
+        path = folder.path / "cur" / f"{unique_key(len(data), now + i)}:2,S"
+        path.write_bytes(data)
+    c = session(suite, user)
+    before = reads(suite)
+    first = answers(c, SORTS_AND_THREADS[:1])[0]
+    assert reads(suite) == before + 12
+    again = answers(c, SORTS_AND_THREADS)
+    assert again[0] == first
+    assert reads(suite) == before + 12
+    # a new session of the same server, and the kept keys: still no file read
+    other = session(suite, user)
+    assert answers(other, SORTS_AND_THREADS) == again
+    assert reads(suite) == before + 12
 
 
 def test_esort(mailbox):

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from mailsuite import store as store_pkg
 from mailsuite.context import Context, Part
 from mailsuite.imap import condstore, render, sort
-from mailsuite.imap.message import parse as parse_message
 from mailsuite.imap.parser import Command, SearchKey, SequenceSet
 from mailsuite.imap.search import SearchResult, search
 from mailsuite.store import fulltext
@@ -129,7 +128,7 @@ def _load(folder: Any, uids: list[int]) -> dict[int, sort.SortKeys]:
         if block is None:
             out[uid] = sort.SortKeys()  # gone: its EXPUNGE comes later
             continue
-        out[uid] = keys = sort.keys_of(parse_message(block).field_values)
+        out[uid] = keys = sort.keys_of(sort.header_fields(block))
         new.append((uid, sort.pack(keys)))
     if new:
         try:
@@ -230,9 +229,13 @@ def _items(
     ctx: Context, view: View, key: SearchKey, recent: set[int], need_keys: bool
 ) -> list[sort.Item]:
     """The messages matching `key` with what they sort by; off the loop."""
-    entries = view.entries()
-    result = search_view(ctx, view, key, recent)
-    chosen = [(s, entries[s - 1]) for s in result.seqs]
+    if key == ("ALL",):
+        # what clients send nearly always: every entry, taken in one pass over the listing
+        chosen = list(enumerate(view.all(), 1))
+    else:
+        entries = view.entries()
+        result = search_view(ctx, view, key, recent)
+        chosen = [(s, entries[s - 1]) for s in result.seqs]
     keys = sort_keys_of(ctx).keys(view.folder, [e.uid for _, e in chosen]) if need_keys else {}
     empty = sort.SortKeys()
     return [

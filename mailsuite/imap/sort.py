@@ -30,7 +30,7 @@ CRITERIA = frozenset(
     {"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO"}
 )
 ALGORITHMS = ("REFERENCES", "ORDEREDSUBJECT")
-KEYS_VERSION = 1  # bump when what `keys_of` extracts changes
+KEYS_VERSION = 2  # bump when what `keys_of` extracts or `pack` writes changes
 
 
 # --- i;unicode-casemap (RFC 5051) ---------------------------------------------------------
@@ -68,6 +68,7 @@ _LEADING_BLOB = re.compile(_BLOB)
 _FWD_HDR = re.compile(r"\[fwd:", re.IGNORECASE)  # subj-fwd-hdr
 
 
+@functools.lru_cache(maxsize=8192)  # senders and thread subjects repeat
 def decode_words(raw: bytes) -> str:
     """A header value as text: RFC 2047 encoded words decoded, raw 8-bit read as UTF-8
     (RFC 6532), anything undecodable replaced rather than failing the sort."""
@@ -140,21 +141,71 @@ class SortKeys:
     sent: float | None = None  # the Date field in POSIX seconds, None when unreadable
     message_id: str = ""
     references: tuple[str, ...] = ()
-    _mapped: dict[str, str] | None = field(default=None, compare=False, repr=False)
+    # the casemap keys of the `_TEXT` attributes, in that order: worked out once (at most)
+    # and kept in the store's cache with the rest, so no sort maps a string again
+    _mapped: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
 
     def mapped(self, name: str) -> str:
-        """The casemap key of one string attribute, worked out once."""
+        """The casemap key of one string attribute."""
         if self._mapped is None:
-            self._mapped = {}
-        value = self._mapped.get(name)
-        if value is None:
-            value = self._mapped[name] = casemap(getattr(self, name))
-        return value
+            self._mapped = tuple(casemap(getattr(self, n)) for n in _TEXT)
+        return self._mapped[_TEXT_AT[name]]
+
+
+_TEXT = ("subject", "from_", "to", "cc", "display_from", "display_to")
+_TEXT_AT = {name: n for n, name in enumerate(_TEXT)}
+
+
+# The common shapes of a first address, `Name <local@domain>`, `"Name" <local@domain>`,
+# `<local@domain>` and `local@domain`, with atoms only in the name (no comments, dots,
+# escapes or line breaks inside quotes) and a dot-atom local part: for these the full
+# parser's answer is known, so most messages skip it. Anything else goes to the parser.
+_ATEXT = rb"A-Za-z0-9!#$%&'*+/=?^_`{|}~-"  # RFC 5322 3.2.3, as a character class body
+_DOT_ATOM = rb"[" + _ATEXT + rb"]+(?:\.[" + _ATEXT + rb"]+)*"
+_DOMAIN = rb"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_FWS = rb"[ \t\r\n]*"
+_ANGLE_ADDRESS = re.compile(
+    rb'(?:[ \t\r\n]*"(?P<quoted>[^"\\\r\n]*)"|(?P<phrase>[\x80-\xff \t\r\n'
+    + _ATEXT
+    + rb"]*))"
+    + _FWS
+    + rb"<(?P<local>"
+    + _DOT_ATOM
+    + rb")@(?P<domain>"
+    + _DOMAIN
+    + rb")>"
+    + _FWS
+    + rb"(?:,|\Z)"
+)
+_BARE_ADDRESS = re.compile(
+    _FWS + rb"(?P<local>" + _DOT_ATOM + rb")@(?P<domain>" + _DOMAIN + rb")" + _FWS + rb"(?:,|\Z)"
+)
+_FWS_RUN = re.compile(rb"[ \t\r\n]+")
+
+
+def _simple_first(value: bytes) -> addresses.Address | None:
+    """The first address of `value` when it has one of the common shapes, else None."""
+    m = _ANGLE_ADDRESS.match(value)
+    if m is None:
+        m = _BARE_ADDRESS.match(value)
+        if m is None:
+            return None
+        return addresses.Address(mailbox=m.group("local"), domain=m.group("domain"))
+    quoted = m.group("quoted")
+    if quoted is not None:
+        name = quoted or None
+    else:
+        name = _FWS_RUN.sub(b" ", m.group("phrase")).strip(b" ") or None
+    return addresses.Address(name=name, mailbox=m.group("local"), domain=m.group("domain"))
 
 
 def _first_mailbox(values: list[bytes]) -> addresses.Address | None:
     """The first address of the fields that is a mailbox (not a group marker), the fields
     read as one list as ENVELOPE reads them."""
+    if values:
+        simple = _simple_first(values[0])
+        if simple is not None:
+            return simple
     for value in values:
         for a in addresses.parse(value):
             if not (a.is_group_start or a.is_group_end):
@@ -162,16 +213,14 @@ def _first_mailbox(values: list[bytes]) -> addresses.Address | None:
     return None
 
 
-def _mailbox_of(values: list[bytes]) -> str:
+def _mailbox_of(a: addresses.Address | None) -> str:
     # RFC 5256 3: "addr-mailbox of the first ... address" (the local part, as ENVELOPE)
-    a = _first_mailbox(values)
     return "" if a is None or a.mailbox is None else decode_words(a.mailbox)
 
 
-def _display_of(values: list[bytes]) -> str:
+def _display_of(a: addresses.Address | None) -> str:
     # RFC 5957 3: the display name of the first address, decoded (RFC 2047); without one,
     # the address itself (addr-mailbox "@" addr-host)
-    a = _first_mailbox(values)
     if a is None:
         return ""
     if a.name:
@@ -186,6 +235,44 @@ def _unfold(value: bytes) -> bytes:
     return value.replace(b"\r\n", b"").replace(b"\n", b"").strip(b" \t")
 
 
+_MONTHS = {
+    m: n for n, m in enumerate(b"jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)
+}
+# RFC 5322 3.3 date-time as nearly every client writes it: [day ","] d mon yyyy hh:mm[:ss]
+# and a numeric zone or GMT/UT; other forms go to the email package's lenient parser
+_PLAIN_DATE = re.compile(
+    rb"(?:[A-Za-z]{3},[ \t]*)?(\d{1,2})[ \t]+([A-Za-z]{3})[ \t]+(\d{4})[ \t]+"
+    rb"(\d{2}):(\d{2})(?::(\d{2}))?[ \t]+(?:([+-])(\d{2})(\d{2})|GMT|UT)"
+    rb"(?:[ \t]*\([^()]*\))?\Z"
+)
+
+
+def sent_date(value: bytes) -> float | None:
+    """A Date field's value in POSIX seconds (RFC 5256 2.2: compared in UTC, a date without
+    a zone taken as UTC), or None when it cannot be read."""
+    m = _PLAIN_DATE.match(value)
+    if m is not None:
+        day, month, year, hour, minute, second, sign, zh, zm = m.groups()
+        number = _MONTHS.get(month.lower())
+        # two-digit years and zones of a day or more are the lenient parser's to judge
+        if number is not None and int(year) >= 100 and (zh is None or int(zh) < 24):
+            try:
+                when = dt.datetime(
+                    int(year), number, int(day), int(hour), int(minute), int(second or 0)
+                )
+            except ValueError:
+                return None
+            offset = 0 if sign is None else (int(zh) * 60 + int(zm)) * 60
+            return when.replace(tzinfo=dt.UTC).timestamp() - (-offset if sign == b"-" else offset)
+    try:
+        when = email.utils.parsedate_to_datetime(value.decode("ascii", "replace"))
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        return when.timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
 def keys_of(field_values: Callable[[bytes], list[bytes]]) -> SortKeys:
     """The sort keys of a message, from `field_values(name)` (every value of a header
     field, as `imap.message.Part.field_values` gives them)."""
@@ -193,21 +280,16 @@ def keys_of(field_values: Callable[[bytes], list[bytes]]) -> SortKeys:
     subjects = field_values(b"Subject")
     if subjects:
         keys.subject, keys.reply = base_subject(decode_words(_unfold(subjects[-1])))
-    keys.from_ = _mailbox_of(field_values(b"From"))
-    keys.to = _mailbox_of(field_values(b"To"))
-    keys.cc = _mailbox_of(field_values(b"Cc"))
-    keys.display_from = _display_of(field_values(b"From"))
-    keys.display_to = _display_of(field_values(b"To"))
+    sender = _first_mailbox(field_values(b"From"))
+    to = _first_mailbox(field_values(b"To"))
+    keys.from_ = _mailbox_of(sender)
+    keys.to = _mailbox_of(to)
+    keys.cc = _mailbox_of(_first_mailbox(field_values(b"Cc")))
+    keys.display_from = _display_of(sender)
+    keys.display_to = _display_of(to)
     dates = field_values(b"Date")
     if dates:
-        try:
-            when = email.utils.parsedate_to_datetime(_unfold(dates[-1]).decode("ascii", "replace"))
-            # RFC 5256 2.2: compared in UTC; a date without a zone is taken as UTC
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=dt.UTC)
-            keys.sent = when.timestamp()
-        except (TypeError, ValueError, IndexError, OverflowError):
-            keys.sent = None
+        keys.sent = sent_date(_unfold(dates[-1]))
     ids = field_values(b"Message-ID")
     if ids:
         m = _MSG_ID.search(ids[0])
@@ -243,22 +325,60 @@ _PACKED = (
 )
 
 
+_PACKED_LEN = 1 + len(_PACKED) + len(_TEXT)
+
+
 def pack(keys: SortKeys) -> bytes:
-    """The keys as a blob for the store's per-message cache."""
-    return json.dumps([KEYS_VERSION, *(getattr(keys, n) for n in _PACKED)]).encode()
+    """The keys, with their casemap keys, as a blob for the store's per-message cache."""
+    mapped = [keys.mapped(n) for n in _TEXT]
+    return json.dumps(
+        [KEYS_VERSION, *(getattr(keys, n) for n in _PACKED), *mapped], ensure_ascii=False
+    ).encode()
 
 
 def unpack(blob: bytes) -> SortKeys | None:
     """Keys packed by `pack`, or None for a blob of another version or a damaged one."""
     try:
         items = json.loads(blob)
-        if not isinstance(items, list) or items[0] != KEYS_VERSION or len(items) != 11:
+        if not isinstance(items, list) or len(items) != _PACKED_LEN or items[0] != KEYS_VERSION:
             return None
-        values = dict(zip(_PACKED, items[1:], strict=True))
-        values["references"] = tuple(values["references"])
-        return SortKeys(**values)
-    except (ValueError, TypeError, KeyError):
+        keys = SortKeys(*items[1 : 1 + len(_PACKED)])
+        keys.references = tuple(keys.references)
+        mapped = items[1 + len(_PACKED) :]
+        if not all(isinstance(m, str) for m in mapped):
+            return None
+        keys._mapped = tuple(mapped)
+        return keys
+    except (ValueError, TypeError):
         return None
+
+
+# a field keys_of reads: its name at the start of a line, the colon, and the value with
+# the lines that continue it (RFC 5322 2.2.3); a continuation line starts with white
+# space, so it never matches as a field of its own
+_KEY_FIELD = re.compile(
+    rb"^(subject|from|to|cc|date|message-id|references|in-reply-to)[ \t]*:"
+    rb"(.*(?:\n[ \t].*)*)",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def header_fields(block: bytes) -> Callable[[bytes], list[bytes]]:
+    """`field_values` for the fields `keys_of` reads, from a header block the store keeps
+    (`store.headers`): the values `imap.message.Part.field_values` gives (after the colon
+    and the white space following it, folding kept, the last line break dropped), found
+    by one pass over the block instead of splitting every field."""
+    found: dict[bytes, list[bytes]] = {}
+    for m in _KEY_FIELD.finditer(block):
+        value = m.group(2)
+        if value.endswith(b"\r"):
+            value = value[:-1]
+        first = value.split(b"\n", 1)[0].rstrip(b"\r")
+        skip = len(first) - len(first.lstrip(b" \t"))
+        if skip == len(first) and skip:
+            skip = 1  # a value of white space only loses just the space after the colon
+        found.setdefault(m.group(1).upper(), []).append(value[skip:])
+    return lambda name: found.get(name.upper(), [])
 
 
 # --- SORT (RFC 5256 3, RFC 5957) -----------------------------------------------------------
