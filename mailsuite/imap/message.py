@@ -22,6 +22,8 @@ same parts from either server. Line by line, as RFC 2046 5.1.1 describes:
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from mailsuite.message import mime
@@ -362,7 +364,7 @@ def header_fields(part: Part, names: tuple[str, ...], exclude: bool) -> bytes:
     RFC 3501 6.4.5: the blank line is always included, except for a header that has none;
     lines without a colon are fields too and HEADER.FIELDS.NOT keeps them.
     """
-    wanted = {n.encode("ascii", "replace").upper() for n in names}
+    wanted = _upper_names(names)
     found = None if exclude else find_fields(part, wanted)
     if found is not None:
         chosen = found
@@ -372,7 +374,12 @@ def header_fields(part: Part, names: tuple[str, ...], exclude: bool) -> bytes:
     return out + b"\r\n" if part.has_eoh else out
 
 
-def find_fields(part: Part, wanted: set[bytes]) -> list[bytes] | None:
+@functools.lru_cache(maxsize=256)
+def _upper_names(names: tuple[str, ...]) -> frozenset[bytes]:
+    return frozenset(n.encode("ascii", "replace").upper() for n in names)
+
+
+def find_fields(part: Part, wanted: Collection[bytes]) -> list[bytes] | None:
     """The raw fields named `wanted`, in order, found by looking only at the lines that
     start with one of the names (a webmail asks for one field of every message; reading
     every field of each is most of the cost). The same fields as `Part.fields` gives, or

@@ -5,6 +5,7 @@ BODY[section]<partial>, INTERNALDATE and whole FETCH lines. No I/O.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import time
 from collections.abc import Iterable
@@ -299,6 +300,12 @@ def body_literal(chunk: bytes) -> bytes:
     return literal(chunk.replace(b"\0", b"\x80") if b"\0" in chunk else chunk)
 
 
+@functools.lru_cache(maxsize=256)
+def _label(item: FetchItem) -> bytes:
+    """``BODY[section]<origin> `` as sent, worked out once per distinct item, not per message."""
+    return item.label().encode() + b" "
+
+
 def fetch_item(item: FetchItem, data: bytes, root: Part) -> bytes:
     """``label value`` for one body-dependent fetch item."""
     name = item.name
@@ -313,7 +320,7 @@ def fetch_item(item: FetchItem, data: bytes, root: Part) -> bytes:
             start, count = item.partial
             # RFC 3501 6.4.5: an origin past the end gives the empty string
             chunk = chunk[start : start + count]
-        return item.label().encode() + b" " + body_literal(chunk)
+        return _label(item) + body_literal(chunk)
     if name == "ENVELOPE":
         return b"ENVELOPE " + envelope(root)
     if name == "BODYSTRUCTURE":

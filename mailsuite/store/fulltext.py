@@ -35,7 +35,7 @@ import sqlite3
 import threading
 import unicodedata
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -220,10 +220,17 @@ def texts_of(data: bytes) -> tuple[str, str]:
     return head_text(headers.block_of(data)), body_text(data)
 
 
-def catch_up(folder: Any, index: FullText, uids: Sequence[int], limit: int | None) -> bool:
+def catch_up(
+    folder: Any,
+    index: FullText,
+    uids: Sequence[int],
+    limit: int | None,
+    stop: Callable[[], bool] = lambda: False,
+) -> bool:
     """Bring `index` up to `folder`, whose messages are `uids` (ascending): drop expunged
     messages, then index new ones, at most `limit` of them (None: all) when more wait.
-    Returns whether the index now holds every message of `uids`."""
+    Returns whether the index now holds every message of `uids`; `stop` is asked between
+    two batches whether to give up (shutdown)."""
     with index.lock:
         top = folder.highest_modseq()
         state = index.state()
@@ -241,6 +248,8 @@ def catch_up(folder: Any, index: FullText, uids: Sequence[int], limit: int | Non
     if limit is not None and len(pending) > limit:
         return False
     for start in range(0, len(pending), BATCH):
+        if stop():
+            return False
         batch = pending[start : start + BATCH]
         rows, blocks = [], []
         for uid in batch:
@@ -347,7 +356,7 @@ class Indexer:
             folder.sync()
             uids = [m.uid for m in folder.messages()]
             start = _first_above(uids, index.state().get("through", 0))
-            catch_up(folder, index, uids[: start + BUILD_STEP], None)
+            catch_up(folder, index, uids[: start + BUILD_STEP], None, lambda: self._stopping)
             if start + BUILD_STEP >= len(uids):
                 return
 
