@@ -17,6 +17,7 @@ import hashlib
 import ipaddress
 import mmap
 import os
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -46,14 +47,19 @@ class HostCounts:
     a connection by adding up every row under an exclusive POSIX lock on the file, so two
     workers cannot both take the last place; a worker's lock and its process go together, so
     a killed worker leaves no lock behind, and the supervisor zeroes a dead worker's row
-    before its replacement starts (the kernel closed its connections). Addresses are hashed
-    into `BUCKETS` buckets: two addresses that share one share a limit, which is stricter,
-    never looser, and happens to one pair in 65,536.
+    before its replacement starts (the kernel closed its connections). Addresses (and
+    accounts, for the per-account limit) are hashed into `BUCKETS` buckets: two that share
+    one share a limit, which is stricter, never looser, and happens to one pair in 65,536.
+
+    Exclusive holds (a POP3 maildrop, RFC 1939 4) must not be shared by accident, so they are
+    kept exactly: each worker lists the 64-bit keyed hashes of what it holds (`hold`), and a
+    hold is refused while any worker's list has it.
     """
 
-    NAMES = 32  # counted names a server can have (it has five: imap, pop3, three SMTP)
+    NAMES = 32  # counted names a server can have (it has six: imap, pop3, three SMTP, drops)
     NAME_SIZE = 32
     BUCKETS = 1 << 16
+    HOLDS = 8192  # exclusive holds one worker can have at once
 
     def __init__(self, fd: int, workers: int, slot: int | None) -> None:
         self.fd = fd
@@ -63,10 +69,15 @@ class HostCounts:
         self._names = memoryview(self._map)[: self.NAMES * self.NAME_SIZE]
         self._rows = memoryview(self._map)[self.NAMES * self.NAME_SIZE :].cast("i")
         self._row = self.NAMES + self.BUCKETS
+        self._threads = threading.Lock()
+
+    @classmethod
+    def _holds_at(cls, workers: int) -> int:
+        return cls.NAMES * cls.NAME_SIZE + workers * (cls.NAMES + cls.BUCKETS) * 4
 
     @classmethod
     def size(cls, workers: int) -> int:
-        return cls.NAMES * cls.NAME_SIZE + workers * (cls.NAMES + cls.BUCKETS) * 4
+        return cls._holds_at(workers) + workers * cls.HOLDS * 8
 
     @classmethod
     def create(cls, workers: int) -> HostCounts:
@@ -112,11 +123,9 @@ class HostCounts:
         return None
 
     def release(self, name: int, ip: str) -> None:
-        """Uncount one admitted connection; only this worker writes its row, so no lock."""
-        assert self.slot is not None
-        base = self.slot * self._row
-        self._rows[base + name] -= 1
-        self._rows[base + self._bucket(name, ip)] -= 1
+        """Uncount one admitted connection; only this worker writes its row, so no file lock."""
+        self._add(name, -1)
+        self._add(self._bucket(name, ip), -1)
 
     def take(self, name: int, key: str, limit: int) -> bool:
         """Count one more of `key` (an account's sessions) unless the host has `limit`."""
@@ -129,8 +138,44 @@ class HostCounts:
         return True
 
     def give_back(self, name: int, key: str) -> None:
+        """Uncount one `take`."""
+        self._add(self._bucket(name, key), -1)
+
+    def hold(self, name: int, key: str) -> bool:
+        """Hold `key` for this worker unless some worker holds it (or this one holds
+        `HOLDS` keys already)."""
         assert self.slot is not None
-        self._rows[self.slot * self._row + self._bucket(name, key)] -= 1
+        digest = self._digest(name, key)
+        start = self._holds_at(self.workers)
+        mine = start + self.slot * self.HOLDS * 8
+        with self._locked():
+            if self._find(digest, start, start + self.workers * self.HOLDS * 8) >= 0:
+                return False
+            free = self._find(bytes(8), mine, mine + self.HOLDS * 8)
+            if free < 0:
+                return False
+            self._map[free : free + 8] = digest
+        return True
+
+    def let_go(self, name: int, key: str) -> None:
+        """End this worker's hold of `key`."""
+        assert self.slot is not None
+        mine = self._holds_at(self.workers) + self.slot * self.HOLDS * 8
+        with self._threads:
+            found = self._find(self._digest(name, key), mine, mine + self.HOLDS * 8)
+            if found >= 0:
+                self._map[found : found + 8] = bytes(8)
+
+    def _digest(self, name: int, key: str) -> bytes:
+        digest = hashlib.blake2b(f"{name}\0{key}".encode(), digest_size=8).digest()
+        return digest if digest != bytes(8) else b"\1" * 8  # zero marks a free place
+
+    def _find(self, digest: bytes, start: int, end: int) -> int:
+        """The offset of the 8-byte entry `digest` between start and end, or -1."""
+        at = self._map.find(digest, start, end)
+        while at >= 0 and (at - start) % 8:
+            at = self._map.find(digest, at + 1, end)
+        return at
 
     def open_counts(self) -> list[int]:
         """Connections open in each worker, all names together (for `mailsuite status`)."""
@@ -138,17 +183,29 @@ class HostCounts:
         return [sum(self._rows[w * row : w * row + self.NAMES]) for w in range(self.workers)]
 
     def forget(self, slot: int) -> None:
-        """Zero a dead worker's row (the supervisor does, before it starts the next one)."""
+        """Zero a dead worker's counts and holds (the supervisor does, before it starts the
+        next one)."""
         start = slot * self._row
         self._rows[start : start + self._row] = array.array("i", bytes(self._row * 4))
+        holds = self._holds_at(self.workers) + slot * self.HOLDS * 8
+        self._map[holds : holds + self.HOLDS * 8] = bytes(self.HOLDS * 8)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        fcntl.lockf(self.fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.lockf(self.fd, fcntl.LOCK_UN)
+        """Against the other workers (the file lock) and this worker's other threads (a
+        POSIX lock does not exclude threads of the process that holds it)."""
+        with self._threads:
+            fcntl.lockf(self.fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.lockf(self.fd, fcntl.LOCK_UN)
+
+    def _add(self, index: int, amount: int) -> None:
+        """Change this worker's own count at `index`; no other worker writes it."""
+        assert self.slot is not None
+        with self._threads:
+            self._rows[self.slot * self._row + index] += amount
 
     def close(self) -> None:
         self._names.release()

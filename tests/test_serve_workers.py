@@ -11,6 +11,7 @@ from __future__ import annotations
 import imaplib
 import json
 import os
+import poplib
 import signal
 import smtplib
 import socket
@@ -130,6 +131,27 @@ def test_per_account_limit_holds_across_workers(suite_factory: Any) -> None:
     assert again.login("ala@example.test", DEFAULT_PASSWORD)[0] == "OK"  # a place again
     for client in [*sessions, again]:
         client.logout()
+
+
+def test_a_pop3_maildrop_is_locked_for_every_worker(two: Suite) -> None:
+    """RFC 1939 4: one session holds the maildrop; a second session for it is refused
+    (RFC 2449 8.1.2 IN-USE) on whichever worker it reaches."""
+    holder = poplib.POP3("127.0.0.1", two.port("pop3"), timeout=10)
+    holder.user("ala@example.test")
+    holder.pass_(DEFAULT_PASSWORD)
+    refused: list[poplib.POP3] = []
+    while not all(w["open_connections"] for w in status(two)["workers"]):
+        assert len(refused) < 40, "every POP3 connection went to one worker"
+        other = poplib.POP3("127.0.0.1", two.port("pop3"), timeout=10)
+        other.user("ala@example.test")
+        with pytest.raises(poplib.error_proto, match=r"\[IN-USE\]"):
+            other.pass_(DEFAULT_PASSWORD)
+        refused.append(other)
+    holder.quit()
+    for other in refused:  # the maildrop is free for a session on either worker
+        other.user("ala@example.test")
+        assert other.pass_(DEFAULT_PASSWORD).startswith(b"+OK")
+        other.quit()
 
 
 def test_a_killed_worker_is_restarted_and_the_other_keeps_serving(two: Suite) -> None:

@@ -7,8 +7,9 @@ the store has indexed are listed, and the store indexes a delivery only once it 
 so a session never sees half-delivered mail.
 
 Everything here that touches the store runs in an I/O thread (`ctx.run_io`). The locks
-belong to one server (`pop3_state(ctx)`), shared by its pop3 and pop3s listeners and by
-nobody else; serve releases them when it stops.
+belong to one server (`pop3_state(ctx)`), shared by its pop3 and pop3s listeners and its
+worker processes (through the host's table, `netlimits.HostCounts`) and by nobody else;
+serve releases them when it stops.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import threading
 from dataclasses import dataclass, field
 
 from mailsuite.context import Context, Part
+from mailsuite.netlimits import HostCounts
 from mailsuite.pop3.wire import uidl_of
 from mailsuite.store import Folder, Store
 
@@ -94,41 +96,49 @@ def commit(drop: Maildrop) -> int:
 
 class Locks:
     """One POP3 session per maildrop in this server (RFC 1939 4 exclusive access; the
-    refusal is RFC 2449 8.1.2 IN-USE)."""
+    refusal is RFC 2449 8.1.2 IN-USE). With several workers, `host` holds each lock for the
+    host: a session on one worker keeps the maildrop from sessions on every other."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: HostCounts | None = None) -> None:
         self._held: set[str] = set()
         self._lock = threading.Lock()
+        self._host = host
+        self._name = host.name("pop3.maildrops") if host is not None else 0
 
     def acquire(self, address: str) -> bool:
         with self._lock:
             if address in self._held:
+                return False
+            if self._host is not None and not self._host.hold(self._name, address):
                 return False
             self._held.add(address)
             return True
 
     def release(self, address: str) -> None:
         with self._lock:
-            self._held.discard(address)
+            if address in self._held:
+                self._held.discard(address)
+                if self._host is not None:
+                    self._host.let_go(self._name, address)
 
     def clear(self) -> None:
-        with self._lock:
-            self._held.clear()
+        for address in list(self._held):
+            self.release(address)
 
 
 class Pop3State:
     """What every POP3 listener of one server shares: the maildrop locks, so that pop3 and
-    pop3s exclude each other for one mailbox."""
+    pop3s (and, with several workers, every worker's) exclude each other for one mailbox."""
 
-    def __init__(self) -> None:
-        self.locks = Locks()
+    def __init__(self, host: HostCounts | None = None) -> None:
+        self.locks = Locks(host)
 
     def close(self) -> None:
         """The server has stopped; its sessions are gone, and so are their locks."""
         self.locks.clear()
 
 
-POP3: Part[Pop3State] = Part("pop3", lambda ctx: Pop3State())
+POP3: Part[Pop3State] = Part("pop3", lambda ctx: Pop3State(ctx.connections.host))
 
 
 def pop3_state(ctx: Context) -> Pop3State:
