@@ -225,42 +225,59 @@ async def do_esearch(session: Session, cmd: Command) -> str | None:
     return None
 
 
+def _chosen(
+    ctx: Context, view: View, key: SearchKey, recent: set[int]
+) -> tuple[list[int], list[Any]]:
+    """The sequence numbers and entries of the messages matching `key`; off the loop."""
+    if key == ("ALL",):
+        # what clients send nearly always: every entry, taken in one pass over the listing
+        entries = view.all()
+        return list(range(1, len(entries) + 1)), entries
+    everything = view.entries()
+    seqs = search_view(ctx, view, key, recent).seqs
+    return seqs, [everything[s - 1] for s in seqs]
+
+
 def _items(
     ctx: Context, view: View, key: SearchKey, recent: set[int], need_keys: bool
 ) -> list[sort.Item]:
     """The messages matching `key` with what they sort by; off the loop."""
-    if key == ("ALL",):
-        # what clients send nearly always: every entry, taken in one pass over the listing
-        chosen = list(enumerate(view.all(), 1))
-    else:
-        entries = view.entries()
-        result = search_view(ctx, view, key, recent)
-        chosen = [(s, entries[s - 1]) for s in result.seqs]
-    keys = sort_keys_of(ctx).keys(view.folder, [e.uid for _, e in chosen]) if need_keys else {}
+    seqs, entries = _chosen(ctx, view, key, recent)
+    keys = sort_keys_of(ctx).keys(view.folder, [e.uid for e in entries]) if need_keys else {}
     empty = sort.SortKeys()
     return [
         sort.Item(s, e.uid, e.size, float(e.internal_date), keys.get(e.uid, empty))
-        for s, e in chosen
+        for s, e in zip(seqs, entries, strict=True)
     ]
 
 
-def _sorted(ctx: Context, view: View, cmd: Command, recent: set[int]) -> list[sort.Item]:
+def _sorted(
+    ctx: Context, view: View, cmd: Command, recent: set[int]
+) -> tuple[list[int], list[int]]:
+    """(sequence numbers, UIDs) of the matching messages in sort order; off the loop."""
     assert cmd.search is not None
-    need = any(name in _HEADER_KEYS for name, _ in cmd.sort_criteria)
-    return sort.sort_items(_items(ctx, view, cmd.search, recent, need), cmd.sort_criteria)
+    seqs, entries = _chosen(ctx, view, cmd.search, recent)
+    uids = [e.uid for e in entries]
+    keys: list[sort.SortKeys] = []
+    if any(name in _HEADER_KEYS for name, _ in cmd.sort_criteria):
+        found = sort_keys_of(ctx).keys(view.folder, uids)
+        empty = sort.SortKeys()
+        keys = [found.get(u, empty) for u in uids]
+    sizes = [e.size for e in entries]
+    arrivals = [float(e.internal_date) for e in entries]
+    perm = sort.sort_order(cmd.sort_criteria, keys, sizes, arrivals)
+    return [seqs[p] for p in perm], [uids[p] for p in perm]
 
 
 async def do_sort(session: Session, cmd: Command) -> str | None:
     """SORT and UID SORT (RFC 5256 3), with RETURN (RFC 5267 3) and SAVE (RFC 5182)."""
     view = session._view()
     try:
-        items = await session.ctx.run_io(_sorted, session.ctx, view, cmd, set(view.recent))
+        seqs, uids = await session.ctx.run_io(_sorted, session.ctx, view, cmd, set(view.recent))
     except Exception:
         if "SAVE" in cmd.result_opts:
             session.saved_uids = []
         raise
-    seqs = [i.seq for i in items]
-    uids = [i.uid for i in items]
     if cmd.esearch:
         _answer(session, cmd, seqs, uids, ordered=True)
         return None

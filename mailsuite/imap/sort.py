@@ -18,7 +18,9 @@ import email.utils
 import functools
 import gc
 import json
+import operator
 import re
+import sys
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -148,8 +150,20 @@ class SortKeys:
     def mapped(self, name: str) -> str:
         """The casemap key of one string attribute."""
         if self._mapped is None:
-            self._mapped = tuple(casemap(getattr(self, n)) for n in _TEXT)
+            self._mapped = tuple(sys.intern(casemap(getattr(self, n))) for n in _TEXT)
         return self._mapped[_TEXT_AT[name]]
+
+    def share(self) -> SortKeys:
+        """Make the strings the one copy of each value (`sys.intern`): a folder's messages
+        repeat senders, recipients and thread subjects, and a reply's References are the
+        Message-IDs of other messages, so a server holding the keys of 100,000 messages
+        keeps each of those once. Returns the keys."""
+        for name in (*_TEXT, "message_id"):
+            setattr(self, name, sys.intern(getattr(self, name)))
+        self.references = tuple(map(sys.intern, self.references))
+        if self._mapped is not None:
+            self._mapped = tuple(map(sys.intern, self._mapped))
+        return self
 
 
 _TEXT = ("subject", "from_", "to", "cc", "display_from", "display_to")
@@ -308,7 +322,7 @@ def keys_of(field_values: Callable[[bytes], list[bytes]]) -> SortKeys:
                 refs = [m.group(1).decode("utf-8", "replace")]
                 break
     keys.references = tuple(refs)
-    return keys
+    return keys.share()
 
 
 _PACKED = (
@@ -348,7 +362,7 @@ def unpack(blob: bytes) -> SortKeys | None:
         if not all(isinstance(m, str) for m in mapped):
             return None
         keys._mapped = tuple(mapped)
-        return keys
+        return keys.share()
     except (ValueError, TypeError):
         return None
 
@@ -400,33 +414,57 @@ class Item:
         self.sent = arrival if keys.sent is None else keys.sent
 
 
-def _criterion_key(name: str) -> Callable[[Item], Any]:
+_TEXT_CRITERIA = {
+    "SUBJECT": "subject",
+    "FROM": "from_",
+    "TO": "to",
+    "CC": "cc",
+    "DISPLAYFROM": "display_from",
+    "DISPLAYTO": "display_to",
+}
+
+
+def _column(
+    name: str, keys: Sequence[SortKeys], sizes: Sequence[int], arrivals: Sequence[float]
+) -> Sequence[Any]:
+    """What each message sorts by under criterion `name`, as one list in message order."""
     if name == "ARRIVAL":
-        return lambda i: i.arrival
-    if name == "DATE":
-        return lambda i: i.sent
+        return arrivals
     if name == "SIZE":
-        return lambda i: i.size
-    attr = {
-        "SUBJECT": "subject",
-        "FROM": "from_",
-        "TO": "to",
-        "CC": "cc",
-        "DISPLAYFROM": "display_from",
-        "DISPLAYTO": "display_to",
-    }[name]
-    return lambda i: i.keys.mapped(attr)
+        return sizes
+    if name == "DATE":
+        # RFC 5256 2.2: the sent date, or the internal date when there is no usable Date
+        return [a if k.sent is None else k.sent for k, a in zip(keys, arrivals, strict=True)]
+    attr = _TEXT_CRITERIA[name]
+    at = _TEXT_AT[attr]
+    return [k.mapped(attr) if (m := k._mapped) is None else m[at] for k in keys]
+
+
+def sort_order(
+    criteria: Sequence[tuple[str, bool]],
+    keys: Sequence[SortKeys],
+    sizes: Sequence[int],
+    arrivals: Sequence[float],
+) -> list[int]:
+    """The positions of messages given in sequence order (their keys, sizes and internal
+    dates) in the order `criteria` ((name, reverse) pairs) give, RFC 5256 3: each key breaks
+    the ties of the one before; messages equal on every key stay in sequence order, even
+    under REVERSE (the tie-break is not reversed). Each criterion's values are one list,
+    sorted through by index, so no comparison calls back into Python."""
+    perm = list(range(len(sizes)))
+    # stable sorts from the last key to the first: the first key decides first
+    for name, reverse in reversed(criteria):
+        perm.sort(key=_column(name, keys, sizes, arrivals).__getitem__, reverse=reverse)
+    return perm
 
 
 def sort_items(items: Sequence[Item], criteria: Sequence[tuple[str, bool]]) -> list[Item]:
-    """`items` in the order `criteria` ((name, reverse) pairs) give, RFC 5256 3: each key
-    breaks the ties of the one before; messages equal on every key stay in sequence order,
-    even under REVERSE (the tie-break is not reversed)."""
-    out = sorted(items, key=lambda i: i.seq)
-    # stable sorts from the last key to the first: the first key decides first
-    for name, reverse in reversed(criteria):
-        out.sort(key=_criterion_key(name), reverse=reverse)
-    return out
+    """`items` in the order `criteria` give (`sort_order`)."""
+    ordered = sorted(items, key=operator.attrgetter("seq"))
+    perm = sort_order(
+        criteria, [i.keys for i in ordered], [i.size for i in ordered], [i.arrival for i in ordered]
+    )
+    return [ordered[p] for p in perm]
 
 
 # --- THREAD (RFC 5256 2.2, 4) --------------------------------------------------------------
