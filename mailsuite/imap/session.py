@@ -531,25 +531,21 @@ class Session:
     async def _select(self, cmd: Command) -> str:
         readonly = cmd.name == "EXAMINE"
         assert cmd.mailbox is not None
-        folder = await self.folder(cmd.mailbox)
-        # watch before listing, so no change falls between the listing and the first notice
         self.early = []
-        self.watch = await self.ctx.run_io(
-            self.ctx.store.watch, self.address, folder.name, self.on_change
-        )
-        # A sync may find the folder rebuilt (its Maildir replaced by another program): the
-        # listing then has the new UIDs, and the client learns the new UIDVALIDITY here.
-        await self.ctx.run_io(folder.sync)
         # RFC 9051 2.3.2: an IMAP4rev2 session has no \Recent and leaves it to others
-        no_recent = readonly or self.rev2
-        recent = set() if no_recent else await self.ctx.run_io(folder.claim_recent)
-        # read before the listing: a change after it has a higher modseq and is seen again
-        highest = await self.ctx.run_io(folder.highest_modseq)
-        uidvalidity, snap = await self.ctx.run_io(_listing, snapshots_of(self.ctx).take, folder)
-        if readonly and not self.rev2:
-            recent = await self.ctx.run_io(folder.recent)
+        recent_mode = "" if self.rev2 else "peek" if readonly else "claim"
+        opened = await self.ctx.run_io(
+            _open,
+            self.ctx.store,
+            self.mailbox,
+            self.address,
+            cmd.mailbox,
+            self.on_change,
+            snapshots_of(self.ctx),
+            recent_mode,
+        )
+        folder, self.watch, recent, highest, uidvalidity, snap, mailbox_id = opened
         first_unseen = snap.first_unseen
-        mailbox_id = await self.ctx.run_io(self.mailbox.folder_id, folder.name)
         view = View(folder.name, folder, readonly, snap, recent)
         view.uidvalidity = uidvalidity
         self.keywords = set(snap.keywords)
@@ -1048,6 +1044,39 @@ def _collect(
     changed = {uid: folder.get(uid) for uid in flag_uids}
     new = [m for m in map(folder.get, sorted(new_uids)) if m is not None]
     return changed, new, recent
+
+
+def _open(
+    store: Any,
+    mailbox: Any,
+    address: str,
+    name: str,
+    on_change: Callable[[Any], object],
+    snapshots: Any,
+    recent_mode: str,
+) -> tuple[Any, Any, set[int], int, int, Any, str]:
+    """What SELECT and EXAMINE ask the store, in one trip to the pool: (folder, watch,
+    \\Recent UIDs, HIGHESTMODSEQ, UIDVALIDITY, listing, MAILBOXID). `recent_mode` is
+    "claim" (SELECT takes them, RFC 3501 2.3.2), "peek" (EXAMINE shows them) or "" (none,
+    IMAP4rev2). Nothing here writes to the folder."""
+    folder = mailbox.folder(name)
+    # watch before listing, so no change falls between the listing and the first notice
+    watch = store.watch(address, folder.name, on_change)
+    try:
+        # A sync may find the folder rebuilt (its Maildir replaced by another program): the
+        # listing then has the new UIDs, and the client learns the new UIDVALIDITY here.
+        folder.sync()
+        recent = folder.claim_recent() if recent_mode == "claim" else set()
+        # read before the listing: a change after it has a higher modseq and is seen again
+        highest = folder.highest_modseq()
+        uidvalidity, snap = _listing(snapshots.take, folder)
+        if recent_mode == "peek":
+            recent = folder.recent()
+        mailbox_id = mailbox.folder_id(folder.name)
+    except BaseException:
+        watch.cancel()
+        raise
+    return folder, watch, recent, highest, uidvalidity, snap, mailbox_id
 
 
 def _listing(take: Callable[[Any], Any], folder: Any) -> tuple[int, Any]:
