@@ -137,7 +137,7 @@ class Server(SMTP):
 
     _raw_push = False
     committing = False  # set by Handler while DATA waits for the store and spool
-    _held: list[bytes] | None = None  # replies kept back to go out in one write (EHLO)
+    _holding = False  # while EHLO's lines are being pushed, to go out in one write
     _names: list[str] | None = None
 
     def __init__(
@@ -155,6 +155,7 @@ class Server(SMTP):
         self.implicit_tls = implicit_tls
         self._refusal: str | None = None
         self._ip = ""
+        self._held: list[bytes] = []  # replies kept back to go out with the next one
         self._smtp_methods = _Verbs(self, self._smtp_methods)
 
     def __dir__(self) -> list[str]:
@@ -211,9 +212,12 @@ class Server(SMTP):
             # A reply may echo the client's words: control characters and bytes that were
             # not UTF-8 (surrogates here) go back escaped, never raw, never as an error.
             status = replies.printable(status).encode("utf-8")
-        if self._held is not None:
+        if self._holding or (status[:3] == b"250" and self._next_command_waiting()):
             self._held.append(status)
             return
+        if self._held:
+            status = b"\r\n".join([*self._held, status])
+            self._held = []
         await super().push(status)
         if status[:3] == b"421" and self.transport is not None:
             self.transport.close()  # RFC 5321 3.8: the server closes after a 421
@@ -253,15 +257,21 @@ class Server(SMTP):
         """RFC 2034 3: the EHLO reply itself carries no enhanced codes. Its lines go out in
         one write (aiosmtpd pushes each on its own: a send(2) per line, the costliest part
         of a short connection)."""
-        self._raw_push = True
-        self._held = []
+        self._raw_push = self._holding = True
         try:
             await super().smtp_EHLO(hostname)
         finally:
-            self._raw_push = False
-            lines, self._held = self._held, None
-        if lines:
+            self._raw_push = self._holding = False
+        if self._held:
+            lines, self._held = self._held, []
             await super().push(b"\r\n".join(lines))
+
+    def _next_command_waiting(self) -> bool:
+        """Whether the client's next command line has already arrived (RFC 2920: MAIL, RCPT
+        and DATA sent together): then a 250 waits to go out in one write with the replies
+        that follow, instead of a send(2) each. Nothing is held when the client waits."""
+        buffered = getattr(self._reader, "_buffer", None)
+        return buffered is not None and b"\n" in buffered
 
 
 class Listener:
