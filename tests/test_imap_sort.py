@@ -337,6 +337,27 @@ def test_sort_of_files_put_in_by_others_reads_each_once(suite, user, store):
     assert reads(suite) == before + 12
 
 
+def test_sort_and_thread_answers_follow_the_folder(suite, user, store):
+    """An answer kept for an unchanged folder is never given for a changed one: a message
+    delivered by another process, an expunge, and a new session each get the order of
+    the messages they see (RFC 5256 3: SORT covers the messages the search matched)."""
+    deliver(store, user, *(message(s, "a@x") for s in ("bravo", "charlie", "delta")))
+    c = session(suite, user)
+    assert answers(c, ("SORT (SUBJECT) UTF-8 ALL",)) == [[b"* SORT 1 2 3\r\n"]]
+    assert answers(c, ("SORT (SUBJECT) UTF-8 ALL",)) == [[b"* SORT 1 2 3\r\n"]]
+    deliver(store, user, message("Re: alpha", "a@x"))
+    c.ok("NOOP")
+    assert answers(c, ("SORT (SUBJECT) UTF-8 ALL",)) == [[b"* SORT 4 1 2 3\r\n"]]
+    assert c.ok("THREAD ORDEREDSUBJECT UTF-8 ALL")[0] == b"* THREAD (1)(2)(3)(4)\r\n"
+    c.ok("STORE 2 +FLAGS.SILENT (\\Deleted)")
+    c.ok("EXPUNGE")
+    assert answers(c, ("SORT (SUBJECT) UTF-8 ALL",)) == [[b"* SORT 3 1 2\r\n"]]
+    assert c.ok("THREAD ORDEREDSUBJECT UTF-8 ALL")[0] == b"* THREAD (1)(2)(3)\r\n"
+    other = session(suite, user)
+    assert answers(other, ("SORT (SUBJECT) UTF-8 ALL",)) == [[b"* SORT 3 1 2\r\n"]]
+    assert answers(other, ("UID SORT (SUBJECT) UTF-8 ALL",)) == [[b"* SORT 4 1 3\r\n"]]
+
+
 def test_esort(mailbox):
     """RFC 5267 3.2: SORT RETURN answers ESEARCH; MIN and MAX are the first and last in sort
     order, ALL keeps the order."""

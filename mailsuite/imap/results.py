@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mailsuite import store as store_pkg
 from mailsuite.context import Context, Part
@@ -40,43 +40,110 @@ CAPABILITIES = (
 CACHE_NAME = f"sort{sort.KEYS_VERSION}.keys"  # the store cache entry of `sort.pack`
 _HEADER_KEYS = frozenset(sort.CRITERIA) - {"ARRIVAL", "SIZE"}
 LOAD_BATCH = 2000  # messages whose keys are looked up and stored together
+T = TypeVar("T")
 
 
 # --- per-message sort keys ------------------------------------------------------------------
 
 
+KEPT_MESSAGES = 250_000  # keys held in memory across folders (about 500 bytes each)
+KEPT_ORDERS = 8  # sort and thread answers kept per folder
+
+
+class _FolderKeys:
+    """What is kept for one folder: keys by UID, and the last answers by what was asked."""
+
+    __slots__ = ("listed", "orders", "table", "uidvalidity", "used")
+
+    def __init__(self, uidvalidity: int) -> None:
+        self.uidvalidity = uidvalidity
+        self.table: dict[int, sort.SortKeys] = {}
+        self.orders: dict[Hashable, tuple[object, Any]] = {}
+        self.used = 0
+        self.listed = 0  # how many messages the folder had when last looked at
+
+
 class SortKeyCache:
     """The sort keys of the messages of each folder the store keeps open, by UID (weakly:
-    a folder the store lets go of takes its keys along). A message's header never changes
-    under its UID, so keys stay right until the folder's UIDVALIDITY does."""
+    a folder the store lets go of takes its keys along), at most `KEPT_MESSAGES` of them
+    (the folders used least recently go first). A message's header never changes under
+    its UID, so keys stay right until the folder's UIDVALIDITY does.
+
+    Beside them, the last few answers per folder (`answer`), each with the listing it was
+    worked out from: a webmail sorts the same unchanged folder again on every page, and a
+    listing object stands for exactly one set of messages (the store hands out a new one on
+    any change)."""
 
     def __init__(self) -> None:
-        self._by_folder: weakref.WeakKeyDictionary[Any, tuple[int, dict[int, sort.SortKeys]]]
+        self._by_folder: weakref.WeakKeyDictionary[Any, _FolderKeys]
         self._by_folder = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
+        self._clock = 0
 
-    def keys(self, folder: Any, uids: Sequence[int]) -> dict[int, sort.SortKeys]:
-        """Keys of `uids`; those not in memory come from the store's cache, else from the
-        file (and are put in both). Off the loop. A message gone meanwhile gets empty keys;
-        its EXPUNGE reaches the client later."""
+    def _entry(self, folder: Any) -> _FolderKeys:
+        entry = self._by_folder.get(folder)
+        if entry is None or entry.uidvalidity != folder.uidvalidity:
+            entry = self._by_folder[folder] = _FolderKeys(folder.uidvalidity)
+        self._clock += 1
+        entry.used = self._clock
+        return entry
+
+    def keys(
+        self, folder: Any, uids: Sequence[int], listed: Callable[[], Iterable[int]]
+    ) -> list[sort.SortKeys]:
+        """Keys of `uids`, in that order; those not in memory come from the store's cache,
+        else from the header block (and are put in both). Off the loop. A message gone
+        meanwhile gets empty keys; its EXPUNGE reaches the client later. `listed` gives
+        the folder's UIDs, to let go of expunged messages' keys once they pile up."""
         with self._lock:
-            known = self._by_folder.get(folder)
-            if known is None or known[0] != folder.uidvalidity:
-                known = (folder.uidvalidity, {})
-                self._by_folder[folder] = known
-            table = known[1]
-            if len(table) > 2 * len(uids) + 1000:
-                # expunged messages' keys would pile up: keep the ones asked for
-                table = {u: table[u] for u in uids if u in table}
-                self._by_folder[folder] = (known[0], table)
-            out = {u: table[u] for u in uids if u in table}
-        missing = [u for u in uids if u not in out]
-        for start in range(0, len(missing), LOAD_BATCH):
-            found = _load(folder, missing[start : start + LOAD_BATCH])
+            entry = self._entry(folder)
+            table = entry.table
+            got = list(map(table.get, uids))
+        missing = [u for u, k in zip(uids, got, strict=True) if k is None]
+        if missing:
+            found: dict[int, sort.SortKeys] = {}
+            for start in range(0, len(missing), LOAD_BATCH):
+                found.update(_load(folder, missing[start : start + LOAD_BATCH]))
+            empty = sort.SortKeys()
+            got = [
+                k if k is not None else found.get(u, empty) for u, k in zip(uids, got, strict=True)
+            ]
             with self._lock:
                 table.update(found)
-            out.update(found)
-        return out
+                self._bound(entry, listed)
+        return got
+
+    def _bound(self, entry: _FolderKeys, listed: Callable[[], Iterable[int]]) -> None:
+        """Keep memory bounded: drop expunged messages' keys, then whole folders, least
+        recently used first, while more than `KEPT_MESSAGES` are held. Under the lock."""
+        if len(entry.table) > 2 * entry.listed + 1000:
+            present = set(listed())
+            entry.listed = len(present)
+            if len(entry.table) > 2 * len(present) + 1000:
+                entry.table = {u: k for u, k in entry.table.items() if u in present}
+        total = sum(len(e.table) for e in self._by_folder.values())
+        for folder, other in sorted(self._by_folder.items(), key=lambda fe: fe[1].used):
+            if total <= KEPT_MESSAGES or other is entry:
+                break
+            total -= len(other.table)
+            del self._by_folder[folder]
+
+    def answer(self, folder: Any, listing: object, asked: Hashable, work: Callable[[], T]) -> T:
+        """The answer to `asked` over the messages of `listing`: the one kept for that
+        listing object, else `work()`, kept for next time. Off the loop."""
+        with self._lock:
+            entry = self._entry(folder)
+            kept = entry.orders.get(asked)
+        if kept is not None and kept[0] is listing:
+            answer: T = kept[1]
+            return answer
+        answer = work()
+        with self._lock:
+            entry.orders.pop(asked, None)
+            entry.orders[asked] = (listing, answer)
+            while len(entry.orders) > KEPT_ORDERS:
+                del entry.orders[next(iter(entry.orders))]
+        return answer
 
     def close(self) -> None:
         with self._lock:
@@ -238,17 +305,28 @@ def _chosen(
     return seqs, [everything[s - 1] for s in seqs]
 
 
+def _listed(view: View) -> Callable[[], Iterable[int]]:
+    return lambda: [*view.base_uids, *view.tail_uids]
+
+
 def _items(
     ctx: Context, view: View, key: SearchKey, recent: set[int], need_keys: bool
 ) -> list[sort.Item]:
     """The messages matching `key` with what they sort by; off the loop."""
     seqs, entries = _chosen(ctx, view, key, recent)
-    keys = sort_keys_of(ctx).keys(view.folder, [e.uid for e in entries]) if need_keys else {}
+    uids = [e.uid for e in entries]
+    keys = sort_keys_of(ctx).keys(view.folder, uids, _listed(view)) if need_keys else []
     empty = sort.SortKeys()
     return [
-        sort.Item(s, e.uid, e.size, float(e.internal_date), keys.get(e.uid, empty))
-        for s, e in zip(seqs, entries, strict=True)
+        sort.Item(s, e.uid, e.size, float(e.internal_date), keys[n] if keys else empty)
+        for n, (s, e) in enumerate(zip(seqs, entries, strict=True))
     ]
+
+
+def _kept(view: View, key: SearchKey) -> object | None:
+    """What an answer over the view's messages can be kept against: its listing, when the
+    answer depends on nothing else (every message, no flag test, nothing since SELECT)."""
+    return view.base_uids if key == ("ALL",) and not view.tail_uids else None
 
 
 def _sorted(
@@ -256,13 +334,22 @@ def _sorted(
 ) -> tuple[list[int], list[int]]:
     """(sequence numbers, UIDs) of the matching messages in sort order; off the loop."""
     assert cmd.search is not None
+    listing = _kept(view, cmd.search)
+    if listing is None:
+        return _sort(ctx, view, cmd, recent)
+    asked = ("SORT", tuple(cmd.sort_criteria))
+    return sort_keys_of(ctx).answer(
+        view.folder, listing, asked, lambda: _sort(ctx, view, cmd, recent)
+    )
+
+
+def _sort(ctx: Context, view: View, cmd: Command, recent: set[int]) -> tuple[list[int], list[int]]:
+    assert cmd.search is not None
     seqs, entries = _chosen(ctx, view, cmd.search, recent)
     uids = [e.uid for e in entries]
     keys: list[sort.SortKeys] = []
     if any(name in _HEADER_KEYS for name, _ in cmd.sort_criteria):
-        found = sort_keys_of(ctx).keys(view.folder, uids)
-        empty = sort.SortKeys()
-        keys = [found.get(u, empty) for u in uids]
+        keys = sort_keys_of(ctx).keys(view.folder, uids, _listed(view))
     sizes = [e.size for e in entries]
     arrivals = [float(e.internal_date) for e in entries]
     perm = sort.sort_order(cmd.sort_criteria, keys, sizes, arrivals)
@@ -287,6 +374,17 @@ async def do_sort(session: Session, cmd: Command) -> str | None:
 
 
 def _threads(ctx: Context, view: View, cmd: Command, recent: set[int]) -> bytes:
+    assert cmd.search is not None
+    listing = _kept(view, cmd.search)
+    if listing is None:
+        return _thread(ctx, view, cmd, recent)
+    asked = ("THREAD", cmd.algorithm, cmd.uid)
+    return sort_keys_of(ctx).answer(
+        view.folder, listing, asked, lambda: _thread(ctx, view, cmd, recent)
+    )
+
+
+def _thread(ctx: Context, view: View, cmd: Command, recent: set[int]) -> bytes:
     assert cmd.search is not None
     items = _items(ctx, view, cmd.search, recent, True)
     if cmd.algorithm == "ORDEREDSUBJECT":
