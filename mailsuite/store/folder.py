@@ -1009,8 +1009,8 @@ class Folder:
         """After a flag commit without fsync (caller holds the lock): make sure a group
         flush runs within FLAG_FLUSH_DELAY."""
         if self._flush_timer is None:
+            # not a daemon: a process that exits (the CLI) still flushes before it ends
             timer = threading.Timer(FLAG_FLUSH_DELAY, self._flush_group)
-            timer.daemon = True
             self._flush_timer = timer
             timer.start()
 
