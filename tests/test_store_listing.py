@@ -97,3 +97,48 @@ def test_flag_searches_from_the_column_match_the_per_message_answer(tmp_path):
     assert _uids("UNSEEN", view, set()) == ([2, 6, 8, 9, 10, 11], [3, 7, 10, 11, 12, 13])
     # \Recent is the session's, not a flag the store keeps: the per-message path answers
     assert _uids("RECENT", view, {12, 13})[1] == [12, 13]
+
+
+def _seqset(text: str):
+    return parse_command(b"a FETCH " + text.encode() + b" UID").sequence
+
+
+def test_a_selection_reads_base_tail_and_overrides_lazily_in_slices(tmp_path):
+    store, folder = _folder(tmp_path, 2500)
+    view = View("INBOX", folder, False, Snapshots().take(folder), set())
+    [info] = folder.store_flags([1200], ["\\Flagged"], "add")
+    view.update(info)
+    new = [store.deliver([USER], b"Subject: t\r\n\r\nx\r\n")[USER] for _ in range(3)]
+    view.add([folder.get(u) for u in new])
+    expected = [(i, m) for i, m in enumerate(view.all(), 1)]
+    for text, by_uid in (("1:*", False), ("2,5:1300,2400:*", False), ("1199:1201,2502", True)):
+        picked = view.select_entries(_seqset(text), by_uid)
+        wanted = [
+            (s, m)
+            for s, m in expected
+            if any(lo <= (m.uid if by_uid else s) <= hi for lo, hi in _bounds(text, expected))
+        ]
+        assert list(picked) == wanted, text
+        assert len(picked) == len(wanted)
+        assert [picked[k] for k in range(len(picked))] == wanted
+        assert picked[-1] == wanted[-1]
+        # chunks as FETCH takes them: each a selection of its own, together the whole
+        chunks = [picked[a : a + 700] for a in range(0, len(picked), 700)]
+        assert [pair for chunk in chunks for pair in chunk] == wanted
+        assert view.select(_seqset(text), by_uid) == [m.uid for _, m in wanted]
+    assert "\\Flagged" in view.select_entries(_seqset("1200"), True)[0][1].flags
+    # the selection keeps what the view was: a later change does not reach into it
+    picked = view.select_entries(_seqset("1:*"), False)
+    view.remove([1])
+    assert len(picked) == 2503 and picked[0][1].uid == 1
+
+
+def _bounds(text: str, expected: list) -> list[tuple[int, int]]:
+    top = len(expected) if "*" in text else 0
+    out = []
+    for part in text.split(","):
+        lo, _, hi = part.partition(":")
+        a = top if lo == "*" else int(lo)
+        b = a if not hi else (10**9 if hi == "*" else int(hi))
+        out.append((min(a, b), max(a, b)))
+    return out

@@ -1123,10 +1123,10 @@ def _octets(view: View, uids: list[int]) -> int:
 
 
 def _deleted(view: View, chosen: set[int] | None) -> list[int]:
-    """UIDs flagged \\Deleted (among `chosen` if given); off the loop."""
-    return [
-        m.uid for m in view.all() if "\\Deleted" in m.flags and (chosen is None or m.uid in chosen)
-    ]
+    """UIDs flagged \\Deleted (among `chosen` if given), from the flag column; off the loop."""
+    found = view.flag_matches(lambda flags: "\\Deleted" in flags)
+    uids = found[1] if found is not None else [m.uid for m in view.all() if "\\Deleted" in m.flags]
+    return [uid for uid in uids if chosen is None or uid in chosen]
 
 
 def _flag_names(info: Any, recent: set[int]) -> list[str]:

@@ -18,9 +18,10 @@ process has its own, and serve drops them when it stops.
 from __future__ import annotations
 
 import bisect
+import itertools
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +66,8 @@ class Snapshots:
         with self._lock:
             self._by_folder.clear()
 
+
+_SELECTION_STEP = 1000  # entries made at a time while a selection is read in order
 
 SNAPSHOTS: Part[Snapshots] = Part("imap.snapshots", lambda ctx: Snapshots())
 
@@ -220,21 +223,26 @@ class View:
             return i
         return len(self.base) + bisect.bisect_right(self.tail_uids, uid)
 
-    def select_entries(self, sequence: Any, by_uid: bool) -> list[tuple[int, Any]]:
-        """(sequence number, entry) for the messages a sequence set names, ascending."""
-        out: list[tuple[int, Any]] = []
-        nb = len(self.base)
-        over = self.over
-        for a, b in self._index_ranges(sequence, by_uid):
-            if b <= nb and not over:
-                out.extend(zip(range(a + 1, b + 1), self.base[a:b], strict=True))
-            else:
-                out.extend((i + 1, self._at(i)) for i in range(a, b))
-        return out
+    def select_entries(self, sequence: Any, by_uid: bool) -> Sequence[tuple[int, Any]]:
+        """(sequence number, entry) for the messages a sequence set names, ascending: a
+        sequence over the view as it is now whose entries are made as they are read, so a
+        FETCH 1:* of 100,000 messages makes them chunk by chunk in the I/O pool, not all at
+        once on the loop."""
+        return _Selection(
+            self.base, list(self.tail), dict(self.over), self._index_ranges(sequence, by_uid)
+        )
 
     def select(self, sequence: Any, by_uid: bool) -> list[int]:
-        """UIDs named by a sequence set (message numbers or UIDs), ascending."""
-        return [m.uid for _, m in self.select_entries(sequence, by_uid)]
+        """UIDs named by a sequence set (message numbers or UIDs), ascending (from the UID
+        columns: no entry is made)."""
+        out: list[int] = []
+        nb = len(self.base)
+        for a, b in self._index_ranges(sequence, by_uid):
+            if a < nb:
+                out.extend(self.base_uids[a : min(b, nb)])
+            if b > nb:
+                out.extend(self.tail_uids[max(a - nb, 0) : b - nb])
+        return out
 
     def update(self, info: Any) -> bool:
         """Record a message's new entry; True when its flags changed."""
@@ -355,6 +363,61 @@ class _Entries(Sequence[Any]):
         if not 0 <= i < self.n:
             raise IndexError(i)
         return self.view._at(i)
+
+
+class _Selection(Sequence[tuple[int, Any]]):
+    """(sequence number, entry) for index ranges of a view as it was when made (its base
+    listing, which never changes, and copies of its tail and overrides); an entry is made
+    when it is read, and a slice is another selection."""
+
+    def __init__(
+        self, base: Sequence[Any], tail: list[Any], over: dict[int, Any], ranges: list
+    ) -> None:
+        self._base, self._tail, self._over = base, tail, over
+        self._ranges: list[tuple[int, int]] = ranges
+        self._starts = list(itertools.accumulate((b - a for a, b in ranges), initial=0))
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    def _entry(self, i: int) -> Any:
+        nb = len(self._base)
+        m = self._base[i] if i < nb else self._tail[i - nb]
+        return self._over.get(m.uid, m) if self._over else m
+
+    def _position(self, k: int) -> int:
+        r = bisect.bisect_right(self._starts, k) - 1
+        return self._ranges[r][0] + k - self._starts[r]
+
+    def __getitem__(self, k: Any) -> Any:
+        n = len(self)
+        if isinstance(k, slice):
+            start, stop, step = k.indices(n)
+            if step != 1:
+                return [self[j] for j in range(start, stop, step)]
+            ranges = []
+            for (a, b), s in zip(self._ranges, self._starts, strict=False):
+                lo, hi = max(start - s, 0), min(stop - s, b - a)
+                if lo < hi:
+                    ranges.append((a + lo, a + hi))
+            return _Selection(self._base, self._tail, self._over, ranges)
+        if k < 0:
+            k += n
+        if not 0 <= k < n:
+            raise IndexError(k)
+        i = self._position(k)
+        return i + 1, self._entry(i)
+
+    def __iter__(self) -> Iterator[tuple[int, Any]]:
+        nb = len(self._base)
+        for a, b in self._ranges:
+            if b <= nb and not self._over:
+                for lo in range(a, b, _SELECTION_STEP):
+                    hi = min(b, lo + _SELECTION_STEP)
+                    yield from zip(range(lo + 1, hi + 1), self._base[lo:hi], strict=True)
+            else:
+                for i in range(a, b):
+                    yield i + 1, self._entry(i)
 
 
 def _uid_of(info: Any) -> int:
