@@ -91,6 +91,8 @@ class _Txn:
         self.journal: list[tuple[int, str]] = []
         self.dirty = False  # files changed under us: rescan on the next call
         self.compact = False  # rewrite the journal after commit
+        # rows a scan inserted: (uid, key, sub, name, size, idate, flags, keywords, modseq)
+        self.added: list[tuple[int, str, str, str, int, float, str, str, int]] = []
 
 
 class Folder:
@@ -126,6 +128,8 @@ class Folder:
         self._lockfd = os.open(path / maildir.LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
         self._index = FolderIndex(path, fsync=fsync)
         self._msgs: Listing | None = None
+        # a rebuild's copy in memory, (uidvalidity, modseq, listing), until first asked for
+        self._built: tuple[int, int, Listing] | None = None
         self._status: tuple[tuple[int, int, bool], FolderStatus] | None = None
         self._modseq = 0
         self._uidvalidity = 0
@@ -899,8 +903,16 @@ class Folder:
             self._rollback()
             raise
         self._signal_changed()
-        lines = self._index.journal_rewrite()
+        # The rows just written are the whole folder: the journal and, when nothing is in
+        # memory yet (the first open), the copy in memory are made from them instead of
+        # being read back from the index.
+        built = sorted(txn.added)
+        txn.added = []
+        lines = self._index.journal_rewrite([(row[0], row[1]) for row in built])
         self._set_meta_autocommit(journal_lines=lines)
+        if self._msgs is None:
+            rows = [(r[0], r[1], r[4], r[5], r[6], r[7], r[8]) for r in built]
+            self._built = (uidvalidity, modseq, self._listing_of(rows))
 
     def _scan_locked(self) -> None:
         conn = self._conn()
@@ -1279,6 +1291,7 @@ class Folder:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
+        txn.added = rows
         if gone:
             self._after_expunges(txn, len(gone))
 
@@ -1400,22 +1413,30 @@ class Folder:
                 self._load_locked()
 
     def _load_locked(self) -> None:
+        """Make the copy in memory from the index, or take the one the rebuild made from
+        the rows it wrote, if the index has not changed since."""
         self._signal_seen = self._read_signal()  # before meta, as in _pull_locked
         meta = self._index.meta()
         self._take_meta(meta)
+        built, self._built = self._built, None
+        if built is not None and built[:2] == (meta["uidvalidity"], meta["modseq"]):
+            self._msgs = built[2]
+        else:
+            query = "SELECT uid, key, size, idate, flags, keywords, modseq FROM msgs ORDER BY uid"
+            self._msgs = self._listing_of(self._conn().execute(query))
+        self._modseq = meta["modseq"]
+
+    def _listing_of(self, rows: Iterable[tuple[int, str, int, float, str, str, int]]) -> Listing:
+        """The copy in memory of (uid, key, size, idate, flags, keywords, modseq) rows."""
         flagsets = self._flagsets
         flagset = self._flagset
 
-        conn = self._conn()
-        query = "SELECT uid, key, size, idate, flags, keywords, modseq FROM msgs ORDER BY uid"
-
-        def rows() -> Iterator[tuple[int, str, int, float, frozenset[str], int]]:
-            for uid, key, size, idate, letters, keywords, modseq in conn.execute(query):
+        def entries() -> Iterator[tuple[int, str, int, float, frozenset[str], int]]:
+            for uid, key, size, idate, letters, keywords, modseq in rows:
                 flags = flagsets.get((letters, keywords)) or flagset(letters, keywords)
                 yield uid, key, size, idate, flags, modseq
 
-        self._msgs = Listing.from_rows(rows())
-        self._modseq = meta["modseq"]
+        return Listing.from_rows(entries())
 
     def _pull_locked(self) -> list[Change]:
         """Bring memory up to the index's modseq; return what changed."""

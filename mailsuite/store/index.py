@@ -262,11 +262,13 @@ class FolderIndex:
         finally:
             os.close(fd)
 
-    def journal_rewrite(self) -> int:
-        """Write the journal afresh from the index (atomically); return its line count."""
+    def journal_rewrite(self, rows: list[tuple[int, str]] | None = None) -> int:
+        """Write the journal afresh from the index, or from `rows` (every (uid, key) of
+        the index, by UID, when the caller has them), atomically; return its line count."""
         assert self.conn is not None
         meta = self.meta()
-        rows = self.conn.execute("SELECT uid, key FROM msgs ORDER BY uid").fetchall()
+        if rows is None:
+            rows = self.conn.execute("SELECT uid, key FROM msgs ORDER BY uid").fetchall()
         head = f"{_JOURNAL_MAGIC} V{meta['uidvalidity']} N{meta['uidnext']}\n"
         tmp = self.dir / "tmp" / f"{JOURNAL_FILE}.{os.getpid()}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
