@@ -13,7 +13,10 @@ messages (100,000 by default), then prints:
 - 1,000 concurrent IDLE connections: memory per connection, push latency of one new message
 
 Usage: python benchmarks/imap_bench.py [--messages N] [--sessions S] [--seconds T] [--idle I]
-       [--only single,mixed,idle] [--select-share F]
+       [--only single,mixed,idle] [--select-share F] [--cold]
+
+`--cold` leaves the folder without an index, so "SELECT cold" includes building it (a fresh
+server process; the files are in the page cache, as they were just written).
 
 `--select-share` makes that fraction of the mixed commands a SELECT or EXAMINE of the INBOX
 (a client that reopens the folder often, like a webmail), which shows what opening costs.
@@ -59,8 +62,9 @@ def message(i: int) -> bytes:
     ).encode()
 
 
-def populate(suite: Suite, count: int) -> float:
-    """Write `count` messages straight into the Maildir (90 % seen), then index them once."""
+def populate(suite: Suite, count: int, *, index: bool = True) -> float:
+    """Write `count` messages straight into the Maildir (90 % seen), then index them once
+    (with `index=False` the server's first SELECT builds the index: a cold SELECT)."""
     started = time.perf_counter()
     cur = suite.maildir(USER) / "cur"
     store = Store(suite.config["paths"]["maildirs"], fsync=False)
@@ -72,9 +76,15 @@ def populate(suite: Suite, count: int) -> float:
         path = cur / f"{unique_key(len(data), now + i)}:2,{letters}"
         path.write_bytes(data)
         os.utime(path, (now + i, now + i))
-    folder = store.mailbox(USER).folder("INBOX")
-    folder.sync()
-    assert len(folder.messages()) == count
+    if index:
+        folder = store.mailbox(USER).folder("INBOX")
+        folder.sync()
+        assert len(folder.messages()) == count
+    else:
+        folder_dir = suite.maildir(USER)
+        for name in os.listdir(folder_dir):
+            if name.startswith(("mailsuite-index.sqlite", "mailsuite-uids")):
+                os.unlink(folder_dir / name)
     return time.perf_counter() - started
 
 
@@ -147,6 +157,8 @@ async def timed(coro) -> tuple[float, object]:  # type: ignore[no-untyped-def]
 
 
 async def single_session(port: int, pid: int, count: int) -> None:
+    pss, _ = memory(pid)
+    print(f"server memory, logged out             {pss:8.1f} MiB PSS")
     c = await Client.connect(port)
     t, _ = await timed(c.cmd(f"LOGIN {USER} {PASSWORD}"))
     print(f"LOGIN                                   {t * 1000:8.1f} ms")
@@ -302,6 +314,9 @@ def main() -> None:
     ap.add_argument("--idle", type=int, default=1000)
     ap.add_argument("--only", default="single,mixed,idle", help="parts to run, comma-separated")
     ap.add_argument("--select-share", type=float, default=0.0)
+    ap.add_argument(
+        "--cold", action="store_true", help="no index before the first SELECT (it builds it)"
+    )
     args = ap.parse_args()
     parts = set(args.only.split(","))
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -320,8 +335,9 @@ def main() -> None:
         },
     )
     suite.add_user(USER, PASSWORD)
-    took = populate(suite, args.messages)
-    print(f"populated {args.messages} messages in {took:.1f} s (files + index)")
+    took = populate(suite, args.messages, index=not args.cold)
+    what = "files only, no index" if args.cold else "files + index"
+    print(f"populated {args.messages} messages in {took:.1f} s ({what})")
     suite.start()
     try:
         assert suite.proc is not None

@@ -3,12 +3,15 @@
 Prints the same quantities as the peer baselines (BASELINES.md) where they overlap:
 deliveries into one Maildir with fsync (sequential, from several threads, and grouped by
 `deliver_many` as SMTP does under load), and for a large INBOX the time and memory to open
-it cold (a fresh process) and warm, a full flags listing (what `UID FETCH 1:* (UID FLAGS
-RFC822.SIZE)` needs), STATUS, a no-change sync and `UID STORE +FLAGS (\\Seen)` on 1,000
-messages.
+it with no index yet (a fresh process builds it from the files, which are in the page cache
+as they were just written), cold with its index (a fresh process) and warm, a full flags
+listing (what `UID FETCH 1:* (UID FLAGS RFC822.SIZE)` needs), STATUS, a no-change sync and
+`UID STORE +FLAGS (\\Seen)` on 1,000 messages; with `--concurrent N`, N unindexed copies of
+it opened at once from N threads.
 
     python benchmarks/store_bench.py                 # everything, in a temporary directory
     python benchmarks/store_bench.py --messages 20000 --deliveries 500
+    python benchmarks/store_bench.py --skip-deliveries --concurrent 10
 """
 
 from __future__ import annotations
@@ -173,6 +176,65 @@ print(json.dumps({
 """
 
 
+CONCURRENT_SCRIPT = """
+import json, sys, threading, time
+from mailsuite.store import Store
+def hwm():
+    with open("/proc/self/status") as f:
+        return int(next(l for l in f if l.startswith("VmHWM:")).split()[1])
+def rss():
+    with open("/proc/self/status") as f:
+        return int(next(l for l in f if l.startswith("VmRSS:")).split()[1])
+store = Store(sys.argv[1])
+users = sys.argv[2:]
+took = {}
+def open_one(user):
+    t0 = time.perf_counter()
+    took[user] = (len(store.mailbox(user).folder("INBOX").messages()), time.perf_counter() - t0)
+threads = [threading.Thread(target=open_one, args=(u,)) for u in users]
+t0 = time.perf_counter()
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(json.dumps({"each": [took[u] for u in users], "wall": time.perf_counter() - t0,
+                  "hwm": hwm(), "rss": rss()}))
+"""
+
+
+def bench_concurrent_cold(root: Path, folder_dir: Path, count: int, folders: int) -> None:
+    """`folders` users whose INBOX holds hard links of the big folder's files and no index,
+    opened at once from as many threads of one fresh process (ten sessions' first SELECT of
+    ten unindexed folders)."""
+    users = [f"cold{n}@example.org" for n in range(folders)]
+    store = Store(root, fsync=False)
+    t0 = time.perf_counter()
+    for user in users:
+        target = store.mailbox(user).path
+        for sub in ("cur", "new"):
+            for name in os.listdir(folder_dir / sub):
+                os.link(folder_dir / sub / name, target / sub / name)
+        for name in os.listdir(target):
+            if name.startswith((layout.INDEX_FILE, layout.JOURNAL_FILE)):
+                os.unlink(target / name)
+    print(f"setup: linked {folders} unindexed folders in {time.perf_counter() - t0:.1f} s")
+    out = subprocess.run(
+        [sys.executable, "-c", CONCURRENT_SCRIPT, str(root), *users],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    r = json.loads(out)
+    assert all(n == count for n, _ in r["each"]), r
+    each = sorted(t for _, t in r["each"])
+    print(
+        f"{folders} unindexed folders opened at once (new process, {folders} threads):"
+        f" each {each[0]:.2f}-{each[-1]:.2f} s (median {statistics.median(each):.2f}),"
+        f" all done in {r['wall']:.2f} s; peak RSS {r['hwm'] / 1024:.0f} MiB,"
+        f" RSS after {r['rss'] / 1024:.0f} MiB"
+    )
+
+
 def flags_listing(messages: list) -> tuple[int, float]:
     """Render `* n FETCH (UID u FLAGS (...) RFC822.SIZE s)` for every message."""
     t0 = time.perf_counter()
@@ -184,14 +246,25 @@ def flags_listing(messages: list) -> tuple[int, float]:
     return total, time.perf_counter() - t0
 
 
-def bench_big_folder(root: Path, count: int, size: int) -> None:
+def bench_big_folder(root: Path, count: int, size: int, concurrent: int) -> None:
     t0 = time.perf_counter()
     folder_dir = build_big_folder(root, count, size)
     print(f"setup: wrote {count:,} files of {size} B in {time.perf_counter() - t0:.1f} s")
 
-    t0 = time.perf_counter()
-    Store(root).mailbox(USER).folder("INBOX")
-    print(f"index built from the files (first open): {time.perf_counter() - t0:.2f} s")
+    out = subprocess.run(
+        [sys.executable, "-c", OPEN_SCRIPT, str(root), USER, "time"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    r = json.loads(out)
+    assert r["count"] == count, r
+    print(
+        f"open with no index (new process, files in the page cache): open (builds the index)"
+        f" {r['open'] * 1e3:.0f} ms, STATUS {r['status'] * 1e3:.0f} ms, message list"
+        f" {r['load'] * 1e3:.0f} ms, total {(r['open'] + r['status'] + r['load']) * 1e3:.0f} ms;"
+        f" peak RSS (VmHWM) {r['hwm_before'] / 1024:.0f} -> {r['hwm_peak'] / 1024:.0f} MiB"
+    )
     # Files written by "other software" (the set-up above) within the last clock-tick window
     # earn one confirming rescan once the window has passed; let it happen here, untimed.
     time.sleep(2.1)
@@ -262,6 +335,8 @@ def bench_big_folder(root: Path, count: int, size: int) -> None:
     t0 = time.perf_counter()
     folder.expunge([uid])
     print(f"EXPUNGE of one message: {(time.perf_counter() - t0) * 1e3:.1f} ms")
+    if concurrent:
+        bench_concurrent_cold(root, folder_dir, count, concurrent)
 
 
 def drop_cache_hint(folder_dir: Path) -> None:
@@ -285,6 +360,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=20, help="messages per deliver_many")
     parser.add_argument("--messages", type=int, default=100_000, help="size of the big folder")
     parser.add_argument("--big-size", type=int, default=600, help="message size in it (B)")
+    parser.add_argument(
+        "--concurrent", type=int, default=0, help="also open this many unindexed copies at once"
+    )
     parser.add_argument("--skip-deliveries", action="store_true")
     parser.add_argument("--skip-big", action="store_true")
     args = parser.parse_args()
@@ -296,7 +374,7 @@ def main() -> None:
             bench_deliveries(work / "deliveries", args.deliveries, args.size, args.threads)
             bench_batches(work / "batches", args.deliveries, args.size, args.threads, args.batch)
         if not args.skip_big:
-            bench_big_folder(work / "big", args.messages, args.big_size)
+            bench_big_folder(work / "big", args.messages, args.big_size, args.concurrent)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"benchmark process peak RSS: {rss:.0f} MiB")
     finally:
