@@ -136,3 +136,13 @@ def test_a_lifetime_of_zero_runs_bcrypt_for_every_login(suite_factory) -> None: 
         assert imap_login(suite, "ala@example.test", PASSWORD)
     assert bcrypts(suite) == before + 3
     assert counter(suite, "credential_cache.hit") == 0
+
+
+def test_each_worker_proves_a_password_once(suite_factory) -> None:  # type: ignore[no-untyped-def]
+    """Every worker keeps its own cache: with two, six logins cost one or two bcrypts."""
+    suite: Suite = suite_factory({"workers": 2})
+    suite.add_user("ala@example.test", PASSWORD)
+    for _ in range(6):
+        assert imap_login(suite, "ala@example.test", PASSWORD)
+    assert 1 <= bcrypts(suite) <= 2
+    assert bcrypts(suite) + counter(suite, "credential_cache.hit") == 6
