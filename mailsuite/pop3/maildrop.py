@@ -75,10 +75,10 @@ def open_maildrop(store: Store, address: str) -> Maildrop:
     infos = folder.messages()
     sizes = folder.wire_sizes(infos)
     entries = drop.entries
-    for info in infos:
-        size = sizes.get(info.uid)
+    for uid, key in zip(infos.uids, infos.keys, strict=True):
+        size = sizes.get(uid)
         if size is not None:  # else expunged while we looked
-            entries.append(Entry(len(entries) + 1, info.uid, uidl_of(info.key), size))
+            entries.append(Entry(len(entries) + 1, uid, uidl_of(key), size))
     return drop
 
 

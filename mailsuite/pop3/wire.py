@@ -15,7 +15,6 @@ MAX_NUMBER_DIGITS = 9  # message numbers and TOP line counts beyond this are ref
 MAX_UIDL = 70  # RFC 1939 7: a unique-id is 1 to 70 characters in 0x21..0x7E
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
-_UIDL_CHARS = re.compile(r"^[\x21-\x7e]{1,70}$")
 
 
 class Command(NamedTuple):
@@ -68,7 +67,8 @@ def uidl_of(key: str) -> str:
     other software, or a long host name) are replaced by a digest of the key, which is just
     as stable.
     """
-    if _UIDL_CHARS.match(key):
+    # 0x21..0x7E: printable US-ASCII but the space (a login asks this of every message)
+    if 0 < len(key) <= MAX_UIDL and key.isascii() and key.isprintable() and " " not in key:
         return key
     return hashlib.sha1(key.encode("utf-8", "surrogateescape")).hexdigest()
 

@@ -337,8 +337,9 @@ class Folder:
                 self._count_reads(1)
         return out
 
-    def wire_sizes(self, infos: Sequence[MessageInfo]) -> dict[int, int]:
-        """UID -> the message's size with CRLF line ends (`maildir.wire_size`, POP3 LIST).
+    def wire_sizes(self, infos: Frozen) -> dict[int, int]:
+        """UID -> the message's size with CRLF line ends (`maildir.wire_size`, POP3 LIST),
+        for a listing `messages()` gave.
 
         Taken from the W= of the file name, which every delivery, APPEND and COPY here
         writes, so no file is read for them. A file other software put in without W= is read
@@ -346,12 +347,13 @@ class Folder:
         """
         out: dict[int, int] = {}
         unknown: list[int] = []
-        for info in infos:
-            wire = maildir.wire_from_key(info.key)
+        wire_from_key = maildir.wire_from_key
+        for uid, key in zip(infos.uids, infos.keys, strict=True):
+            wire = wire_from_key(key)
             if wire is None:
-                unknown.append(info.uid)
+                unknown.append(uid)
             else:
-                out[info.uid] = wire
+                out[uid] = wire
         if not unknown:
             return out
         for uid, value in self.cache_get_many(unknown, WIRE_SIZE_CACHE).items():

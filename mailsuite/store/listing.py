@@ -210,6 +210,12 @@ class Frozen(Sequence[MessageInfo]):
         """The UIDs in order (shared, read-only by contract)."""
         return self._c.uids
 
+    @property
+    def keys(self) -> Sequence[str]:
+        """The message keys in UID order (shared, read-only by contract), for what needs
+        only UID and key (a POP3 login's sizes and UIDLs)."""
+        return self._c.keys
+
     def without(self, uids: Iterable[int]) -> Frozen:
         """A copy without these UIDs (a session's own listing after an expunge): the
         columns filtered in C, a few bytes per message, the keys shared."""
