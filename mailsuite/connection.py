@@ -19,13 +19,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 import zlib
 from abc import ABCMeta, abstractmethod
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from twisted.internet import protocol
+from twisted.internet import protocol, tcp
 from twisted.internet.abstract import FileDescriptor
 
 from mailsuite.netlimits import ConnectionFamily, OutputGate, is_loopback
@@ -486,6 +488,50 @@ class LineFactory(protocol.Factory):
         return conn
 
 
+class SharedPort(tcp.Port):
+    """A listening port that other worker processes may accept from too.
+
+    The kernel wakes every worker for a new connection and the first to call accept() gets
+    it, so a burst of clients (ten IMAP sessions opened at once) can land on one worker and
+    stay there. With `balance` set (several workers), a worker that would hold more than its
+    share of the protocol's connections steps back: it stops reading the socket for `DEFER`
+    and lets another take the client, but never for more than `MAX_DEFER` in a row, so a
+    busy or restarting neighbour delays nobody for long. One connection is accepted per
+    wake-up, so every accept is decided afresh.
+    """
+
+    DEFER = 0.002
+    MAX_DEFER = 0.05
+    balance: Callable[[], bool] | None = None
+    _since = 0.0  # when the current run of deferrals began
+    _last = -1.0  # when this port last stepped back
+    _accepts = 100  # Twisted's adaptive accepts per wake-up, when not balancing
+
+    @property  # type: ignore[override]
+    def numberAccepts(self) -> int:
+        return 1 if self.balance is not None else self._accepts
+
+    @numberAccepts.setter
+    def numberAccepts(self, value: int) -> None:
+        self._accepts = value
+
+    def doRead(self) -> None:
+        if self.balance is not None and self.balance():
+            now = time.monotonic()
+            if now - self._last > 2 * self.DEFER:
+                self._since = now  # a new run: the last one ended in an accept elsewhere
+            if now - self._since < self.MAX_DEFER:
+                self._last = now
+                self.stopReading()
+                self.reactor.callLater(self.DEFER, self._resume)
+                return
+        super().doRead()
+
+    def _resume(self) -> None:
+        if self.connected:
+            self.startReading()
+
+
 @dataclass
 class Listener:
     """A bound IMAP or POP3 listener: what serve reports and closes."""
@@ -536,11 +582,14 @@ def listen(
 
     factory = LineFactory(ctx, family, connection, implicit_tls)
     try:
-        bound_port = reactor.adoptStreamPort(  # type: ignore[attr-defined]
-            sock.fileno(), sock.family, factory
+        bound_port = SharedPort._fromListeningDescriptor(
+            reactor, sock.fileno(), sock.family, factory
         )
     finally:
         sock.close()
+    if family.counts.shared:  # one of several workers: they balance what they accept
+        bound_port.balance = family.counts.over_share
+    bound_port.startListening()
     family.listeners += 1
     bound = bound_port.getHost()
     return Listener(bound_port, factory, (bound.host, bound.port))

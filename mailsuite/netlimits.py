@@ -177,6 +177,14 @@ class HostCounts:
             at = self._map.find(digest, at + 1, end)
         return at
 
+    def over_share(self, name: int) -> bool:
+        """Whether one more connection of `name` would give this worker more than its share
+        (the host's count divided by the workers, rounded up). Read without the lock: it
+        only decides which worker accepts first."""
+        assert self.slot is not None
+        mine = self._rows[self.slot * self._row + name]
+        return mine + 1 > -(-(self._sum(name) + 1) // self.workers)
+
     def open_counts(self) -> list[int]:
         """Connections open in each worker, all names together (for `mailsuite status`)."""
         row = self._row
@@ -258,6 +266,16 @@ class ConnectionCounter(Generic[T]):
         if self._host is not None:
             self._host.release(self._name, ip)
         return True
+
+    @property
+    def shared(self) -> bool:
+        """Whether the counts are the host's (serve runs several workers)."""
+        return self._host is not None
+
+    def over_share(self) -> bool:
+        """With shared counts: whether this worker has more than its share (so another
+        should take the next connection); never without."""
+        return self._host is not None and self._host.over_share(self._name)
 
     def take_user(self, address: str, limit: int) -> bool:
         """Count one more logged-in session of `address`, unless it has `limit` of them
