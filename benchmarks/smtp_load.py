@@ -12,7 +12,7 @@ Maildir exactly once.
 right after, in the same sitting, and prints the ratio; `--rounds` alternates the two.
 
     python benchmarks/smtp_load.py [--sessions 20] [--messages 2000] [--size 10240]
-        [--reconnect] [--postfix] [--rounds 1]
+        [--reconnect] [--workers auto] [--postfix] [--rounds 1]
 """
 
 from __future__ import annotations
@@ -165,13 +165,14 @@ def run_mailsuite(args: argparse.Namespace) -> tuple[float, float]:
                 "listen": {k: None for k in ("imap", "imaps", "pop3", "pop3s", "web")},
                 "log_level": "WARNING",
                 "limits": {"connections_per_ip": max(50, args.sessions)},
+                "workers": args.workers,
             },
         )
         suite.start()
         try:
             suite.add_user(USER)
             assert suite.proc is not None
-            before = cpu_seconds([suite.proc.pid])
+            before = server_cpu(suite.proc.pid)
             elapsed, latencies = asyncio.run(
                 load(
                     suite.port("smtp"),
@@ -181,7 +182,7 @@ def run_mailsuite(args: argparse.Namespace) -> tuple[float, float]:
                     reconnect=args.reconnect,
                 )
             )
-            cpu = cpu_seconds([suite.proc.pid]) - before
+            cpu = server_cpu(suite.proc.pid) - before
             files, once = landed(suite.maildir(USER))
         finally:
             suite.close()
@@ -190,10 +191,11 @@ def run_mailsuite(args: argparse.Namespace) -> tuple[float, float]:
     return report("mailsuite", args.messages, elapsed, latencies, files, cpu)
 
 
-def postfix_cpu(master: int | None) -> float:
-    if master is None:
+def server_cpu(pid: int | None) -> float:
+    """A server's CPU so far: the process, its workers or daemons, live or reaped."""
+    if pid is None:
         return 0.0
-    return cpu_seconds([master], reaped=True) + cpu_seconds(children(master))
+    return cpu_seconds([pid], reaped=True) + cpu_seconds(children(pid))
 
 
 def run_postfix(args: argparse.Namespace) -> tuple[float, float]:
@@ -204,14 +206,14 @@ def run_postfix(args: argparse.Namespace) -> tuple[float, float]:
     root = Path(tempfile.mkdtemp(prefix="smtp-load-postfix-"))
     peer = Postfix(root, (USER,)).start()
     try:
-        before = postfix_cpu(peer.master_pid())
+        before = server_cpu(peer.master_pid())
         elapsed, latencies = asyncio.run(
             load(peer.port, args.sessions, args.messages, args.size, reconnect=args.reconnect)
         )
         deadline = time.monotonic() + 120
         while peer.delivered(USER) < args.messages and time.monotonic() < deadline:
             time.sleep(0.2)
-        cpu = postfix_cpu(peer.master_pid()) - before
+        cpu = server_cpu(peer.master_pid()) - before
         files, once = landed(peer.maildir(USER))
     finally:
         peer.remove()
@@ -228,13 +230,19 @@ def main() -> None:
     parser.add_argument(
         "--reconnect", action="store_true", help="a new connection for every message"
     )
+    parser.add_argument(
+        "--workers", default="auto", help="mailsuite's `workers` (auto: one per core)"
+    )
     parser.add_argument("--postfix", action="store_true", help="the same load against Postfix")
     parser.add_argument("--rounds", type=int, default=1, help="alternating pairs with --postfix")
     args = parser.parse_args()
+    if args.workers != "auto":
+        args.workers = int(args.workers)
 
     print(
         f"smtp_load: {args.messages} messages of {args.size} bytes, {args.sessions} sessions, "
-        f"{'a new connection per message' if args.reconnect else 'connections kept'}, fsync on"
+        f"{'a new connection per message' if args.reconnect else 'connections kept'}, fsync on,"
+        f" mailsuite workers: {args.workers}"
     )
     for round_ in range(args.rounds):
         print(f"round {round_ + 1}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
