@@ -94,16 +94,20 @@ class Candidate:
         return self._text
 
 
-def needs_file(key: SearchKey) -> bool:
+def needs_file(key: SearchKey, answered: bool = False) -> bool:
+    """Whether the key looks at a message's header or body (`answered`: BODY and TEXT are
+    answered by the full-text index, so they need neither)."""
     name = key[0]
+    if name in _TEXT_KEYS and answered:
+        return False
     if name in _FILE_KEYS:
         return True
     if name == "NOT":
-        return needs_file(key[1])
+        return needs_file(key[1], answered)
     if name == "OR":
-        return needs_file(key[1]) or needs_file(key[2])
+        return needs_file(key[1], answered) or needs_file(key[2], answered)
     if name == "AND":
-        return any(needs_file(k) for k in key[1])
+        return any(needs_file(k, answered) for k in key[1])
     return False
 
 
@@ -279,14 +283,22 @@ IndexPredicate = Callable[[int, Any], bool]
 
 
 def compile_index_key(
-    key: SearchKey, largest_seq: int, largest_uid: int, recent: set[int]
+    key: SearchKey,
+    largest_seq: int,
+    largest_uid: int,
+    recent: set[int],
+    hits: Hits | None = None,
 ) -> IndexPredicate:
-    """A predicate over (sequence number, entry) for keys that need no file (see needs_file).
+    """A predicate over (sequence number, entry) for keys that need no file (see needs_file),
+    BODY and TEXT among them when the full-text index answered them (`hits`).
 
     Faster than `compile_key` because no per-message object is made: ``UID SEARCH UNSEEN`` on
     100,000 messages is one comprehension.
     """
     name = key[0]
+    if name in _TEXT_KEYS and hits is not None:
+        found = hits[(name, fold(key[1]))]
+        return lambda i, e: e.uid in found
     if name == "ALL":
         return lambda i, e: True
     if name in ("FLAG", "NOFLAG"):
@@ -330,14 +342,14 @@ def compile_index_key(
             return lambda i, e: _date_of(e.internal_date) == day
         return lambda i, e: _date_of(e.internal_date) >= day
     if name == "NOT":
-        inner = compile_index_key(key[1], largest_seq, largest_uid, recent)
+        inner = compile_index_key(key[1], largest_seq, largest_uid, recent, hits)
         return lambda i, e: not inner(i, e)
     if name == "OR":
-        a = compile_index_key(key[1], largest_seq, largest_uid, recent)
-        b = compile_index_key(key[2], largest_seq, largest_uid, recent)
+        a = compile_index_key(key[1], largest_seq, largest_uid, recent, hits)
+        b = compile_index_key(key[2], largest_seq, largest_uid, recent, hits)
         return lambda i, e: a(i, e) or b(i, e)
     if name == "AND":
-        preds = [compile_index_key(k, largest_seq, largest_uid, recent) for k in key[1]]
+        preds = [compile_index_key(k, largest_seq, largest_uid, recent, hits) for k in key[1]]
         return lambda i, e: all(p(i, e) for p in preds)
     raise ValueError(f"search key {name} needs the message")
 
@@ -468,16 +480,16 @@ def search(
     span = _narrow(key, entries)
     seqs: list[int] = []
     uids: list[int] = []
-    if not needs_file(key):
-        pred = compile_index_key(key, len(entries), largest_uid, recent)
+    queries = text_queries(key) if needs_file(key) else []
+    hits = fulltext(queries) if queries and fulltext is not None else None
+    if not needs_file(key, hits is not None):
+        pred = compile_index_key(key, len(entries), largest_uid, recent, hits)
         for i in span:
             e = entries[i]
             if pred(i + 1, e):
                 seqs.append(i + 1)
                 uids.append(e.uid)
         return SearchResult(seqs, uids)
-    queries = text_queries(key)
-    hits = fulltext(queries) if queries and fulltext is not None else None
     cpred = compile_key(key, len(entries), largest_uid, hits)
     if not _reads_header(key, hits is not None):
         headers = None
