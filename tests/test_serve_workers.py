@@ -187,6 +187,25 @@ def test_sigterm_stops_every_worker_and_sighup_reloads_each(two: Suite) -> None:
     assert not (two.tmp / "var" / "control.sock").exists()
 
 
+def test_workers_stop_when_the_supervisor_is_killed(two: Suite) -> None:
+    """A supervisor killed with SIGKILL cannot stop its workers: they notice it is gone
+    (their link to it is closed) and stop themselves, so no orphan keeps the ports."""
+    pids = [w["pid"] for w in status(two)["workers"]]
+    two.kill()
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    assert wait(lambda: all(gone(pid) for pid in pids), timeout=15), two.log()
+    assert two.log().count("the supervisor is gone; stopping") == 2
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", two.port("imap")), timeout=5)
+
+
 def test_idle_on_one_worker_sees_a_delivery_made_by_the_other(two: Suite) -> None:
     """A message delivered by SMTP reaches IDLE sessions on both workers within a second."""
     watchers = []
