@@ -56,7 +56,7 @@ _SCHEMA = (
 )
 _COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
 # letters with a stroke have no decomposition; NUL cannot reach SQLite's tokenizer
-_UNSTROKE = str.maketrans({"ł": "l", "đ": "d", "ø": "o", "ħ": "h", "ŧ": "t", "\0": " "})
+_UNSTROKE = (("ł", "l"), ("đ", "d"), ("ø", "o"), ("ħ", "h"), ("ŧ", "t"), ("\0", " "))
 COLUMNS = {"BODY": "body", "TEXT": "{head body}"}
 
 
@@ -64,8 +64,11 @@ def fold(text: str) -> str:
     """`text` as SEARCH compares it: case folded, diacritics dropped."""
     if text.isascii():
         return text.lower().replace("\0", " ")
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return _COMBINING.sub("", decomposed).translate(_UNSTROKE)
+    bare = _COMBINING.sub("", unicodedata.normalize("NFKD", text.casefold()))
+    for letter, plain in _UNSTROKE:
+        if letter in bare:
+            bare = bare.replace(letter, plain)
+    return bare
 
 
 def decode_header(raw: bytes) -> str:
@@ -84,10 +87,45 @@ def head_text(block: bytes) -> str:
     return fold(decode_header(block))
 
 
+_CONTENT_FIELD = re.compile(rb"(?im)^content-(type|transfer-encoding)[ \t]*:(.*(?:\r?\n[ \t].*)*)")
+_PLAIN_TYPE = re.compile(rb'(?i)\s*text/plain\s*(?:;\s*charset\s*=\s*"?([a-z0-9_.:-]+)"?\s*)?;?\s*')
+_PLAIN_ENCODING = re.compile(rb"(?i)\s*(?:7bit|8bit|binary)\s*")
+
+
+def _plain_charset(block: bytes) -> str | None:
+    """The charset of a message that is one text/plain part not transfer-encoded (most
+    mail), whose body is then its text as it stands; None for anything else."""
+    seen: dict[bytes, bytes] = {}
+    for match in _CONTENT_FIELD.finditer(block):
+        name = match.group(1).lower()
+        if name in seen:
+            return None  # repeated: left to the full reading
+        seen[name] = match.group(2)
+    ctype = seen.get(b"type")
+    charset = "utf-8"
+    if ctype is not None:
+        plain = _PLAIN_TYPE.fullmatch(ctype)
+        if plain is None:
+            return None
+        if plain.group(1):
+            charset = plain.group(1).decode("ascii").lower()
+    cte = seen.get(b"transfer-encoding")
+    if cte is not None and _PLAIN_ENCODING.fullmatch(cte) is None:
+        return None
+    return "utf-8" if charset in ("us-ascii", "ascii") else charset
+
+
 def body_text(data: bytes) -> str:
     """The message's text parts decoded, as BODY and TEXT search them, folded. A part that
     names no charset, or US-ASCII, is read as UTF-8 (its superset, and what 8-bit mail
     without a charset mostly is); bytes a charset cannot decode become U+FFFD."""
+    block = headers.block_of(data)
+    charset = _plain_charset(block) if len(block) < len(data) else None
+    if charset is not None:
+        try:
+            return fold(data[len(block) :].decode(charset, "replace"))
+        except LookupError:
+            pass  # an unknown charset: the full reading says what to do
     chunks = []
     try:
         msg = email.message_from_bytes(data, policy=email.policy.compat32)
