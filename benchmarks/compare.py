@@ -13,11 +13,13 @@ Ratios read the same way on every row: above 1 mailsuite is better (more per sec
 time or memory), below 1 the peer is.
 
 What "cold" means: the folder has never been opened by either server, so neither has an
-index of it (a fresh folder per pair, hard links of the same files); the file metadata is in
-the OS cache for both. Dovecot's passwords are bcrypt of the same cost as ours (BLF-CRYPT,
-`--bcrypt`) and its auth cache is on (auth_cache_size 10M, TTL 5 min); with a passwd-file
-passdb that cache keeps the stored hash, not a proof of the password, so Dovecot still runs
-bcrypt at every login (its log shows a passdb lookup each time, and a login takes a bcrypt).
+index of it (a fresh folder per pair and server, hard links of the same files made just
+before, checked to hold nothing else); the file metadata is in the OS cache for both.
+
+Dovecot's passwords are bcrypt of the same cost as ours (BLF-CRYPT, `--bcrypt`) and its auth
+cache is on (auth_cache_size 10M, TTL 5 min); with a passwd-file passdb that cache keeps the
+stored hash, not a proof of the password, so Dovecot still runs bcrypt at every login (its
+log shows a passdb lookup each time, and a login takes a bcrypt).
 The POP3 mailboxes have cost-4 hashes on both sides, so "first PASS" is about the mailbox.
 
 The IMAP load is our own asyncio generator that does what an IMAP load generator does:
@@ -175,6 +177,7 @@ class Side:
     memory: Callable[[], float]  # MB PSS of what serves the open folder
     memory_all: Callable[[], float]  # MB PSS of every process of the server
     delivered: Callable[[], int]  # messages the SMTP recipient has in its Maildir
+    cold_folder: Callable[[str], Path]  # makes a folder of the big set that nobody has opened
 
 
 class Sites:
@@ -192,7 +195,6 @@ class Sites:
     def start(self) -> tuple[Side, Side]:
         args = self.args
         pairs = args.pairs
-        cold = args.pairs if "select" in self.groups else 0
         pops = [f"pop{n}" for n in range(pairs)] if "pop3" in self.groups else []
         t = time.perf_counter()
         big = Pool(self.tmp / "pool", "big", imap_bench.message, args.messages)
@@ -225,6 +227,7 @@ class Sites:
             {
                 "listen": off,
                 "log_level": "WARNING",
+                "workers": args.workers if args.workers == "auto" else int(args.workers),
                 "accounts": {"bcrypt_rounds": cost},
                 "limits": {"connections": 2000, "connections_per_ip": connections},
                 "imap": {"max_connections_per_user": connections},
@@ -246,8 +249,6 @@ class Sites:
             ),
         ):
             big.link_into(maildir)
-            for n in range(cold):
-                big.link_into(folder(f"Cold{n}"))
             web.link_into(folder("Web"))
             for sub in ("cur", "new", "tmp"):
                 folder("Sent").joinpath(sub).mkdir(parents=True, exist_ok=True)
@@ -273,6 +274,7 @@ class Sites:
             lambda: pss_mb(descendants(serve_pid)),
             lambda: pss_mb(descendants(serve_pid)),
             lambda: maildir_count(suite.maildir(SMTP_RCPT)),
+            lambda name: linked(big, suite.maildir(f"bench@{DOMAIN}") / f".{name}"),
         )
         assert dovecot.proc is not None
         master = dovecot.proc.pid
@@ -287,6 +289,7 @@ class Sites:
             lambda: pss_mb([p for p in descendants(master) if comm(p) == "imap"]),
             lambda: pss_mb(descendants(master)),
             lambda: postfix.delivered(SMTP_RCPT) if postfix else 0,
+            lambda name: linked(big, dovecot.maildir("bench", name)),
         )
         return peer, ours
 
@@ -298,6 +301,11 @@ class Sites:
         if self.dovecot is not None:
             self.dovecot.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def linked(pool: Pool, maildir: Path) -> Path:
+    pool.link_into(maildir)
+    return maildir
 
 
 def comm(pid: int) -> str:
@@ -476,7 +484,13 @@ def imap_group(side: Side, pair: int, args: argparse.Namespace) -> dict[str, flo
 
 
 async def select_group(side: Side, pair: int, args: argparse.Namespace) -> dict[str, float]:
+    """The cold folder is made just before its SELECT: anything that opens every folder of a
+    mailbox (an APPEND of ours, before, indexed them all) cannot have indexed it first."""
+    folder = side.cold_folder(f"Cold{pair}")
     client = await logged_in(side)
+    before = sorted(p.name for p in folder.iterdir() if p.name not in ("cur", "new", "tmp"))
+    if before:
+        print(f"  {side.name}: Cold{pair} is not cold, it holds {', '.join(before)}", flush=True)
     cold = await timed(client, f"SELECT Cold{pair}")
     warm = min([await timed(client, "SELECT INBOX") for _ in range(3)])
     unseen = [await hits(client, "UID SEARCH UNSEEN") for _ in range(3)]
@@ -743,6 +757,9 @@ def main() -> None:
     parser.add_argument("--web-messages", type=int, default=2_000)
     parser.add_argument("--login-seconds", type=float, default=10)
     parser.add_argument("--bcrypt", type=int, default=12, help="bcrypt cost of both servers")
+    parser.add_argument(
+        "--workers", default="auto", help="mailsuite's `workers` (auto: one per core, as shipped)"
+    )
     args = parser.parse_args()
     groups = {g.strip() for g in args.only.split(",") if g.strip()}
     unknown = groups - set(GROUPS)
