@@ -3,6 +3,7 @@ tables, then every command against the real server."""
 
 from __future__ import annotations
 
+import random
 import re
 import time
 
@@ -117,6 +118,38 @@ def test_thread_references_survives_loops_and_duplicate_ids():
     ]
     out = sort.render_threads(sort.thread_references(items), uid=False)
     assert sorted(re.findall(rb"\d+", out)) == [b"1", b"2", b"3"]
+
+
+@pytest.mark.parametrize(
+    "criteria",
+    [
+        (("SUBJECT", False),),
+        (("DATE", True),),
+        (("DISPLAYFROM", False), ("SIZE", True)),
+        (("FROM", True), ("SUBJECT", False), ("ARRIVAL", False)),
+    ],
+)
+def test_sorted_takes_new_messages_as_a_full_sort_orders_them(criteria):
+    """RFC 5256 3: messages appended to a kept SORT land where sorting all of them puts
+    them, ties in sequence order, REVERSE or not (many equal keys here)."""
+    rng = random.Random(5256)
+    names = ["Ala", "ala", "Łukasz", "Żaneta", "zenon", ""]
+    keys = [
+        sort.SortKeys(
+            subject=rng.choice(names),
+            from_=rng.choice(names),
+            display_from=rng.choice(names),
+            sent=rng.choice([None, 1.0, 2.0, 3.0]),
+        )
+        for _ in range(300)
+    ]
+    sizes = [rng.choice([10, 20, 30]) for _ in keys]
+    arrivals = [float(rng.choice([1, 2, 3, 4])) for _ in keys]
+    whole = sort.sort_order(criteria, keys, sizes, arrivals)
+    done = sort.Sorted.of(criteria, keys[:200], sizes[:200], arrivals[:200])
+    for start, stop in ((200, 201), (201, 260), (260, 300)):
+        done = done.extended(criteria, keys[start:stop], sizes[start:stop], arrivals[start:stop])
+    assert list(done.perm) == whole
 
 
 def test_thread_orderedsubject_table():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from array import array
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -102,8 +103,9 @@ class SortKeyCache:
         missing = [u for u, k in zip(uids, got, strict=True) if k is None]
         if missing:
             found: dict[int, sort.SortKeys] = {}
-            for start in range(0, len(missing), LOAD_BATCH):
-                found.update(_load(folder, missing[start : start + LOAD_BATCH]))
+            with sort.paused_gc():  # many objects, none in a cycle
+                for start in range(0, len(missing), LOAD_BATCH):
+                    found.update(_load(folder, missing[start : start + LOAD_BATCH]))
             empty = sort.SortKeys()
             got = [
                 k if k is not None else found.get(u, empty) for u, k in zip(uids, got, strict=True)
@@ -128,21 +130,29 @@ class SortKeyCache:
             total -= len(other.table)
             del self._by_folder[folder]
 
+    def kept(self, folder: Any, asked: Hashable) -> tuple[object, Any] | None:
+        """The last answer to `asked` in the folder, with what it was worked out from."""
+        with self._lock:
+            return self._entry(folder).orders.get(asked)
+
+    def keep(self, folder: Any, asked: Hashable, source: object, answer: object) -> None:
+        """Keep `answer` to `asked`, worked out from `source`, in place of the last one."""
+        with self._lock:
+            orders = self._entry(folder).orders
+            orders.pop(asked, None)
+            orders[asked] = (source, answer)
+            while len(orders) > KEPT_ORDERS:
+                del orders[next(iter(orders))]
+
     def answer(self, folder: Any, listing: object, asked: Hashable, work: Callable[[], T]) -> T:
         """The answer to `asked` over the messages of `listing`: the one kept for that
         listing object, else `work()`, kept for next time. Off the loop."""
-        with self._lock:
-            entry = self._entry(folder)
-            kept = entry.orders.get(asked)
+        kept = self.kept(folder, asked)
         if kept is not None and kept[0] is listing:
             answer: T = kept[1]
             return answer
         answer = work()
-        with self._lock:
-            entry.orders.pop(asked, None)
-            entry.orders[asked] = (listing, answer)
-            while len(entry.orders) > KEPT_ORDERS:
-                del entry.orders[next(iter(entry.orders))]
+        self.keep(folder, asked, listing, answer)
         return answer
 
     def close(self) -> None:
@@ -332,28 +342,56 @@ def _kept(view: View, key: SearchKey) -> object | None:
 def _sorted(
     ctx: Context, view: View, cmd: Command, recent: set[int]
 ) -> tuple[list[int], list[int]]:
-    """(sequence numbers, UIDs) of the matching messages in sort order; off the loop."""
+    """(sequence numbers, UIDs) of the matching messages in sort order; off the loop.
+
+    A SORT of every message is kept (`sort.Sorted`) with the UIDs it covered: asked again
+    over the same messages it is the answer, and over those plus new ones (mail that came
+    in since) the new ones are put in place rather than the folder sorted again."""
     assert cmd.search is not None
-    listing = _kept(view, cmd.search)
-    if listing is None:
+    if cmd.search != ("ALL",):
         return _sort(ctx, view, cmd, recent)
+    cache = sort_keys_of(ctx)
+    current = view.base_uids
+    if view.tail_uids or not isinstance(current, array):
+        current = array("I", current)
+        current.extend(view.tail_uids)
     asked = ("SORT", tuple(cmd.sort_criteria))
-    return sort_keys_of(ctx).answer(
-        view.folder, listing, asked, lambda: _sort(ctx, view, cmd, recent)
-    )
+    kept = cache.kept(view.folder, asked)
+    done: sort.Sorted | None = None
+    if kept is not None:
+        covered, done = kept
+        assert isinstance(covered, array) and isinstance(done, sort.Sorted)
+        if covered is not current and covered != current:
+            n = len(covered)
+            if len(current) > n and current[:n] == covered:
+                entries = view.entries()[n:]
+                done = done.extended(cmd.sort_criteria, *_columns(ctx, view, cmd, entries))
+            else:
+                done = None
+            if done is not None:
+                cache.keep(view.folder, asked, current, done)
+    if done is None:
+        done = sort.Sorted.of(cmd.sort_criteria, *_columns(ctx, view, cmd, view.all()))
+        cache.keep(view.folder, asked, current, done)
+    return [p + 1 for p in done.perm], list(map(current.__getitem__, done.perm))
+
+
+def _columns(
+    ctx: Context, view: View, cmd: Command, entries: Sequence[Any]
+) -> tuple[list[sort.SortKeys], list[int], list[float]]:
+    """What the criteria need of `entries`: keys (only if a criterion reads the header),
+    sizes and internal dates."""
+    keys: list[sort.SortKeys] = []
+    if any(name in _HEADER_KEYS for name, _ in cmd.sort_criteria):
+        keys = sort_keys_of(ctx).keys(view.folder, [e.uid for e in entries], _listed(view))
+    return keys, [e.size for e in entries], [float(e.internal_date) for e in entries]
 
 
 def _sort(ctx: Context, view: View, cmd: Command, recent: set[int]) -> tuple[list[int], list[int]]:
     assert cmd.search is not None
     seqs, entries = _chosen(ctx, view, cmd.search, recent)
-    uids = [e.uid for e in entries]
-    keys: list[sort.SortKeys] = []
-    if any(name in _HEADER_KEYS for name, _ in cmd.sort_criteria):
-        keys = sort_keys_of(ctx).keys(view.folder, uids, _listed(view))
-    sizes = [e.size for e in entries]
-    arrivals = [float(e.internal_date) for e in entries]
-    perm = sort.sort_order(cmd.sort_criteria, keys, sizes, arrivals)
-    return [seqs[p] for p in perm], [uids[p] for p in perm]
+    perm = sort.sort_order(cmd.sort_criteria, *_columns(ctx, view, cmd, entries))
+    return [seqs[p] for p in perm], [entries[p].uid for p in perm]
 
 
 async def do_sort(session: Session, cmd: Command) -> str | None:

@@ -22,6 +22,7 @@ import operator
 import re
 import sys
 import unicodedata
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -458,6 +459,71 @@ def sort_order(
     return perm
 
 
+class Sorted:
+    """A SORT over messages in sequence order that new messages can join: the criteria's
+    values per message (one list each) and the positions in sort order (`sort_order`).
+    Messages appended at the end (new mail: higher sequence numbers) are put in place by a
+    binary search each, so the folder is not sorted again for every delivery."""
+
+    __slots__ = ("columns", "perm")
+
+    def __init__(self, columns: list[tuple[list[Any], bool]], perm: array[int]) -> None:
+        self.columns = columns
+        self.perm = perm
+
+    @classmethod
+    def of(
+        cls,
+        criteria: Sequence[tuple[str, bool]],
+        keys: Sequence[SortKeys],
+        sizes: Sequence[int],
+        arrivals: Sequence[float],
+    ) -> Sorted:
+        columns = [(list(_column(n, keys, sizes, arrivals)), rev) for n, rev in criteria]
+        perm = list(range(len(sizes)))
+        for column, reverse in reversed(columns):
+            perm.sort(key=column.__getitem__, reverse=reverse)
+        return cls(columns, array("I", perm))
+
+    def __len__(self) -> int:
+        return len(self.perm)
+
+    def extended(
+        self,
+        criteria: Sequence[tuple[str, bool]],
+        keys: Sequence[SortKeys],
+        sizes: Sequence[int],
+        arrivals: Sequence[float],
+    ) -> Sorted:
+        """A copy with messages appended (`keys`, `sizes`, `arrivals` of the new ones
+        only), each placed after every message that sorts equal to it (RFC 5256 3: ties
+        in sequence order, and it has the highest number)."""
+        columns = [
+            (column + list(_column(name, keys, sizes, arrivals)), reverse)
+            for (column, reverse), (name, _) in zip(self.columns, criteria, strict=True)
+        ]
+        perm = array("I", self.perm)
+        for pos in range(len(self.perm), len(self.perm) + len(sizes)):
+            lo, hi = 0, len(perm)
+            while lo < hi:  # the first message the new one sorts before
+                mid = (lo + hi) // 2
+                if _before(columns, pos, perm[mid]):
+                    hi = mid
+                else:
+                    lo = mid + 1
+            perm.insert(lo, pos)
+        return Sorted(columns, perm)
+
+
+def _before(columns: list[tuple[list[Any], bool]], a: int, b: int) -> bool:
+    """Whether message `a` sorts strictly before message `b` on the criteria."""
+    for column, reverse in columns:
+        x, y = column[a], column[b]
+        if x != y:
+            return x > y if reverse else x < y
+    return False
+
+
 def sort_items(items: Sequence[Item], criteria: Sequence[tuple[str, bool]]) -> list[Item]:
     """`items` in the order `criteria` give (`sort_order`)."""
     ordered = sorted(items, key=operator.attrgetter("seq"))
@@ -494,9 +560,10 @@ def _date_key(node: Node) -> tuple[float, int]:
 
 
 @contextlib.contextmanager
-def _no_gc() -> Iterator[None]:
-    """Build a tree of many nodes without the cycle collector running over and over (each
-    node points at its parent and back); reference counting still frees what goes."""
+def paused_gc() -> Iterator[None]:
+    """Make many objects without the cycle collector running over and over: a thread tree
+    (each node points at its parent and back), the keys of a whole folder. Reference
+    counting still frees what goes."""
     was = gc.isenabled()
     gc.disable()
     try:
@@ -509,7 +576,7 @@ def _no_gc() -> Iterator[None]:
 def thread_orderedsubject(items: Sequence[Item]) -> list[Node]:
     """RFC 5256 2.1 ORDEREDSUBJECT: messages of one base subject are one thread, the first
     by sent date the parent of the rest; threads in the sent date order of their first."""
-    with _no_gc():
+    with paused_gc():
         return _thread_orderedsubject(items)
 
 
@@ -547,7 +614,7 @@ def _link(parent: Node, child: Node) -> None:
 
 def thread_references(items: Sequence[Item]) -> list[Node]:
     """RFC 5256 2.2 REFERENCES, step by step; the threads in order."""
-    with _no_gc():
+    with paused_gc():
         return _thread_references(items)
 
 
