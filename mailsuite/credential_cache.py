@@ -28,8 +28,8 @@ from collections.abc import Callable
 
 
 class CredentialCache:
-    """Account id → (digest of the proved credential, when bcrypt proved it); thread-safe,
-    since the directory work around a login runs in a pool."""
+    """Account id → (digest of the proved credential, when bcrypt proved it). Asked on the
+    loop; locked all the same, so a caller in a worker thread is safe too."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._key = secrets.token_bytes(32)
@@ -78,7 +78,3 @@ class CredentialCache:
         """Drop the account's entry: it is no longer active, so nothing of it should linger."""
         with self._lock:
             self._entries.pop(account_id, None)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._entries)
