@@ -38,7 +38,7 @@ from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 
-from . import headers, maildir
+from . import fulltext, headers, maildir
 from .errors import NoSuchFolder, NoSuchMessage, NotAllowed, StoreError, TooLarge, UidInUse
 from .index import FolderIndex, IndexDamaged
 from .listing import Frozen, Listing
@@ -589,9 +589,12 @@ class Folder:
             return sorted(uid for (uid,) in rows if uid not in self._msgs)
 
     def expunge(self, uids: Iterable[int]) -> list[int]:
-        """Remove messages for good; returns the UIDs that were removed, in order."""
+        """Remove messages for good; returns the UIDs that were removed, in order. Their
+        text leaves the folder's full-text index too."""
         want = self._uid_list(uids)
-        return self._mutate(lambda txn: self._expunge_txn(txn, want))
+        removed: list[int] = self._mutate(lambda txn: self._expunge_txn(txn, want))  # type: ignore[assignment]
+        fulltext.forget_now(self.path, removed)
+        return removed
 
     def copy(self, uids: Iterable[int], dest: Folder) -> list[tuple[int, int]]:
         """Copy messages (hard links) with their flags; returns (source UID, new UID) pairs.

@@ -253,6 +253,26 @@ class FullText:
             return {uid for (uid,) in self._db().execute(query, args)}
 
 
+def forget_now(folder_dir: Path, uids: Sequence[int]) -> None:
+    """Drop expunged messages from the folder's index file, if it has one, right away, so
+    that their text does not wait there for the next search (which would drop it too: the
+    index also follows expunges by modseq, for those of other programs). Best effort."""
+    path = folder_dir / FILE
+    if not uids or not path.exists():
+        return
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=5.0)
+        try:
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("DELETE FROM docs WHERE rowid = ?", [(u,) for u in uids])
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        log.warning("could not drop expunged messages from %s: %s", path, exc)
+
+
 def texts_of(data: bytes) -> tuple[str, str]:
     """(head text, body text) of a whole message, as the index keeps them."""
     return head_text(headers.block_of(data)), body_text(data)
