@@ -163,8 +163,10 @@ def test_thread_orderedsubject_table():
         _item(5, "A", sent=2),
         _item(6, "c", sent=4),
     ]
-    roots = sort.thread_orderedsubject(items)
-    assert sort.render_threads(roots, uid=False) == b"(2 (5)(4))(6)(1 3)"
+    keys, arrivals = [i.keys for i in items], [i.arrival for i in items]
+    assert sort.thread_orderedsubject(keys, arrivals, [1, 2, 3, 4, 5, 6]) == b"(2 (5)(4))(6)(1 3)"
+    uids = [10, 20, 30, 40, 50, 60]
+    assert sort.thread_orderedsubject(keys, arrivals, uids) == b"(20 (50)(40))(60)(10 30)"
 
 
 def test_keys_of_a_message():

@@ -319,20 +319,6 @@ def _listed(view: View) -> Callable[[], Iterable[int]]:
     return lambda: [*view.base_uids, *view.tail_uids]
 
 
-def _items(
-    ctx: Context, view: View, key: SearchKey, recent: set[int], need_keys: bool
-) -> list[sort.Item]:
-    """The messages matching `key` with what they sort by; off the loop."""
-    seqs, entries = _chosen(ctx, view, key, recent)
-    uids = [e.uid for e in entries]
-    keys = sort_keys_of(ctx).keys(view.folder, uids, _listed(view)) if need_keys else []
-    empty = sort.SortKeys()
-    return [
-        sort.Item(s, e.uid, e.size, float(e.internal_date), keys[n] if keys else empty)
-        for n, (s, e) in enumerate(zip(seqs, entries, strict=True))
-    ]
-
-
 def _kept(view: View, key: SearchKey) -> object | None:
     """What an answer over the view's messages can be kept against: its listing, when the
     answer depends on nothing else (every message, no flag test, nothing since SELECT)."""
@@ -424,12 +410,17 @@ def _threads(ctx: Context, view: View, cmd: Command, recent: set[int]) -> bytes:
 
 def _thread(ctx: Context, view: View, cmd: Command, recent: set[int]) -> bytes:
     assert cmd.search is not None
-    items = _items(ctx, view, cmd.search, recent, True)
-    if cmd.algorithm == "ORDEREDSUBJECT":
-        roots = sort.thread_orderedsubject(items)
-    else:
-        roots = sort.thread_references(items)
-    return sort.render_threads(roots, cmd.uid)
+    seqs, entries = _chosen(ctx, view, cmd.search, recent)
+    uids = [e.uid for e in entries]
+    arrivals = [float(e.internal_date) for e in entries]
+    with sort.paused_gc():  # the keys of a folder, and a node per message: no cycles to find
+        keys = sort_keys_of(ctx).keys(view.folder, uids, _listed(view))
+        if cmd.algorithm == "ORDEREDSUBJECT":
+            return sort.thread_orderedsubject(keys, arrivals, uids if cmd.uid else seqs)
+        items = [
+            sort.Item(s, u, 0, a, k) for s, u, a, k in zip(seqs, uids, arrivals, keys, strict=True)
+        ]
+        return sort.render_threads(sort.thread_references(items), cmd.uid)
 
 
 async def do_thread(session: Session, cmd: Command) -> str | None:

@@ -573,26 +573,34 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def thread_orderedsubject(items: Sequence[Item]) -> list[Node]:
-    """RFC 5256 2.1 ORDEREDSUBJECT: messages of one base subject are one thread, the first
-    by sent date the parent of the rest; threads in the sent date order of their first."""
-    with paused_gc():
-        return _thread_orderedsubject(items)
-
-
-def _thread_orderedsubject(items: Sequence[Item]) -> list[Node]:
-    ordered = sorted(items, key=lambda i: (i.keys.mapped("subject"), i.sent, i.seq))
-    roots: list[Node] = []
-    last: str | None = None
-    for item in ordered:
-        subject = item.keys.mapped("subject")
-        if roots and subject == last:
-            roots[-1].children.append(Node(item, roots[-1]))
+def thread_orderedsubject(
+    keys: Sequence[SortKeys], arrivals: Sequence[float], numbers: Sequence[int]
+) -> bytes:
+    """RFC 5256 2.1 ORDEREDSUBJECT as a thread-list (RFC 5256 4), for messages given in
+    sequence order (their keys, internal dates, and the number to show for each): messages
+    of one base subject are one thread, the first by sent date the parent of the rest, in
+    sent date order; threads in the sent date order of their first. Worked out on columns,
+    as SORT is: no tree is built, since the tree is always one level deep."""
+    subjects = _column("SUBJECT", keys, (), arrivals)
+    sent = _column("DATE", keys, (), arrivals)
+    perm = list(range(len(numbers)))  # ties in sequence order
+    perm.sort(key=sent.__getitem__)
+    perm.sort(key=subjects.__getitem__)
+    starts = [n for n in range(len(perm)) if n == 0 or subjects[perm[n]] != subjects[perm[n - 1]]]
+    ends = [*starts[1:], len(perm)]
+    threads = list(range(len(starts)))
+    threads.sort(key=lambda t: (sent[perm[starts[t]]], perm[starts[t]]))  # ties by number
+    out = bytearray()
+    for t in threads:
+        members = perm[starts[t] : ends[t]]
+        root = numbers[members[0]]
+        if len(members) == 1:
+            out += b"(%d)" % root
+        elif len(members) == 2:  # an only child continues the chain
+            out += b"(%d %d)" % (root, numbers[members[1]])
         else:
-            roots.append(Node(item))
-            last = subject
-    roots.sort(key=_date_key)
-    return roots
+            out += b"(%d " % root + b"".join(b"(%d)" % numbers[m] for m in members[1:]) + b")"
+    return bytes(out)
 
 
 def _is_ancestor(a: Node, b: Node) -> bool:
