@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import smtplib
 from itertools import count
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mailsuite.store import Store
+from mailsuite.store.maildir import INDEX_FILE
 from tests.test_imap_server import PASSWORD, Raw, deliver, reply, session, store
 
 __all__ = ["store"]  # fixture, imported so pytest finds it here
@@ -215,3 +217,18 @@ def test_accounts_quota_is_the_default_and_an_account_may_override_it(limited):
     assert quota_of(c) == b'* QUOTA "" (STORAGE 0 4)\r\n'
     shown = limited.cli("user", "show", address, check=True).stdout
     assert "4K (accounts.quota)" in shown
+
+
+def test_append_and_copy_without_a_limit_leave_other_folders_unread(suite, store):
+    """An account with no quota has nothing to count: APPEND and COPY must not open (and so
+    index) every folder of the mailbox to learn a usage nobody asked for."""
+    address = quota_user(suite, None)
+    deliver(store, address, SMALL, folder="Archive")
+    archive = suite.maildir(address) / ".Archive"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{archive / INDEX_FILE}{suffix}").unlink(missing_ok=True)
+    c = session(suite, address)
+    assert b" OK [APPENDUID" in c.cmd(b"APPEND INBOX {%d+}\r\n" % len(SMALL) + SMALL)[-1]
+    assert b" OK [COPYUID" in c.cmd("COPY 1 INBOX")[-1]
+    assert not (archive / INDEX_FILE).exists()
+    assert reply(c.cmd("SELECT Archive")).startswith(b"OK")  # the folder itself is intact

@@ -753,8 +753,16 @@ class Session:
         """Refuse an APPEND or COPY that would take the account past its quota, with
         RFC 9208 4.3.1's NO [OVERQUOTA] (also for a message larger than the whole quota: it is
         the quota, not a size limit, that it exceeds). MOVE is not checked: its messages
-        stay under the same quota root, so usage does not grow."""
-        verdict = quota_policy.judge(await self._usage(), size)
+        stay under the same quota root, so usage does not grow. An account without a limit
+        costs no look at its folders: totals of folders nobody opened would mean building
+        their indexes."""
+        ctx = self.ctx
+        try:
+            verdict = await ctx.run_io(
+                quota_policy.check, ctx.settings, ctx.directory, ctx.store, self.address, size
+            )
+        except DirectoryUnavailable:
+            raise No(UNAVAILABLE_MESSAGE, "UNAVAILABLE") from None
         if verdict is not quota_policy.Verdict.FITS:
             raise No("Quota exceeded (mailbox is full)", imap_quota.OVERQUOTA)
 
