@@ -10,7 +10,7 @@ peak RSS), and the bystander's NOOP latency (p50, p99, max) while the builds ran
 "Cold" here means no index file, a fresh server process, and the message files in the page
 cache as they were just written.
 
-Usage: python benchmarks/cold_bench.py [--messages N] [--folders F]
+Usage: python benchmarks/cold_bench.py [--messages N] [--folders F] [--from MAILDIR]
 """
 
 from __future__ import annotations
@@ -42,23 +42,28 @@ def users(count: int) -> list[str]:
     return [f"cold{n}@example.test" for n in range(count)]
 
 
-def populate(suite: Suite, count: int, folders: int) -> None:
-    """One set of `count` files (90 % seen), hard-linked into every user's INBOX; no index."""
+def populate(suite: Suite, count: int, folders: int, source: Path | None) -> int:
+    """One set of `count` files (90 % seen), or the files of the Maildir `source`,
+    hard-linked into every user's INBOX; no index. Returns how many messages each holds."""
     store = Store(suite.config["paths"]["maildirs"], fsync=False)
     names = users(folders)
     first = store.mailbox(names[0]).path
-    now = time.time() - count
-    for i in range(count):
-        data = imap_bench.message(i)
-        letters = "S" if i % 10 else ""
-        path = first / "cur" / f"{unique_key(len(data), now + i)}:2,{letters}"
-        path.write_bytes(data)
-        os.utime(path, (now + i, now + i))
-    listing = os.listdir(first / "cur")
-    for user in names[1:]:
-        cur = store.mailbox(user).path / "cur"
-        for name in listing:
-            os.link(first / "cur" / name, cur / name)
+    if source is None:
+        now = time.time() - count
+        for i in range(count):
+            data = imap_bench.message(i)
+            letters = "S" if i % 10 else ""
+            path = first / "cur" / f"{unique_key(len(data), now + i)}:2,{letters}"
+            path.write_bytes(data)
+            os.utime(path, (now + i, now + i))
+        source, targets = first, names[1:]
+    else:
+        targets = names
+    files = [(sub, name) for sub in ("cur", "new") for name in os.listdir(source / sub)]
+    for user in targets:
+        target = store.mailbox(user).path
+        for sub, name in files:
+            os.link(source / sub / name, target / sub / name)
     for user in names:
         folder_dir = store.mailbox(user).path
         for name in os.listdir(folder_dir):
@@ -66,6 +71,7 @@ def populate(suite: Suite, count: int, folders: int) -> None:
                 os.unlink(folder_dir / name)
     for i in range(20):
         store.deliver([BYSTANDER], b"Subject: %d\r\n\r\nhello\r\n" % i)
+    return len(files)
 
 
 async def run(port: int, pid: int, folders: int) -> None:
@@ -122,6 +128,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--messages", type=int, default=100_000)
     ap.add_argument("--folders", type=int, default=10)
+    ap.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        help="link the files of this Maildir instead of writing --messages new ones",
+    )
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="cold-bench-"))
     off = {k: None for k in ("smtp", "submission", "submissions", "pop3", "pop3s", "web")}
@@ -129,9 +141,9 @@ def main() -> None:
     for user in [*users(args.folders), BYSTANDER]:
         suite.add_user(user, PASSWORD)
     t0 = time.perf_counter()
-    populate(suite, args.messages, args.folders)
+    count = populate(suite, args.messages, args.folders, args.source)
     print(
-        f"populated {args.folders} unindexed folders of {args.messages} messages (hard links)"
+        f"populated {args.folders} unindexed folders of {count} messages (hard links)"
         f" in {time.perf_counter() - t0:.1f} s; {os.cpu_count()} CPUs,"
         f" load average {os.getloadavg()[0]:.1f}"
     )

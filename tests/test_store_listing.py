@@ -39,9 +39,11 @@ def test_messages_is_one_shared_listing_until_the_folder_changes(tmp_path):
         [],
     ]
     assert second.first_unseen() == 1 and second.keywords() == frozenset({"$Later"})
+    keys = {m.uid: m.key for m in second}
     folder.expunge([1, 3])
     third = folder.messages()
     assert [m.uid for m in third] == [2, 4, 5]
+    assert [m.key for m in third] == [keys[2], keys[4], keys[5]] == list(third.keys)
     assert third.first_unseen() == 3
     assert [m.uid for m in second] == [1, 2, 3, 4, 5]
     status = folder.status()
@@ -142,3 +144,21 @@ def _bounds(text: str, expected: list) -> list[tuple[int, int]]:
         b = a if not hi else (10**9 if hi == "*" else int(hi))
         out.append((min(a, b), max(a, b)))
     return out
+
+
+def test_keys_stay_right_through_bulk_expunges_and_a_session_shares_the_columns(tmp_path):
+    _, folder = _folder(tmp_path, 40)
+    before = {m.uid: m.key for m in folder.messages()}
+    view = View("INBOX", folder, False, Snapshots().take(folder), set())
+    doomed = list(range(3, 40, 3))  # more than a few at once: the key buffer is packed
+    folder.expunge(doomed)
+    left = [u for u in range(1, 41) if u not in doomed]
+    assert [(m.uid, m.key) for m in folder.messages()] == [(u, before[u]) for u in left]
+    assert view.remove(doomed) == sorted(doomed, reverse=True)
+    assert [(m.uid, m.key) for m in view.all()] == [(u, before[u]) for u in left]
+    assert list(view.base.uids) == left and view.seq_of(left[-1]) == len(left)
+    # the view's listing after the expunge is positions into the columns it had
+    assert len(view.base.without([left[0]])) == len(left) - 1
+    assert view.base.first_unseen() == 1 and view.base.total_size() == sum(
+        m.size for m in view.all()
+    )
