@@ -3,15 +3,14 @@
 Building the index of a folder nobody has opened yet lists and stats every file and writes
 a row each: CPU and I/O for about a second per 100,000 messages. Ten sessions opening ten
 such folders at once in ten I/O threads would share the same cores and the GIL, each take
-ten times as long, and all hold their working memory at the same moment; run a few at a
-time, each finishes in its own time and the peak memory is that of a few. A server that is
+ten times as long, and all hold their working memory at the same moment; run one after
+the other, each finishes in its own time and the peak memory is that of one. A server that is
 shutting down tells the builds to stop: each one checks between steps and gives up, its
 transaction rolled back, so the next start builds the index again from the files.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,11 +25,13 @@ class ScanInterrupted(StoreError):
 
 
 class Scans:
-    """The store's bound on concurrent index builds (one per core unless told) and its
-    stop flag."""
+    """The store's bound on concurrent index builds and its stop flag. One at a time in a
+    process unless told: a build is mostly Python, which holds the GIL, so a second one in
+    the same process only takes turns with it and with the event loop; every worker process
+    has its own store, so the machine still builds one per worker."""
 
-    def __init__(self, limit: int | None = None) -> None:
-        self.limit = limit or max(1, os.cpu_count() or 1)
+    def __init__(self, limit: int = 1) -> None:
+        self.limit = limit
         self._turns = threading.BoundedSemaphore(self.limit)
         self._stopping = threading.Event()
 

@@ -111,7 +111,7 @@ class Store:
         self._watchers: dict[tuple[str, str], list[Watch]] = {}
         self._mailbox_locks: dict[str, _MailboxLock] = {}
         self._opening: dict[tuple[str, str], threading.Lock] = {}
-        self.scans = Scans()  # index builds: a few at a time, stopped at shutdown (scans.py)
+        self.scans = Scans()  # index builds: one at a time, stopped at shutdown (scans.py)
         self.recent = RecentMarks()  # \Recent of this process's sessions (recent.py)
         self._count_reads = count_reads
 
