@@ -302,6 +302,7 @@ async def serve(
         log.info("mailsuite ready: %s for %s", settings.hostname, ", ".join(settings.domains))
         await stop.wait()
         log.info("shutting down")
+        ctx.store.interrupt_scans()  # an index build would hold up the I/O pool's shutdown
         if control is not None:
             await control.close()
         await ctx.lag.close()
