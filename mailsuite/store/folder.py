@@ -222,6 +222,20 @@ class Folder:
             assert self._msgs is not None
             return self._msgs.get(uid)
 
+    def get_now(self, uids: Iterable[int]) -> dict[int, MessageInfo | None] | None:
+        """Those messages from memory without waiting, for callers on the event loop: None
+        when the copy in memory is not loaded or the folder's lock is held (a commit, sync
+        or load in progress, which may be waiting on the disk); the caller then asks `get`
+        in the I/O pool. Microseconds a message, so for a few messages at a time."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            if self._msgs is None or self._gone:
+                return None
+            return {uid: self._msgs.get(uid) for uid in uids}
+        finally:
+            self._lock.release()
+
     def changed_elsewhere(self) -> bool:
         """Whether the index changed since the copy in memory was brought up to date (by
         another process, or by this one a moment ago, before its notices went out): then
