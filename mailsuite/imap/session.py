@@ -1025,6 +1025,10 @@ class Session:
                 ]
         recent = set(view.recent)
         if not render.needs_body(items):
+            if len(entries) <= ON_LOOP:
+                # a few messages' FLAGS, UID, sizes...: from memory, no trip to the pool
+                self.conn.write(_render_index_chunk(entries, items, recent))
+                return None
             for start in range(0, len(entries), FETCH_CHUNK_INDEX):
                 chunk = entries[start : start + FETCH_CHUNK_INDEX]
                 data = await self.ctx.run_io(_render_index_chunk, chunk, items, recent)
