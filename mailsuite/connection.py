@@ -356,9 +356,31 @@ class LineConnection(protocol.Protocol, metaclass=ABCMeta):
             if self.deflater is not None:
                 # RFC 4978 4: a sync flush after each batch, so the client can act on it now
                 data = self.deflater.compress(data) + self.deflater.flush(zlib.Z_SYNC_FLUSH)
-            self.transport.write(data)
+            self._send(data)
         self.out.clear()
         self.out_size = 0
+
+    def _send(self, data: bytes) -> None:
+        """Hand `data` to the transport. On plain TCP with nothing queued there, what the
+        socket takes is sent at once: a reply then costs one send() instead of the reactor's
+        round of watching for writable, waking, sending and unwatching. The rest (a full
+        socket buffer) and every TLS byte go through the transport, which keeps the order."""
+        t = self.transport
+        if (
+            not self.tls
+            and getattr(t, "dataBuffer", None) == b""
+            and getattr(t, "_tempDataBuffer", None) == []
+            and getattr(t, "connected", False)
+            and not getattr(t, "_writeDisconnected", True)
+        ):
+            try:
+                sent = t.socket.send(data)
+            except OSError:
+                sent = 0  # would block, or broken: the transport's write finds out and closes
+            data = data[sent:]
+            if not data:
+                return
+        self.transport.write(data)
 
     async def drain(self) -> None:
         """Flush, and wait while the transport's buffer is full; a slow reader is not idle."""

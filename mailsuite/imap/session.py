@@ -1050,7 +1050,8 @@ class Session:
                 start += 1
             data = await self.ctx.run_io(_render_body_chunk, view.folder, chunk, items, recent)
             self.conn.write(data)
-            await self.conn.drain()
+            if start < len(entries):
+                await self.conn.drain()  # the last chunk goes out with the tagged reply
         return None
 
     HANDLERS: ClassVar[dict[str, tuple[Callable[..., Any], frozenset[str]]]] = {}
