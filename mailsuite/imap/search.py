@@ -406,6 +406,16 @@ def _narrow(key: SearchKey, entries: Sequence[MessageEntry]) -> range:
     return range(lo, max(lo, hi))
 
 
+def span_in_memory(key: SearchKey, entries: Sequence[MessageEntry]) -> int | None:
+    """How many entries a search of `key` tests one by one when it needs nothing but what
+    they hold (no header, body or flag column): the size of the range a top-level UID or
+    sequence set confines it to, so a caller can run a small one where it is. None for keys
+    that read files or that the flag column answers."""
+    if needs_file(key) or flags_test(key) is not None:
+        return None
+    return len(_narrow(key, entries))
+
+
 class _UidView:
     """The UIDs of an entry list, for bisect without building a second list."""
 

@@ -20,7 +20,7 @@ from mailsuite import store as store_pkg
 from mailsuite.auth import UNAVAILABLE_MESSAGE, AuthCode
 from mailsuite.connection import TooLong
 from mailsuite.directory import DirectoryUnavailable
-from mailsuite.imap import condstore, mailboxes, render, results, rev2, status
+from mailsuite.imap import condstore, mailboxes, render, results, rev2, search, status
 from mailsuite.imap import quota as imap_quota
 from mailsuite.imap.appending import append_all, uid_set
 from mailsuite.imap.binary import UnknownCte
@@ -884,9 +884,15 @@ class Session:
             return await results.do_esearch(self, cmd)  # RFC 4731 3.1: SEARCH RETURN
         view = self._view()
         assert cmd.search is not None
-        result = await self.ctx.run_io(
-            results.search_view, self.ctx, view, cmd.search, set(view.recent)
-        )
+        entries = view.entries()
+        span = search.span_in_memory(cmd.search, entries)
+        if span is not None and span <= ON_LOOP:
+            # a few messages' UIDs and flags (UID SEARCH UID n:m UNSEEN): no trip to the pool
+            result = search.search(cmd.search, entries, set(view.recent), view.folder.read)
+        else:
+            result = await self.ctx.run_io(
+                results.search_view, self.ctx, view, cmd.search, set(view.recent)
+            )
         found = result.uids if cmd.uid else result.seqs
         extra = b""
         if result.uids and condstore.search_uses_modseq(cmd.search):
