@@ -765,11 +765,17 @@ def _gather_subjects(root: Node) -> None:
 
 
 def _sort_tree(root: Node) -> None:
+    """RFC 5256 2.2 (6); the parent links go on the way, since nothing after this step
+    walks up: the tree handed back holds no cycle, so reference counting frees it when the
+    answer is written, not a cycle collection over every node of the folder."""
     stack = [root]
     while stack:
         node = stack.pop()
-        node.children.sort(key=_date_key)
-        stack.extend(node.children)
+        node.parent = None
+        children = node.children
+        if len(children) > 1:  # most messages have no reply, or one
+            children.sort(key=_date_key)
+        stack.extend(children)
 
 
 def render_threads(roots: Sequence[Node], uid: bool) -> bytes:
