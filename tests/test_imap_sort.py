@@ -3,6 +3,7 @@ tables, then every command against the real server."""
 
 from __future__ import annotations
 
+import calendar
 import random
 import re
 import time
@@ -563,3 +564,25 @@ def test_store_cache_in_batches(tmp_path):
     got = folder.cache_get_many([*uids[::2], 99999], "k")
     assert got == {u: b"v%d" % u for u in uids[::2]}
     assert folder.cache_get_many(uids[:3], "other") == {}
+
+
+def test_thread_takes_the_internal_date_where_date_is_unusable(suite, user, store):
+    """RFC 5256 2.2: a message without a usable Date threads by its internal date, over
+    every message, after new mail and over a search alike."""
+    folder = store.mailbox(user).folder("INBOX")
+    day = calendar.timegm((2026, 3, 1, 0, 0, 0))
+    folder.append(message("noon", "a@x", date="Sun, 1 Mar 2026 12:00:00 +0000"), (), day)
+    folder.append(message("no date", "b@x"), (), day + 13 * 3600)
+    folder.append(message("bad date", "c@x", date="someday, maybe"), (), day + 9 * 3600)
+    c = session(suite, user)
+    for algorithm in ("REFERENCES", "ORDEREDSUBJECT"):
+        assert untagged(c.ok(f"THREAD {algorithm} UTF-8 ALL"), b"THREAD") == [b"* THREAD (3)(1)(2)"]
+        assert untagged(c.ok(f"THREAD {algorithm} UTF-8 NOT FROM zz"), b"THREAD") == [
+            b"* THREAD (3)(1)(2)"
+        ]
+    folder.append(message("later", "d@x"), (), day + 10 * 3600)
+    c.ok("NOOP")
+    for algorithm in ("REFERENCES", "ORDEREDSUBJECT"):
+        assert untagged(c.ok(f"THREAD {algorithm} UTF-8 ALL"), b"THREAD") == [
+            b"* THREAD (3)(4)(1)(2)"
+        ]

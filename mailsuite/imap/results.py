@@ -410,17 +410,34 @@ def _threads(ctx: Context, view: View, cmd: Command, recent: set[int]) -> bytes:
 
 def _thread(ctx: Context, view: View, cmd: Command, recent: set[int]) -> bytes:
     assert cmd.search is not None
-    seqs, entries = _chosen(ctx, view, cmd.search, recent)
-    uids = [e.uid for e in entries]
-    arrivals = [float(e.internal_date) for e in entries]
     with sort.paused_gc():  # the keys of a folder, and a node per message: no cycles to find
-        keys = sort_keys_of(ctx).keys(view.folder, uids, _listed(view))
+        if cmd.search == ("ALL",):
+            uids = [*view.base_uids, *view.tail_uids]
+            seqs: Sequence[int] = range(1, len(uids) + 1)
+            keys = sort_keys_of(ctx).keys(view.folder, uids, _listed(view))
+            arrivals = _thread_arrivals(view.entries(), keys)
+        else:
+            seqs, entries = _chosen(ctx, view, cmd.search, recent)
+            uids = [e.uid for e in entries]
+            keys = sort_keys_of(ctx).keys(view.folder, uids, _listed(view))
+            arrivals = [float(e.internal_date) for e in entries]
         if cmd.algorithm == "ORDEREDSUBJECT":
             return sort.thread_orderedsubject(keys, arrivals, uids if cmd.uid else seqs)
         items = [
             sort.Item(s, u, 0, a, k) for s, u, a, k in zip(seqs, uids, arrivals, keys, strict=True)
         ]
         return sort.render_threads(sort.thread_references(items), cmd.uid)
+
+
+def _thread_arrivals(entries: Sequence[Any], keys: Sequence[sort.SortKeys]) -> list[float]:
+    """The internal dates THREAD reads: a message's only where its Date is unusable (RFC
+    5256 2.2 takes the internal date then), 0.0 for the rest, which thread by their sent
+    date. THREAD of every message so makes no index entry per message, only UIDs."""
+    arrivals = [0.0] * len(keys)
+    for i, k in enumerate(keys):
+        if k.sent is None:
+            arrivals[i] = float(entries[i].internal_date)
+    return arrivals
 
 
 async def do_thread(session: Session, cmd: Command) -> str | None:
