@@ -782,32 +782,30 @@ def render_threads(roots: Sequence[Node], uid: bool) -> bytes:
     """RFC 5256 4 thread-list: "(" thread-members / thread-nested ")" for each thread, where
     thread-members = nz-number *(SP nz-number) [SP thread-nested]: a chain of only children
     stays flat, two or more children are each a thread-list. Written with a stack, not
-    recursion, for deep threads."""
-
-    def number(node: Node) -> bytes:
-        assert node.item is not None
-        return b"%d" % (node.item.uid if uid else node.item.seq)
-
-    out = bytearray()
-    stack: list[Node | bytes] = []
+    recursion, for deep threads, into one list of strings joined at the end (a folder's
+    answer is a few pieces per message)."""
+    number = operator.attrgetter("uid" if uid else "seq")
+    out: list[str] = []
+    push = out.append
+    stack: list[Node | None] = []  # None closes the thread-list its node opened
     for root in reversed(roots):
-        stack += [b")", root, b"("]
+        stack += (None, root)
     while stack:
-        top = stack.pop()
-        if isinstance(top, bytes):
-            out += top
+        node = stack.pop()
+        if node is None:
+            push(")")
             continue
-        node = top
-        nums: list[bytes] = []
-        if node.item is not None:
-            nums.append(number(node))
-            while len(node.children) == 1 and node.children[0].item is not None:
-                node = node.children[0]
-                nums.append(number(node))
-        out += b" ".join(nums)
-        if node.children:
-            if nums:
-                out += b" "
-            for child in reversed(node.children):
-                stack += [b")", child, b"("]
-    return bytes(out)
+        push("(")
+        item = node.item
+        children = node.children
+        if item is not None:
+            push(str(number(item)))
+            while len(children) == 1 and (item := children[0].item) is not None:
+                node = children[0]
+                children = node.children
+                push(" " + str(number(item)))
+            if children:
+                push(" ")
+        for child in reversed(children):
+            stack += (None, child)
+    return "".join(out).encode()
