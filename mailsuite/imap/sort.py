@@ -555,7 +555,9 @@ class Node:
 
 def _date_key(node: Node) -> tuple[float, int]:
     # RFC 5256 2.2: by sent date, ties by sequence number; a dummy by its first child
-    item = node.first_item()
+    item = node.item
+    if item is None:
+        item = node.first_item()
     return (0.0, 0) if item is None else (item.sent, item.seq)
 
 
@@ -628,7 +630,7 @@ def thread_references(items: Sequence[Item]) -> list[Node]:
 
 def _thread_references(items: Sequence[Item]) -> list[Node]:
     table: dict[str, Node] = {}
-    for item in sorted(items, key=lambda i: i.seq):
+    for item in sorted(items, key=operator.attrgetter("seq")):
         mid = item.keys.message_id
         # (1)(A) a missing or duplicate Message-ID gets a unique one (lowest number keeps it)
         if not mid or (mid in table and table[mid].item is not None):
@@ -693,6 +695,8 @@ def _prune(root: Node) -> None:
         order.append(node)
         stack.extend(node.children)
     for node in reversed(order):  # every node after all of its descendants
+        if not node.children:
+            continue  # most messages: nothing to prune below them
         kept: list[Node] = []
         for child in node.children:
             if child.item is not None:
