@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 # Real clients the tests use against the running server (and Dovecot, which reads our Maildirs).
 # Installed without recommended packages, so what a client only recommends but the tests need
 # is named here: libnet-ssleay-perl (swaks --tls), libsasl2-modules (mbsync's SASL PLAIN; on
-# plaintext loopback it has no other way in), tmux (the terminal neomutt runs in).
+# plaintext loopback it has no other way in), tmux (the terminal neomutt runs in), strace (counts
+# the fsyncs a read makes: none).
 APT_PACKAGES=(ca-certificates chromium curl dovecot-imapd dovecot-pop3d fetchmail getmail6 isync
-  libnet-ssleay-perl libsasl2-modules neomutt swaks tmux)
+  libnet-ssleay-perl libsasl2-modules neomutt strace swaks tmux)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
