@@ -23,8 +23,9 @@ from mailsuite.imap.message import Part, find_fields, header_part
 from mailsuite.imap.objectid import email_id
 from mailsuite.imap.parser import SearchKey
 from mailsuite.message import addresses
+from mailsuite.message.words import decode_words
 from mailsuite.store import NoSuchMessage
-from mailsuite.store.fulltext import body_text, decode_header, fold, head_text
+from mailsuite.store.fulltext import body_text, fold, head_text
 from mailsuite.store.headers import block_of as headers_block
 
 _FILE_KEYS = frozenset(
@@ -135,14 +136,14 @@ def _address_texts(value: bytes) -> tuple[str, ...]:
         if a.is_group_end:
             continue
         if a.is_group_start:
-            out.append(fold(decode_header(a.mailbox or b"")))
+            out.append(fold(decode_words(a.mailbox or b"")))
             continue
         spec = b"%s@%s" % (a.mailbox or b"", a.domain or b"")
         if a.route:
             spec = a.route + b":" + spec
         text = "<" + spec.decode("utf-8", "replace") + ">"
         if a.name:
-            text = decode_header(a.name) + " " + text
+            text = decode_words(a.name) + " " + text
         out.append(fold(text))
     return tuple(out)
 
@@ -236,7 +237,7 @@ def compile_key(
                     # so "a@b" is found however the field spells it (comments, routes)
                     if any(needle in t for t in _address_texts(value)):
                         return True
-                elif needle in fold(decode_header(value.strip())):
+                elif needle in fold(decode_words(value.strip())):
                     return True  # HEADER: the field's text after the colon
             return False
 

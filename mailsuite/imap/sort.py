@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mailsuite.message import addresses
+from mailsuite.message.words import decode_words
 
 CRITERIA = frozenset(
     {"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO"}
@@ -69,19 +70,6 @@ _REFWD = r"(?:re|fwd?)[ \t]*(?:" + _BLOB + r")?:"  # subj-refwd
 _LEADER = re.compile(r"(?:(?:" + _BLOB + r")*" + _REFWD + r"|[ \t]+)", re.IGNORECASE)
 _LEADING_BLOB = re.compile(_BLOB)
 _FWD_HDR = re.compile(r"\[fwd:", re.IGNORECASE)  # subj-fwd-hdr
-
-
-@functools.lru_cache(maxsize=8192)  # senders and thread subjects repeat
-def decode_words(raw: bytes) -> str:
-    """A header value as text: RFC 2047 encoded words decoded, raw 8-bit read as UTF-8
-    (RFC 6532), anything undecodable replaced rather than failing the sort."""
-    text = raw.decode("utf-8", "replace")
-    if "=?" not in text:
-        return text
-    try:
-        return str(email.header.make_header(email.header.decode_header(text)))
-    except (LookupError, ValueError, email.errors.HeaderParseError):
-        return text
 
 
 def base_subject(subject: str) -> tuple[str, bool]:

@@ -12,5 +12,7 @@ markers, source routes, parameters as written.
 
 Modules: `lexer` (CFWS, atoms, quoted strings, phrases, domains, MIME tokens), `addresses`
 (address lists with groups and routes), `mime` (Content-Type and its parameters, RFC 2045
-and RFC 2231). No I/O; imports no protocol code.
+and RFC 2231), and `words`, the one exception to "as written": values decoded to text for
+the readers that compare text (SEARCH, SORT, the full-text index), so that they agree. No
+I/O; imports no protocol code.
 """

@@ -39,6 +39,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from mailsuite.message.words import decode_words
+
 from . import headers
 from .errors import NoSuchFolder, NoSuchMessage, StoreError
 
@@ -71,20 +73,9 @@ def fold(text: str) -> str:
     return bare
 
 
-def decode_header(raw: bytes) -> str:
-    """Header text with RFC 2047 encoded words decoded (undecodable ones left as written)."""
-    text = raw.decode("utf-8", "replace")
-    if "=?" not in text:
-        return text
-    try:
-        return str(email.header.make_header(email.header.decode_header(text)))
-    except (LookupError, ValueError, email.errors.HeaderParseError):
-        return text
-
-
 def head_text(block: bytes) -> str:
     """The header block as TEXT searches it, folded."""
-    return fold(decode_header(block))
+    return fold(decode_words(block))
 
 
 _CONTENT_FIELD = re.compile(rb"(?im)^content-(type|transfer-encoding)[ \t]*:(.*(?:\r?\n[ \t].*)*)")
