@@ -170,15 +170,12 @@ def compile_key(
     if name == "ALL":
         return lambda c: True
     if name in ("FLAG", "NOFLAG"):
-        flag = key[1]
-        want = name == "FLAG"
-        if flag == "\\Recent":
+        if key[1] == "\\Recent":
+            want = name == "FLAG"
             return lambda c: c.recent == want
-        folded = flag.casefold()
-        if flag.startswith("\\"):
-            return lambda c: (flag in c.entry.flags) == want
-        # keywords are case-insensitive (RFC 3501 2.3.2 atoms)
-        return lambda c: any(f.casefold() == folded for f in c.entry.flags) == want
+        test = flags_test(key)
+        assert test is not None  # every flag but \\Recent is one the store keeps
+        return lambda c: test(c.entry.flags)
     if name == "SEQ":
         bounds = key[1].bounds(largest_seq)
         return lambda c: any(lo <= c.seq <= hi for lo, hi in bounds)
@@ -373,6 +370,7 @@ def flags_test(key: SearchKey) -> FlagTest | None:
             return None  # session state, not a flag the store keeps
         if flag.startswith("\\"):
             return (lambda f: flag in f) if want else (lambda f: flag not in f)
+        # keywords are case-insensitive (RFC 3501 2.3.2 atoms)
         folded = flag.casefold()
         return lambda f: any(x.casefold() == folded for x in f) == want
     if name == "NOT":
